@@ -1,0 +1,89 @@
+"""SessionActor: the one task through which a chat session's state changes.
+
+Commands are frozen dataclasses handled one at a time, so per-session rules (the sliding-window
+rate limit, idempotent sends) need no locks. Expected failures (bad token, rate limit, database
+down) are replies; anything else crashes the actor, and the registry restarts it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import outcome
+import structlog
+import trio
+
+from chatd.actors.handle import Reply
+from chatd.core.ratelimit import SlidingWindow
+from chatd.db.messages import MessageStore, NewMessage, StoredMessage
+from chatd.errors import ClientError, DatabaseUnavailable, RateLimited
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Send:
+    token_hash: bytes
+    message: NewMessage
+    reply: Reply[StoredMessage]
+
+
+SessionCommand = Send
+
+
+@dataclass(frozen=True)
+class SessionActorConfig:
+    idle_timeout: float
+    rate_limit_max: int
+    rate_limit_window: float
+
+
+class SessionActor:
+    def __init__(
+        self,
+        session_id: str,
+        mailbox: trio.MemoryReceiveChannel[SessionCommand],
+        messages: MessageStore,
+        config: SessionActorConfig,
+    ) -> None:
+        self.session_id = session_id
+        self._mailbox = mailbox
+        self._messages = messages
+        self._config = config
+        self._sends = SlidingWindow(config.rate_limit_max, config.rate_limit_window)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Handle commands until idle for `idle_timeout` seconds (then return normally)."""
+        task_status.started()
+        while True:
+            with trio.move_on_after(self._config.idle_timeout):
+                command = await self._mailbox.receive()
+                match command:
+                    case Send():
+                        await self._on_send(command)
+                continue
+            return
+
+    async def _on_send(self, command: Send) -> None:
+        with command.reply:  # closed on any exit, so a crash never leaves the caller waiting
+            now = trio.current_time()
+            wait = self._sends.retry_after(now)
+            if wait is not None:
+                error = RateLimited(
+                    f"at most {self._config.rate_limit_max} messages per"
+                    f" {self._config.rate_limit_window:g}s in a session",
+                    retry_after=wait,
+                )
+                command.reply.send_nowait(outcome.Error(error))
+                return
+            try:
+                stored = await self._messages.send(
+                    self.session_id, command.token_hash, command.message
+                )
+            except (ClientError, DatabaseUnavailable) as exc:
+                command.reply.send_nowait(outcome.Error(exc))
+                return
+            if stored.created:
+                self._sends.record(now)
+                log.info("message_stored", message_id=stored.row["id"], seq=stored.row["seq"])
+            command.reply.send_nowait(outcome.Value(stored))

@@ -1,0 +1,199 @@
+"""The process tree of `chatd serve` (DESIGN.md): one trio.run, every task in a nursery here.
+
+    serve
+    ├─ signal watcher          SIGTERM/SIGINT: graceful stop (a second one: stop now)
+    └─ database (embedded PostgreSQL child, or the configured URL)
+       └─ pool ── migrations checked/applied
+          └─ services nursery
+             ├─ SessionRegistry ── one SessionActor task per live session
+             └─ HTTP (hypercorn + QuartTrio)
+
+Shutdown runs inside out: stop accepting and finish requests (grace period), cancel the actors,
+close the pool, stop the embedded PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from chatd.actors.registry import SessionRegistry
+from chatd.actors.session import SessionActor, SessionActorConfig, SessionCommand
+from chatd.core.ratelimit import KeyedLimiter
+from chatd.db.embedded import Cluster, open_embedded_postgres
+from chatd.db.messages import MessageStore, QueueTarget
+from chatd.db.migrate import migrate, pending
+from chatd.db.pool import Pool, PoolConfig, open_pool
+from chatd.db.sessions import SessionStore
+from chatd.errors import MigrationError
+from chatd.http.app import create_app
+from chatd.http.services import Services
+from chatd.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    state_dir: Path
+    migrate: bool = True
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Passed to `on_ready` once chatd answers requests."""
+
+    urls: list[str]
+    database: str  # "embedded" or "configured"
+
+
+@asynccontextmanager
+async def open_database_url(settings: Settings, state_dir: Path) -> AsyncIterator[tuple[str, str]]:
+    """(url, kind): the configured PostgreSQL, or an embedded one living in the state directory."""
+    if settings.database.url:
+        yield settings.database.url, "configured"
+        return
+    async with open_embedded_postgres(Cluster(state_dir)) as url:
+        yield url, "embedded"
+
+
+def pool_config(settings: Settings, url: str) -> PoolConfig:
+    db = settings.database
+    return PoolConfig(
+        url,
+        db.pool_min_size,
+        db.pool_max_size,
+        db.connect_timeout_seconds,
+        db.acquire_timeout_seconds,
+        db.statement_timeout_ms,
+        db.idle_in_transaction_timeout_ms,
+    )
+
+
+async def prepare_schema(pool: Pool, apply: bool) -> None:
+    async with pool.connection() as conn:
+        if apply:
+            for applied in await migrate(
+                conn, on_apply=lambda m: log.info("migration_applying", file=m.filename)
+            ):
+                log.info("migration_applied", file=applied.filename)
+        elif todo := await pending(conn):
+            raise MigrationError(
+                f"the database schema is behind ({len(todo)} migration(s) pending, first"
+                f" {todo[0].filename}); run `chatd migrate` or start without --no-migrate"
+            )
+
+
+def build_services(settings: Settings, pool: Pool) -> Services:
+    chat = settings.chat
+    messages = MessageStore(
+        pool,
+        QueueTarget(
+            webhook_url=settings.n8n.webhook_url or f"{settings.public_url}/demo/n8n/webhook",
+            max_attempts=settings.queue.max_attempts,
+            guest_ttl_seconds=chat.guest_session_ttl_seconds,
+            user_ttl_seconds=chat.user_session_ttl_seconds,
+        ),
+    )
+    actor_config = SessionActorConfig(
+        settings.actors.idle_timeout_seconds, chat.rate_limit_max, chat.rate_limit_window_seconds
+    )
+
+    def spawn(session_id: str, mailbox: trio.MemoryReceiveChannel[SessionCommand]) -> SessionActor:
+        return SessionActor(session_id, mailbox, messages, actor_config)
+
+    registry = SessionRegistry[SessionCommand](
+        spawn,
+        mailbox_size=settings.actors.mailbox_size,
+        call_timeout=settings.actors.call_timeout_seconds,
+        restart_backoff_max=settings.actors.restart_backoff_max_seconds,
+    )
+    return Services(
+        settings=settings,
+        pool=pool,
+        sessions=SessionStore(
+            pool,
+            guest_ttl_seconds=chat.guest_session_ttl_seconds,
+            user_ttl_seconds=chat.user_session_ttl_seconds,
+        ),
+        messages=messages,
+        registry=registry,
+        session_creation=KeyedLimiter(
+            chat.session_create_per_ip_max, chat.session_create_per_ip_window_seconds
+        ),
+    )
+
+
+def hypercorn_config(settings: Settings) -> HypercornConfig:
+    config = HypercornConfig()
+    config.bind = [f"{settings.server.host}:{settings.server.port}"]
+    config.graceful_timeout = settings.server.shutdown_grace_seconds
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")  # one handler: ours (chatd/logs.py)
+    return config
+
+
+async def run_services(
+    services: Services, stop: trio.Event, on_ready: Callable[[list[str]], None]
+) -> None:
+    """Actors and HTTP until `stop` fires: HTTP drains first (grace period), then actors go."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(services.registry.run)
+
+        async def http(*, task_status: trio.TaskStatus[list[str]]) -> None:
+            await hypercorn_serve(
+                create_app(services),
+                hypercorn_config(services.settings),
+                shutdown_trigger=stop.wait,
+                task_status=task_status,
+            )
+            nursery.cancel_scope.cancel()  # requests are drained: the actors may stop now
+
+        on_ready(await nursery.start(http))
+
+
+async def serve(
+    settings: Settings, options: ServeOptions, on_ready: Callable[[Ready], None] | None = None
+) -> None:
+    """Run chatd until SIGTERM/SIGINT; returns after an orderly shutdown."""
+    stop = trio.Event()
+    serving = False
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as root:
+
+            async def watch_signals() -> None:
+                async for signum in signals:
+                    log.info("shutdown_requested", signal=signal.Signals(signum).name)
+                    if not serving or stop.is_set():
+                        root.cancel_scope.cancel()  # still starting, or asked twice: stop now
+                    stop.set()
+
+            root.start_soon(watch_signals)
+            async with open_database_url(settings, options.state_dir) as (url, kind):
+
+                def ready(urls: list[str]) -> None:
+                    nonlocal serving
+                    serving = True
+                    log.info(
+                        "chatd_ready",
+                        urls=urls,
+                        database=kind,
+                        state_dir=str(options.state_dir) if kind == "embedded" else None,
+                    )
+                    if on_ready is not None:
+                        on_ready(Ready(urls, kind))
+
+                async with open_pool(pool_config(settings, url)) as pool:
+                    await prepare_schema(pool, options.migrate)
+                    await run_services(build_services(settings, pool), stop, ready)
+            root.cancel_scope.cancel()  # the signal watcher
+    log.info("chatd_stopped")

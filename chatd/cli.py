@@ -1,0 +1,127 @@
+"""`chatd` command line: serve, migrate. Exit codes: 0 ok, 1 failure, 2 bad configuration or usage."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import structlog
+import trio
+
+from chatd.app import Ready, ServeOptions, open_database_url, pool_config, prepare_schema, serve
+from chatd.db.embedded import default_state_dir
+from chatd.db.pool import open_pool
+from chatd.errors import ChatdError, ConfigError, DatabaseUnavailable
+from chatd.logs import configure_logging
+from chatd.settings import Settings, load_settings
+
+log = structlog.get_logger(__name__)
+
+DESCRIPTION = """\
+chatd: the chat back end of an online shop. Shoppers' messages are stored in PostgreSQL, queued
+durably and delivered to an n8n workflow; the bot's replies come back to the browser.
+
+Configuration: --config FILE (TOML; every key is documented in config.toml), then environment
+variables CHATD_<SECTION>__<KEY> (e.g. CHATD_SERVER__PORT=9000) and the guide's names
+(DATABASE_URL, CHAT_WEBHOOK_SECRET, CHAT_N8N_WEBHOOK_URL, CHAT_SESSION_TIMEOUT, ...).
+With no database.url, an embedded PostgreSQL runs in the state directory.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatd", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        default=os.environ.get("CHATD_CONFIG") or None,
+        help="TOML config file (default: $CHATD_CONFIG, else built-in defaults)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        default=None,
+        help=f"where the embedded PostgreSQL keeps its data (default: {default_state_dir()})",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve_cmd = commands.add_parser(
+        "serve",
+        help="run the chat server (HTTP API, actors, database)",
+        description="Run chatd until SIGTERM or SIGINT.",
+    )
+    serve_cmd.add_argument("--host", help="address to listen on (server.host; default 127.0.0.1)")
+    serve_cmd.add_argument(
+        "--port", type=int, help="port to listen on (server.port; default 8000; 0 = any free)"
+    )
+    serve_cmd.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="do not apply migrations on start; refuse to start if any are pending",
+    )
+
+    commands.add_parser(
+        "migrate",
+        help="apply pending database migrations and exit",
+        description="Apply pending migrations (safe to run from several processes at once).",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        if args.command == "serve":
+            settings = _with_server_overrides(settings, args.host, args.port)
+    except ConfigError as exc:
+        print(f"chatd: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log.level, settings.log.format)
+    state_dir = args.state_dir or default_state_dir()
+    try:
+        if args.command == "serve":
+            trio.run(
+                serve, settings, ServeOptions(state_dir, migrate=not args.no_migrate), _announce
+            )
+        else:
+            trio.run(_migrate, settings, state_dir)
+    except ChatdError as exc:
+        log.error("chatd_failed", error=str(exc), kind=type(exc).__name__)
+        if isinstance(exc, DatabaseUnavailable):
+            print("chatd: is PostgreSQL running and database.url right?", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def _with_server_overrides(settings: Settings, host: str | None, port: int | None) -> Settings:
+    server = settings.server.model_copy(
+        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    )
+    if port is not None and not 0 <= port <= 65535:
+        raise ConfigError(f"--port: must be 0..65535 (got {port})")
+    return settings.model_copy(update={"server": server})
+
+
+def _announce(ready: Ready) -> None:
+    print(
+        f"chatd is listening on {', '.join(ready.urls)} (database: {ready.database})",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+async def _migrate(settings: Settings, state_dir: Path) -> None:
+    async with (
+        open_database_url(settings, state_dir) as (url, _kind),
+        open_pool(pool_config(settings, url)) as pool,
+    ):
+        await prepare_schema(pool, apply=True)
+    log.info("migrations_done")

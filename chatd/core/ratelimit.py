@@ -1,0 +1,55 @@
+"""Sliding-window rate limits (a log of recent hits); the clock comes in as `now` (seconds)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+
+class SlidingWindow:
+    """At most `limit` hits in any `window` seconds."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._hits: deque[float] = deque()
+
+    def _expire(self, now: float) -> None:
+        while self._hits and self._hits[0] <= now - self.window:
+            self._hits.popleft()
+
+    def retry_after(self, now: float) -> float | None:
+        """None if a hit is allowed now, else seconds until one will be."""
+        self._expire(now)
+        if len(self._hits) < self.limit:
+            return None
+        return self._hits[0] + self.window - now
+
+    def record(self, now: float) -> None:
+        self._hits.append(now)
+
+    def is_empty(self, now: float) -> bool:
+        self._expire(now)
+        return not self._hits
+
+
+class KeyedLimiter:
+    """One SlidingWindow per key (e.g. client IP); empty windows are swept so memory stays bounded."""
+
+    def __init__(self, limit: int, window: float, sweep_at: int = 10_000) -> None:
+        self.limit = limit
+        self.window = window
+        self._sweep_at = sweep_at
+        self._windows: dict[str, SlidingWindow] = {}
+
+    def hit(self, key: str, now: float) -> float | None:
+        """Record a hit if allowed and return None; else return the seconds to wait."""
+        if len(self._windows) >= self._sweep_at:
+            self._windows = {k: w for k, w in self._windows.items() if not w.is_empty(now)}
+        window = self._windows.setdefault(key, SlidingWindow(self.limit, self.window))
+        wait = window.retry_after(now)
+        if wait is None:
+            window.record(now)
+        return wait
+
+    def __len__(self) -> int:
+        return len(self._windows)

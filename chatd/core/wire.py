@@ -1,0 +1,168 @@
+"""Wire models: request bodies (pydantic, strict, unknown fields refused) and the message shape."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from chatd.core.jsonbody import nesting_depth
+from chatd.errors import BadRequest
+
+_EMAIL = re.compile(
+    r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+
+Metadata = dict[str, Any]
+M = TypeVar("M", bound=BaseModel)
+ClientId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class CreateSessionRequest(_Request):
+    userId: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    guestEmail: Annotated[str, Field(max_length=254)] | None = None
+    metadata: Metadata | None = None
+    userHash: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
+    identityToken: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+
+    @field_validator("guestEmail")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError("not a valid email address")
+        return value
+
+
+class SendMessageRequest(_Request):
+    sessionId: Annotated[str, Field(min_length=1, max_length=64)]
+    content: str
+    messageType: Literal["text", "quick_reply"] = "text"
+    metadata: Metadata | None = None
+    clientMessageId: ClientId | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_message_length: int
+    metadata_max_bytes: int
+    metadata_max_depth: int
+
+
+def parse_model(model: type[M], value: Any) -> M:
+    """Validate a parsed JSON value into `model`; a 400 naming the first bad field otherwise."""
+    if not isinstance(value, dict):
+        raise BadRequest("request body must be a JSON object", code="invalid_body")
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        kind = first["type"]
+        if kind == "extra_forbidden":
+            raise BadRequest(
+                f"unknown field {field!r}", code="unknown_field", field=field
+            ) from None
+        if kind == "missing":
+            raise BadRequest(f"{field} is required", code="missing_field", field=field) from None
+        raise BadRequest(f"{field}: {first['msg']}", code="invalid_field", field=field) from None
+
+
+def check_content(content: str, limits: Limits) -> str:
+    if not content.strip():
+        raise BadRequest("content is empty", code="empty_content", field="content")
+    if len(content) > limits.max_message_length:
+        raise BadRequest(
+            f"content is longer than {limits.max_message_length} characters",
+            code="content_too_long",
+            field="content",
+        )
+    return content
+
+
+def check_metadata(metadata: Metadata | None, limits: Limits) -> Metadata | None:
+    if metadata is None:
+        return None
+    size = len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > limits.metadata_max_bytes:
+        raise BadRequest(
+            f"metadata is larger than {limits.metadata_max_bytes} bytes",
+            code="metadata_too_large",
+            field="metadata",
+        )
+    if nesting_depth(metadata) > limits.metadata_max_depth:
+        raise BadRequest(
+            f"metadata is nested deeper than {limits.metadata_max_depth} levels",
+            code="metadata_too_deep",
+            field="metadata",
+        )
+    return metadata
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    page: int
+    limit: int
+    after_seq: int | None
+
+
+MAX_PAGE_LIMIT = 100
+MAX_PAGE = 100_000
+MAX_SEQ = 2**62
+
+
+def parse_page_query(args: Mapping[str, str], *, default_limit: int = 50) -> PageQuery:
+    """?page=&limit=&afterSeq= as bounded integers; a 400 naming the parameter otherwise."""
+    unknown = set(args) - {"page", "limit", "afterSeq", "wait"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise BadRequest(f"unknown query parameter {name!r}", code="unknown_field", field=name)
+    return PageQuery(
+        page=_int_arg(args, "page", 1, 1, MAX_PAGE),
+        limit=_int_arg(args, "limit", default_limit, 1, MAX_PAGE_LIMIT),
+        after_seq=_int_arg(args, "afterSeq", None, 0, MAX_SEQ),
+    )
+
+
+def _int_arg(args: Mapping[str, str], name: str, default: int | None, low: int, high: int) -> Any:
+    raw = args.get(name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,19}", raw.strip()):
+        raise BadRequest(
+            f"{name} must be a whole number from {low} to {high}", code="invalid_query", field=name
+        )
+    value = int(raw)
+    if not low <= value <= high:
+        raise BadRequest(
+            f"{name} must be a whole number from {low} to {high}", code="invalid_query", field=name
+        )
+    return value
+
+
+def iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def message_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored message in the wire shape every API and event uses."""
+    return {
+        "id": row["id"],
+        "sessionId": row["session_id"],
+        "senderType": row["sender_type"],
+        "content": row["content"],
+        "messageType": row["message_type"],
+        "metadata": row["metadata"],
+        "status": row["status"],
+        "seq": row["seq"],
+        "createdAt": iso(row["created_at"]),
+    }

@@ -1,0 +1,119 @@
+"""The chat_messages aggregate: a user message and its webhook job in one transaction; history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from chatd.core.tokens import new_id
+from chatd.db.pool import Pool
+from chatd.db.queries import query
+from chatd.db.sessions import check_access
+from chatd.errors import Conflict
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    content: str
+    message_type: str
+    metadata: dict[str, Any] | None
+    client_message_id: str | None
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    row: dict[str, Any]
+    created: bool  # False when a clientMessageId replay returned the earlier message
+
+
+@dataclass(frozen=True)
+class QueueTarget:
+    webhook_url: str
+    max_attempts: int
+    guest_ttl_seconds: float
+    user_ttl_seconds: float
+
+
+class MessageStore:
+    def __init__(self, pool: Pool, target: QueueTarget) -> None:
+        self._pool = pool
+        self._target = target
+
+    async def send(self, session_id: str, token_hash: bytes, message: NewMessage) -> StoredMessage:
+        params = {
+            "session_id": session_id,
+            "token_hash": token_hash,
+            "message_id": new_id(),
+            "job_id": new_id(),
+            "content": message.content,
+            "message_type": message.message_type,
+            "metadata": Jsonb(message.metadata) if message.metadata is not None else None,
+            "client_message_id": message.client_message_id,
+            "webhook_url": self._target.webhook_url,
+            "max_attempts": self._target.max_attempts,
+            "guest_ttl_seconds": self._target.guest_ttl_seconds,
+            "user_ttl_seconds": self._target.user_ttl_seconds,
+        }
+        async with self._pool.connection() as conn:
+            try:
+                row = await (await conn.execute(query("send_user_message"), params)).fetchone()
+            except psycopg.errors.UniqueViolation:
+                return await self._replay(conn, session_id, message)
+            if row is None:
+                auth = await (await conn.execute(query("session_auth"), params)).fetchone()
+                check_access(auth, token_hash)
+                raise AssertionError("send matched no session, yet the session is live")
+        return StoredMessage(row, created=True)
+
+    async def _replay(self, conn: Any, session_id: str, message: NewMessage) -> StoredMessage:
+        """The clientMessageId was used before: the same message again, or a conflict."""
+        row = await (
+            await conn.execute(
+                query("message_by_client_id"),
+                {
+                    "session_id": session_id,
+                    "client_message_id": message.client_message_id,
+                },
+            )
+        ).fetchone()
+        assert row is not None  # the unique violation means it exists
+        same = (row["content"], row["message_type"], row["metadata"]) == (
+            message.content,
+            message.message_type,
+            message.metadata,
+        )
+        if not same:
+            raise Conflict(
+                "clientMessageId was already used for a different message",
+                code="client_message_id_conflict",
+                field="clientMessageId",
+            )
+        return StoredMessage(row, created=False)
+
+    async def recent(self, session_id: str, *, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                query("recent_messages"),
+                {"session_id": session_id, "limit": limit, "offset": offset},
+            )
+            return await cur.fetchall()
+
+    async def after_seq(
+        self, session_id: str, after_seq: int, *, limit: int
+    ) -> list[dict[str, Any]]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                query("messages_after_seq"),
+                {"session_id": session_id, "after_seq": after_seq, "limit": limit},
+            )
+            return await cur.fetchall()
+
+    async def count(self, session_id: str) -> int:
+        async with self._pool.connection() as conn:
+            row = await (
+                await conn.execute(query("message_count"), {"session_id": session_id})
+            ).fetchone()
+        return int(row["total"]) if row else 0

@@ -1,0 +1,129 @@
+"""REST routes for sessions and messages: parse, authorize, call the actor or store, serialize."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+import trio
+from quart import Blueprint, request
+
+from chatd.actors.handle import Reply
+from chatd.actors.session import Send
+from chatd.core.identity import prove_identity
+from chatd.core.tokens import new_id, new_session_token, token_hash
+from chatd.core.wire import (
+    CreateSessionRequest,
+    SendMessageRequest,
+    check_content,
+    check_metadata,
+    iso,
+    message_to_wire,
+    parse_page_query,
+)
+from chatd.db.messages import NewMessage, StoredMessage
+from chatd.errors import BadRequest, RateLimited
+from chatd.http.auth import request_token_hash
+from chatd.http.body import client_ip, json_body
+from chatd.http.services import Services
+
+RECENT_ON_SESSION = 50
+
+
+def chat_routes(services: Services) -> Blueprint:
+    bp = Blueprint("chat", __name__, url_prefix="/api/chat")
+    settings = services.settings
+
+    @bp.post("/session")
+    async def create_session() -> dict[str, Any]:
+        body = await json_body(CreateSessionRequest)
+        metadata = check_metadata(body.metadata, services.limits)
+        identity = prove_identity(
+            user_id=body.userId,
+            user_hash_hex=body.userHash,
+            identity_token=body.identityToken,
+            secret=settings.identity.secret,
+            now=time.time(),
+        )
+        wait = services.session_creation.hit(
+            client_ip(settings.server.trust_forwarded_for), trio.current_time()
+        )
+        if wait is not None:
+            raise RateLimited("too many new sessions from this address", retry_after=wait)
+        token = new_session_token()
+        session = await services.sessions.create(
+            session_id=new_id(),
+            token_hash=token_hash(token),
+            identity=identity,
+            guest_email=body.guestEmail,
+            metadata=metadata,
+        )
+        structlog.contextvars.bind_contextvars(session_id=session.id)
+        return {
+            "sessionId": session.id,
+            "sessionToken": token,
+            "status": session.status,
+            "expiresAt": iso(session.expires_at),
+        }
+
+    @bp.get("/session/<session_id>")
+    async def get_session(session_id: str) -> dict[str, Any]:
+        structlog.contextvars.bind_contextvars(session_id=session_id)
+        session = await services.sessions.authorize(session_id, request_token_hash())
+        messages = await services.messages.recent(session_id, limit=RECENT_ON_SESSION)
+        return {
+            "sessionId": session.id,
+            "status": session.status,
+            "messages": [message_to_wire(m) for m in messages],
+            "metadata": session.metadata,
+            "expiresAt": iso(session.expires_at),
+        }
+
+    @bp.post("/send")
+    async def send() -> dict[str, Any]:
+        body = await json_body(SendMessageRequest)
+        structlog.contextvars.bind_contextvars(session_id=body.sessionId)
+        message = NewMessage(
+            check_content(body.content, services.limits),
+            body.messageType,
+            check_metadata(body.metadata, services.limits),
+            body.clientMessageId,
+        )
+        hashed = request_token_hash()
+
+        def command(reply: Reply[StoredMessage]) -> Send:
+            return Send(hashed, message, reply)
+
+        stored = await services.registry.call(body.sessionId, command)
+        row = stored.row
+        structlog.contextvars.bind_contextvars(message_id=row["id"])
+        return {
+            "messageId": row["id"],
+            "status": row["status"],
+            "timestamp": iso(row["created_at"]),
+            "seq": row["seq"],
+        }
+
+    @bp.get("/messages/<session_id>")
+    async def messages(session_id: str) -> dict[str, Any]:
+        structlog.contextvars.bind_contextvars(session_id=session_id)
+        page = parse_page_query(request.args)
+        await services.sessions.authorize(session_id, request_token_hash())
+        if page.after_seq is not None:
+            if page.page != 1:
+                raise BadRequest(
+                    "use either page or afterSeq, not both", code="invalid_query", field="afterSeq"
+                )
+            rows = await services.messages.after_seq(session_id, page.after_seq, limit=page.limit)
+        else:
+            rows = await services.messages.recent(
+                session_id, limit=page.limit, offset=(page.page - 1) * page.limit
+            )
+        total = await services.messages.count(session_id)
+        return {
+            "messages": [message_to_wire(m) for m in rows],
+            "pagination": {"page": page.page, "limit": page.limit, "total": total},
+        }
+
+    return bp

@@ -1,0 +1,187 @@
+"""One typed, frozen Settings: defaults < config file < the guide's env names < CHATD_<SECTION>__<KEY>.
+
+Every key is documented in the repo's config.toml. Unknown sections or keys and bad values raise
+ConfigError naming the key and where it came from (file or environment variable).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chatd.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    public_url: str = ""  # empty: http://{host}:{port}
+    max_body_bytes: int = Field(65536, ge=1024)
+    trust_forwarded_for: bool = False
+    shutdown_grace_seconds: float = Field(10.0, ge=0)
+
+
+class DatabaseSettings(_Section):
+    url: str = ""  # empty: embedded PostgreSQL in the state directory
+    pool_min_size: int = Field(2, ge=0)
+    pool_max_size: int = Field(10, ge=1)
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    acquire_timeout_seconds: float = Field(5.0, gt=0)
+    statement_timeout_ms: int = Field(15000, ge=0)
+    idle_in_transaction_timeout_ms: int = Field(30000, ge=0)
+    migrate_on_start: bool = True
+
+
+class ChatSettings(_Section):
+    guest_session_ttl_seconds: float = Field(86400.0, gt=0)
+    user_session_ttl_seconds: float = Field(604800.0, gt=0)
+    max_message_length: int = Field(1000, ge=1, le=100000)
+    rate_limit_window_seconds: float = Field(60.0, gt=0)
+    rate_limit_max: int = Field(10, ge=1)
+    session_create_per_ip_max: int = Field(60, ge=1)
+    session_create_per_ip_window_seconds: float = Field(60.0, gt=0)
+    metadata_max_bytes: int = Field(4096, ge=2)
+    metadata_max_depth: int = Field(5, ge=1, le=32)
+
+
+class ActorSettings(_Section):
+    mailbox_size: int = Field(64, ge=1)
+    idle_timeout_seconds: float = Field(300.0, gt=0)
+    call_timeout_seconds: float = Field(10.0, gt=0)
+    restart_backoff_max_seconds: float = Field(5.0, gt=0)
+
+
+class IdentitySettings(_Section):
+    secret: str = ""  # empty: userId cannot be proven, so every session is a guest
+
+
+class N8nSettings(_Section):
+    webhook_url: str = ""  # empty: the built-in demo bot answers
+    webhook_secret: str = ""
+
+
+class QueueSettings(_Section):
+    concurrency: int = Field(5, ge=1, le=256)
+    max_attempts: int = Field(3, ge=1, le=100)
+    retry_base_delay_seconds: float = Field(1.0, gt=0)
+
+
+class WebsocketSettings(_Section):
+    heartbeat_interval_seconds: float = Field(30.0, gt=0)
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class AdminSettings(_Section):
+    token: str = ""  # empty: the admin API is closed
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    chat: ChatSettings = ChatSettings()
+    actors: ActorSettings = ActorSettings()
+    identity: IdentitySettings = IdentitySettings()
+    n8n: N8nSettings = N8nSettings()
+    queue: QueueSettings = QueueSettings()
+    websocket: WebsocketSettings = WebsocketSettings()
+    log: LogSettings = LogSettings()
+    admin: AdminSettings = AdminSettings()
+
+    @property
+    def public_url(self) -> str:
+        return self.server.public_url.rstrip("/") or f"http://{self.server.host}:{self.server.port}"
+
+
+def _ms(value: str) -> float:
+    return float(value) / 1000.0
+
+
+# The original guide's environment names, with their units converted to ours.
+GUIDE_ENV: dict[str, tuple[str, str, Callable[[str], Any]]] = {
+    "DATABASE_URL": ("database", "url", str),
+    "CHAT_WEBHOOK_SECRET": ("n8n", "webhook_secret", str),
+    "CHAT_N8N_WEBHOOK_URL": ("n8n", "webhook_url", str),
+    "CHAT_SESSION_TIMEOUT": ("chat", "guest_session_ttl_seconds", _ms),
+    "CHAT_MAX_MESSAGE_LENGTH": ("chat", "max_message_length", str),
+    "CHAT_RATE_LIMIT_WINDOW": ("chat", "rate_limit_window_seconds", _ms),
+    "CHAT_RATE_LIMIT_MAX": ("chat", "rate_limit_max", str),
+    "CHAT_QUEUE_WORKER_CONCURRENCY": ("queue", "concurrency", str),
+    "CHAT_QUEUE_RETRY_ATTEMPTS": ("queue", "max_attempts", str),
+    "CHAT_QUEUE_RETRY_DELAY": ("queue", "retry_base_delay_seconds", _ms),
+    "WEBSOCKET_HEARTBEAT_INTERVAL": ("websocket", "heartbeat_interval_seconds", _ms),
+    "CHAT_LOG_LEVEL": ("log", "level", str.lower),
+}
+
+ENV_PREFIX = "CHATD_"
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from an optional TOML file and the environment; ConfigError if unusable."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, dict[str, Any]] = {}
+    origin: dict[tuple[str, str], str] = {}
+    if path is not None:
+        for section, keys in _read_toml(path).items():
+            if not isinstance(keys, dict):
+                raise ConfigError(f"{path}: [{section}] must be a table of keys")
+            for key, value in keys.items():
+                raw.setdefault(section, {})[key] = value
+                origin[(section, key)] = f"{path}: {section}.{key}"
+    for name, (section, key, convert) in GUIDE_ENV.items():
+        if name in env:
+            try:
+                raw.setdefault(section, {})[key] = convert(env[name])
+            except ValueError:
+                raise ConfigError(f"environment {name}: not a number: {env[name]!r}") from None
+            origin[(section, key)] = f"environment {name}"
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        raw.setdefault(section, {})[key] = value
+        origin[(section, key)] = f"environment {name}"
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin, path)) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _describe(
+    exc: ValidationError, origin: Mapping[tuple[str, str], str], path: Path | None
+) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(part) for part in err["loc"]]
+        section, key = [*loc, "", ""][:2]
+        where = origin.get((section, key)) or next(
+            (src for (s, _), src in origin.items() if s == section and not key),
+            f"{path or 'settings'}: {'.'.join(loc)}",
+        )
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown {'key' if key else 'section'} (see config.toml)")
+        else:
+            lines.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)

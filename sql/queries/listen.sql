@@ -1,0 +1,6 @@
+-- name: listen
+-- {channel} is filled in with psycopg.sql.Identifier; LISTEN takes no bind parameters.
+LISTEN {channel}
+
+-- name: notify
+SELECT pg_notify(%(channel)s, %(payload)s)

@@ -1,0 +1,69 @@
+-- name: send_user_message
+-- One statement, one transaction: the session row lock orders concurrent sends, so commit order
+-- is seq order; the message and its webhook job commit together. Zero rows: token, session or
+-- expiry did not match. A reused client_message_id fails the unique constraint and rolls back
+-- everything (no seq is used up).
+WITH s AS (
+    UPDATE chat_sessions
+       SET last_seq = last_seq + 1,
+           updated_at = now(),
+           expires_at = greatest(expires_at, now() + make_interval(secs =>
+               CASE WHEN user_id IS NULL THEN %(guest_ttl_seconds)s ELSE %(user_ttl_seconds)s END))
+     WHERE id = %(session_id)s AND token_hash = %(token_hash)s
+       AND status = 'active' AND expires_at > now()
+ RETURNING id, last_seq, user_id, guest_email, metadata, user_context
+), m AS (
+    INSERT INTO chat_messages (id, session_id, sender_type, content, message_type, metadata,
+                               status, seq, client_message_id)
+    SELECT %(message_id)s, s.id, 'user', %(content)s, %(message_type)s, %(metadata)s,
+           'pending', s.last_seq, %(client_message_id)s
+      FROM s
+ RETURNING id, session_id, sender_type, content, message_type, metadata, status, seq, created_at,
+           client_message_id
+), j AS (
+    INSERT INTO chat_webhook_queue (id, message_id, session_id, seq, webhook_url, payload, max_attempts)
+    SELECT %(job_id)s, m.id, m.session_id, m.seq, %(webhook_url)s,
+           jsonb_build_object(
+               'sessionId', s.id,
+               'messageId', m.id,
+               'seq', m.seq,
+               'userId', s.user_id,
+               'guestEmail', s.guest_email,
+               'message', jsonb_build_object(
+                   'content', m.content,
+                   'type', m.message_type,
+                   'timestamp', to_char(m.created_at AT TIME ZONE 'UTC',
+                                        'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')),
+               'userContext', s.user_context
+                   || jsonb_build_object('isAuthenticated', s.user_id IS NOT NULL),
+               'sessionMetadata', coalesce(s.metadata, '{}'::jsonb)),
+           %(max_attempts)s
+      FROM m, s
+)
+SELECT * FROM m
+
+-- name: message_by_client_id
+SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at,
+       client_message_id
+  FROM chat_messages
+ WHERE session_id = %(session_id)s AND client_message_id = %(client_message_id)s
+
+-- name: recent_messages
+-- Page `offset / limit + 1` counted from the newest, returned oldest first.
+SELECT * FROM (
+    SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at
+      FROM chat_messages
+     WHERE session_id = %(session_id)s
+     ORDER BY seq DESC
+     LIMIT %(limit)s OFFSET %(offset)s
+) newest ORDER BY seq
+
+-- name: messages_after_seq
+SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at
+  FROM chat_messages
+ WHERE session_id = %(session_id)s AND seq > %(after_seq)s
+ ORDER BY seq
+ LIMIT %(limit)s
+
+-- name: message_count
+SELECT count(*) AS total FROM chat_messages WHERE session_id = %(session_id)s
