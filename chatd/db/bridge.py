@@ -125,7 +125,13 @@ class TrioConnection(psycopg.AsyncConnection[Row]):
         conn._autocommit = autocommit
         return conn
 
-    async def wait(self, gen: PQGen[RV], interval: float = 0.0, timeout: float | None = None) -> RV:
+    # psycopg's signature (ASYNC109): our deadlines are trio scopes, so `timeout` is unused.
+    async def wait(
+        self,
+        gen: PQGen[RV],
+        interval: float = 0.0,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> RV:
         try:
             return await wait_gen(gen, self.pgconn.socket)
         except trio.Cancelled:
