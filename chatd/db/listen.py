@@ -1,0 +1,92 @@
+"""The dedicated LISTEN connection: notifications in, reconnecting with backoff when it drops.
+
+NOTIFY is only a hint (RELIABILITY.md #9): notifications sent while the connection is down are
+lost, so after every (re)connect `on_connect` fires and listeners re-read the database at once.
+Handlers are plain callables that must not block (e.g. `send_nowait`, `Event.set`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+import structlog
+import trio
+from psycopg import sql
+
+from chatd.core.backoff import exponential_backoff
+from chatd.db.bridge import TrioConnection
+from chatd.db.queries import query
+from chatd.errors import DatabaseUnavailable
+
+log = structlog.get_logger(__name__)
+
+NotifyHandler = Callable[[str, str], None]  # (channel, payload)
+
+
+class Listener:
+    def __init__(
+        self,
+        conninfo: str,
+        channels: Sequence[str],
+        on_notify: NotifyHandler,
+        on_connect: Callable[[], None] = lambda: None,
+        *,
+        connect_timeout: float = 5.0,
+        backoff_cap: float = 5.0,
+    ) -> None:
+        self._conninfo = conninfo
+        self._channels = list(channels)
+        self._on_notify = on_notify
+        self._on_connect = on_connect
+        self._connect_timeout = connect_timeout
+        self._backoff_cap = backoff_cap
+        self.reconnects = 0
+        self.connected = False
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen forever; `started()` once the first LISTEN is active."""
+        failures = 0
+        while True:
+            try:
+                conn: TrioConnection[Any] = await TrioConnection.connect_trio(
+                    self._conninfo, connect_timeout=self._connect_timeout
+                )
+            except DatabaseUnavailable as exc:
+                failures += 1
+                delay = exponential_backoff(
+                    failures, base=0.1, cap=self._backoff_cap, rand=random.random()
+                )
+                log.warning("listen_connect_failed", error=str(exc), retry_in_seconds=delay)
+                await trio.sleep(delay)
+                continue
+            try:
+                await self._listen(conn)
+                if failures or self.connected:
+                    self.reconnects += 1
+                failures = 0
+                self.connected = True
+                log.info("listen_connected", channels=self._channels)
+                self._on_connect()
+                task_status.started()
+                task_status = trio.TASK_STATUS_IGNORED
+                await self._pump(conn)
+            except psycopg.OperationalError as exc:
+                log.warning("listen_connection_lost", error=str(exc))
+            finally:
+                self.connected = False
+                conn.pgconn.finish()
+
+    async def _listen(self, conn: TrioConnection[Any]) -> None:
+        for channel in self._channels:
+            await conn.execute(sql.SQL(query("listen")).format(channel=sql.Identifier(channel)))
+
+    async def _pump(self, conn: TrioConnection[Any]) -> None:
+        pgconn = conn.pgconn
+        while True:
+            await trio.lowlevel.wait_readable(pgconn.socket)
+            pgconn.consume_input()  # raises OperationalError once the server is gone
+            while (notify := pgconn.notifies()) is not None:
+                self._on_notify(notify.relname.decode(), notify.extra.decode())
