@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         default=None,
-        help=f"where the embedded PostgreSQL keeps its data (default: {default_state_dir()})",
+        help="where the embedded PostgreSQL keeps its data (default: $CHATD_STATE_DIR,"
+        f" systemd's $STATE_DIRECTORY, else {default_state_dir()})",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -86,9 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     state_dir = args.state_dir or default_state_dir()
     try:
         if args.command == "serve":
-            trio.run(
-                serve, settings, ServeOptions(state_dir, migrate=not args.no_migrate), _announce
-            )
+            apply = settings.database.migrate_on_start and not args.no_migrate
+            trio.run(serve, settings, ServeOptions(state_dir, migrate=apply), _announce)
         else:
             trio.run(_migrate, settings, state_dir)
     except ChatdError as exc:

@@ -61,7 +61,9 @@ class ActorSettings(_Section):
 
 
 class IdentitySettings(_Section):
-    secret: str = ""  # empty: userId cannot be proven, so every session is a guest
+    # empty: userId cannot be proven, so every session is a guest. HMAC-SHA256 keys shorter
+    # than the hash (32 bytes) are weak (RFC 7518 3.2), so they are refused.
+    secret: str = Field("", pattern=r"^(|.{32,})$")
 
 
 class N8nSettings(_Section):

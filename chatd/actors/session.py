@@ -69,6 +69,17 @@ class SessionActor:
             now = trio.current_time()
             wait = self._sends.retry_after(now)
             if wait is not None:
+                # A retry of a message already stored is answered, not limited.
+                try:
+                    replay = await self._messages.find_replay(
+                        self.session_id, command.token_hash, command.message
+                    )
+                except (ClientError, DatabaseUnavailable) as exc:
+                    command.reply.send_nowait(outcome.Error(exc))
+                    return
+                if replay is not None:
+                    command.reply.send_nowait(outcome.Value(replay))
+                    return
                 error = RateLimited(
                     f"at most {self._config.rate_limit_max} messages per"
                     f" {self._config.rate_limit_window:g}s in a session",

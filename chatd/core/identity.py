@@ -79,12 +79,17 @@ def prove_identity(
 
 def _decode(token: str, secret: str, now: float) -> dict[str, Any]:
     try:
-        # PyJWT checks exp/nbf against its own clock; we check against `now` ourselves.
+        # PyJWT checks exp/nbf/iat against its own clock; we check against `now` ourselves.
         claims: dict[str, Any] = jwt.decode(
             token,
             secret,
             algorithms=["HS256"],
-            options={"require": ["exp", "sub"], "verify_exp": False, "verify_nbf": False},
+            options={
+                "require": ["exp", "sub"],
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
         )
     except jwt.InvalidTokenError as exc:
         raise Unauthorized(
@@ -92,12 +97,12 @@ def _decode(token: str, secret: str, now: float) -> dict[str, Any]:
             code="invalid_identity_token",
             field="identityToken",
         ) from None
-    exp, nbf = claims.get("exp"), claims.get("nbf")
+    exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
     if not isinstance(exp, int | float) or exp + CLOCK_LEEWAY_SECONDS < now:
         raise Unauthorized(
             "identityToken has expired", code="invalid_identity_token", field="identityToken"
         )
-    if isinstance(nbf, int | float) and nbf - CLOCK_LEEWAY_SECONDS > now:
+    if any(isinstance(t, int | float) and t - CLOCK_LEEWAY_SECONDS > now for t in (nbf, iat)):
         raise Unauthorized(
             "identityToken is not valid yet", code="invalid_identity_token", field="identityToken"
         )

@@ -8,6 +8,7 @@ accepts but JSON forbids (NaN, Infinity), and nesting deep enough to exhaust the
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from chatd.errors import BadRequest
@@ -19,6 +20,14 @@ def _reject_constant(name: str) -> Any:
     raise BadRequest(f"{name} is not valid JSON", code="invalid_json")
 
 
+def _finite_float(text: str) -> float:
+    # 1e999 is valid JSON but becomes inf, which json.dumps writes back as the invalid Infinity.
+    value = float(text)
+    if not math.isfinite(value):
+        raise BadRequest("a number in the JSON is out of range", code="invalid_json")
+    return value
+
+
 def parse_json(raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
@@ -27,12 +36,15 @@ def parse_json(raw: bytes) -> Any:
     if not text.strip():
         raise BadRequest("request body is empty; send a JSON object", code="invalid_json")
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise BadRequest(
             f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
             code="invalid_json",
         ) from None
+    except ValueError:
+        # int() refuses literals over sys.get_int_max_str_digits() (4300) digits.
+        raise BadRequest("a number in the JSON has too many digits", code="invalid_json") from None
     except RecursionError:
         raise BadRequest("JSON nested too deeply", code="too_deep") from None
     check_value(value, "", 0)
@@ -49,9 +61,8 @@ def check_value(value: Any, path: str, depth: int) -> None:
         check_text(value, path)
     elif isinstance(value, dict):
         for key, item in value.items():
-            child = f"{path}.{key}" if path else key
-            check_text(key, child)
-            check_value(item, child, depth + 1)
+            check_text(key, path)  # a bad key is named by where it sits, never echoed back
+            check_value(item, f"{path}.{key}" if path else key, depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             check_value(item, f"{path}[{index}]", depth + 1)

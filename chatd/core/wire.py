@@ -38,7 +38,7 @@ class CreateSessionRequest(_Request):
     @field_validator("guestEmail")
     @classmethod
     def _email(cls, value: str | None) -> str | None:
-        if value is not None and not _EMAIL.match(value):
+        if value is not None and not _EMAIL.fullmatch(value):
             raise ValueError("not a valid email address")
         return value
 

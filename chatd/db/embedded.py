@@ -48,6 +48,10 @@ _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; leave room for ".s.PGSQL.5432"
 
 
 def default_state_dir() -> Path:
+    """$CHATD_STATE_DIR, systemd's $STATE_DIRECTORY, /var/lib/chatd as root, else XDG state."""
+    configured = os.environ.get("CHATD_STATE_DIR") or os.environ.get("STATE_DIRECTORY")
+    if configured:
+        return Path(configured.split(":")[0])
     if os.geteuid() == 0:
         return Path("/var/lib/chatd")
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")

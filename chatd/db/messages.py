@@ -9,7 +9,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from chatd.core.tokens import new_id
-from chatd.db.pool import Pool
+from chatd.db.pool import Connection, Pool
 from chatd.db.queries import query
 from chatd.db.sessions import check_access
 from chatd.errors import Conflict
@@ -61,15 +61,32 @@ class MessageStore:
             try:
                 row = await (await conn.execute(query("send_user_message"), params)).fetchone()
             except psycopg.errors.UniqueViolation:
-                return await self._replay(conn, session_id, message)
+                replay = await self._replay(conn, session_id, message)
+                assert replay is not None  # the unique violation means it exists
+                return replay
             if row is None:
                 auth = await (await conn.execute(query("session_auth"), params)).fetchone()
                 check_access(auth, token_hash)
                 raise AssertionError("send matched no session, yet the session is live")
         return StoredMessage(row, created=True)
 
-    async def _replay(self, conn: Any, session_id: str, message: NewMessage) -> StoredMessage:
-        """The clientMessageId was used before: the same message again, or a conflict."""
+    async def find_replay(
+        self, session_id: str, token_hash: bytes, message: NewMessage
+    ) -> StoredMessage | None:
+        """The stored message this send repeats (same clientMessageId), if any; 409 if it differs."""
+        if message.client_message_id is None:
+            return None
+        async with self._pool.connection() as conn:
+            auth = await (
+                await conn.execute(query("session_auth"), {"session_id": session_id})
+            ).fetchone()
+            check_access(auth, token_hash)
+            return await self._replay(conn, session_id, message)
+
+    async def _replay(
+        self, conn: Connection, session_id: str, message: NewMessage
+    ) -> StoredMessage | None:
+        """The earlier message with this clientMessageId: the same one again, or a conflict."""
         row = await (
             await conn.execute(
                 query("message_by_client_id"),
@@ -79,7 +96,8 @@ class MessageStore:
                 },
             )
         ).fetchone()
-        assert row is not None  # the unique violation means it exists
+        if row is None:
+            return None
         same = (row["content"], row["message_type"], row["metadata"]) == (
             message.content,
             message.message_type,

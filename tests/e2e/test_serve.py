@@ -1,0 +1,186 @@
+"""`chatd serve` as a real subprocess, started exactly as the README says."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+LISTENING = re.compile(r"chatd is listening on (http://\S+)")
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    # As root the embedded PostgreSQL runs as chatd-pg, which must be able to reach the directory.
+    path = Path(tempfile.mkdtemp(prefix="chatd-e2e-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def serve_env(state_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHATD_", "CHAT_"))}
+    env.pop("DATABASE_URL", None)
+    return {**env, "CHATD_STATE_DIR": str(state_dir), "CHATD_SERVER__PORT": "0", **extra}
+
+
+async def wait_listening(process: trio.Process, log: list[str]) -> str:
+    """Read stderr until chatd prints its URL; return it."""
+    assert process.stderr is not None
+    buffer = b""
+    with trio.fail_after(90):
+        async for chunk in process.stderr:
+            buffer += chunk
+            *lines, rest = buffer.split(b"\n")
+            buffer = rest
+            for line in lines:
+                text = line.decode(errors="replace")
+                log.append(text)
+                if match := LISTENING.search(text):
+                    return match.group(1)
+    raise AssertionError("chatd exited before listening:\n" + "\n".join(log))
+
+
+async def drain(process: trio.Process, log: list[str]) -> None:
+    assert process.stderr is not None
+    async for chunk in process.stderr:
+        log.append(chunk.decode(errors="replace"))
+
+
+async def test_uv_run_chatd_serve_works_end_to_end(state_dir: Path, repo_root: Path) -> None:
+    log: list[str] = []
+    process = await trio.lowlevel.open_process(
+        ["uv", "run", "chatd", "serve"],
+        cwd=repo_root,
+        env=serve_env(state_dir),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = await wait_listening(process, log)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(drain, process, log)
+            async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+                created = (await client.post("/api/chat/session", json={})).json()
+                auth = {"Authorization": f"Bearer {created['sessionToken']}"}
+                sent = await client.post(
+                    "/api/chat/send",
+                    headers=auth,
+                    json={"sessionId": created["sessionId"], "content": "hello"},
+                )
+                assert sent.status_code == 200
+                assert sent.json()["seq"] == 1
+                history = (
+                    await client.get(f"/api/chat/messages/{created['sessionId']}", headers=auth)
+                ).json()
+                assert [m["content"] for m in history["messages"]] == ["hello"]
+                assert (await client.get("/api/chat/health")).json()["status"] == "healthy"
+
+            # A second chatd on the same state directory refuses clearly instead of corrupting it.
+            second = await trio.run_process(
+                [sys.executable, "-m", "chatd", "serve"],
+                cwd=repo_root,
+                env=serve_env(state_dir),
+                capture_stderr=True,
+                check=False,
+            )
+            assert second.returncode == 1
+            assert b"in use by another chatd" in second.stderr
+
+            process.send_signal(signal.SIGTERM)
+            with trio.fail_after(30):
+                assert await process.wait() == 0
+        assert not (state_dir / "pg" / "postmaster.pid").exists()  # embedded PostgreSQL stopped
+        assert any("chatd_stopped" in line for line in log)
+    finally:
+        if process.returncode is None:
+            process.kill()
+
+
+async def test_serve_keeps_data_across_restarts(state_dir: Path, repo_root: Path) -> None:
+    token_and_id: tuple[str, str] | None = None
+    for run in range(2):
+        log: list[str] = []
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "chatd", "serve"],
+            cwd=repo_root,
+            env=serve_env(state_dir),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            url = await wait_listening(process, log)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(drain, process, log)
+                async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+                    if run == 0:
+                        created = (await client.post("/api/chat/session", json={})).json()
+                        token_and_id = (created["sessionToken"], created["sessionId"])
+                    assert token_and_id is not None
+                    token, sid = token_and_id
+                    sent = await client.post(
+                        "/api/chat/send",
+                        json={"sessionId": sid, "content": f"run{run}"},
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                    assert sent.json()["seq"] == run + 1
+                process.send_signal(signal.SIGINT)
+                with trio.fail_after(30):
+                    assert await process.wait() == 0
+        finally:
+            if process.returncode is None:
+                process.kill()
+
+
+async def test_bad_configuration_exits_2_naming_key_and_file(
+    tmp_path: Path, repo_root: Path
+) -> None:
+    config = tmp_path / "chatd.toml"
+    config.write_text("[chat]\nmax_message_lenght = 5\n")
+    result = await trio.run_process(
+        [sys.executable, "-m", "chatd", "--config", str(config), "serve"],
+        cwd=repo_root,
+        env=serve_env(tmp_path),
+        capture_stderr=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"{config}: chat.max_message_lenght: unknown key" in result.stderr.decode()
+
+    bad_env = await trio.run_process(
+        [sys.executable, "-m", "chatd", "serve"],
+        cwd=repo_root,
+        env=serve_env(tmp_path, CHATD_SERVER__PORT="eighty"),
+        capture_stderr=True,
+        check=False,
+    )
+    assert bad_env.returncode == 2
+    assert "CHATD_SERVER__PORT" in bad_env.stderr.decode()
+
+
+async def test_help_describes_every_command(repo_root: Path) -> None:
+    result = await trio.run_process(
+        [sys.executable, "-m", "chatd", "--help"], cwd=repo_root, capture_stdout=True
+    )
+    text = result.stdout.decode()
+    for word in (
+        "serve",
+        "migrate",
+        "--config",
+        "--state-dir",
+        "CHATD_<SECTION>__<KEY>",
+        "DATABASE_URL",
+    ):
+        assert word in text
