@@ -54,6 +54,15 @@ class Ready:
 
     urls: list[str]
     database: str  # "embedded" or "configured"
+    state_dir: Path | None  # where the embedded PostgreSQL keeps its data
+
+    def describe(self) -> str:
+        where = (
+            f"embedded PostgreSQL, data in {self.state_dir}"
+            if self.state_dir
+            else "PostgreSQL at database.url"
+        )
+        return f"chatd is listening on {', '.join(self.urls)} ({where})"
 
 
 @asynccontextmanager
@@ -190,7 +199,9 @@ async def serve(
                         state_dir=str(options.state_dir) if kind == "embedded" else None,
                     )
                     if on_ready is not None:
-                        on_ready(Ready(urls, kind))
+                        on_ready(
+                            Ready(urls, kind, options.state_dir if kind == "embedded" else None)
+                        )
 
                 async with open_pool(pool_config(settings, url)) as pool:
                     await prepare_schema(pool, options.migrate)

@@ -111,11 +111,7 @@ def _with_server_overrides(settings: Settings, host: str | None, port: int | Non
 
 
 def _announce(ready: Ready) -> None:
-    print(
-        f"chatd is listening on {', '.join(ready.urls)} (database: {ready.database})",
-        file=sys.stderr,
-        flush=True,
-    )
+    print(ready.describe(), file=sys.stderr, flush=True)
 
 
 async def _migrate(settings: Settings, state_dir: Path) -> None:

@@ -18,7 +18,7 @@ from chatd.errors import ConfigError
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ServerSettings(_Section):
@@ -128,6 +128,7 @@ GUIDE_ENV: dict[str, tuple[str, str, Callable[[str], Any]]] = {
 }
 
 ENV_PREFIX = "CHATD_"
+_SECRET_KEYS = frozenset({"secret", "webhook_secret", "token", "url"})  # never echoed in errors
 
 
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -185,5 +186,6 @@ def _describe(
         if err["type"] == "extra_forbidden":
             lines.append(f"{where}: unknown {'key' if key else 'section'} (see config.toml)")
         else:
-            lines.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+            shown = "hidden" if key in _SECRET_KEYS else repr(err.get("input"))
+            lines.append(f"{where}: {err['msg']} (got {shown})")
     return "\n".join(lines)

@@ -39,11 +39,14 @@ class KeyedLimiter:
         self.limit = limit
         self.window = window
         self._sweep_at = sweep_at
+        self._swept_at = float("-inf")
         self._windows: dict[str, SlidingWindow] = {}
 
     def hit(self, key: str, now: float) -> float | None:
         """Record a hit if allowed and return None; else return the seconds to wait."""
-        if len(self._windows) >= self._sweep_at:
+        # At most one sweep per window: all keys may be busy, and a sweep costs O(keys).
+        if len(self._windows) >= self._sweep_at and now - self._swept_at >= self.window:
+            self._swept_at = now
             self._windows = {k: w for k, w in self._windows.items() if not w.is_empty(now)}
         window = self._windows.setdefault(key, SlidingWindow(self.limit, self.window))
         wait = window.retry_after(now)

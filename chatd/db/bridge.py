@@ -106,7 +106,7 @@ class TrioConnection(psycopg.AsyncConnection[Row]):
     ) -> None:
         super().__init__(pgconn, row_factory)
         # psycopg awaits `async with self.lock`; asyncio.Lock would need a running asyncio loop.
-        self.lock = trio.Lock()  # type: ignore[assignment]
+        self.lock = _ConnectionLock()  # type: ignore[assignment]
 
     @classmethod
     async def connect_trio(
@@ -163,14 +163,44 @@ class TrioConnection(psycopg.AsyncConnection[Row]):
             return False
         if self.pgconn.transaction_status != pq.TransactionStatus.IDLE:
             return False
-        if _poll_now(self.pgconn.socket) & READY_R:
-            # An idle connection has nothing to say unless the server closed it (or a NOTIFY).
+        # An idle connection has nothing to say unless the server closed it (or a NOTIFY). A
+        # server that shut down sends a FATAL message and then EOF; one read consumes only the
+        # message (libpq hands it to the notice processor), the next one sees the EOF: read
+        # until the socket is quiet, and give up on one that keeps talking.
+        for _ in range(3):
+            if not _poll_now(self.pgconn.socket) & READY_R:
+                return True
             try:
                 self.pgconn.consume_input()
             except psycopg.OperationalError:
                 return False
-            return self.pgconn.status == pq.ConnStatus.OK
-        return True
+            if self.pgconn.status != pq.ConnStatus.OK:
+                return False
+        return False
+
+
+class _ConnectionLock:
+    """trio.Lock with asyncio.Lock's semantics: taking it uncontended is not a checkpoint.
+
+    psycopg's cleanup paths (a transaction block's ROLLBACK on the way out) take the lock first.
+    Inside a cancelled scope a checkpointing acquire would raise before the ROLLBACK is sent,
+    leaving the server INERROR and psycopg's transaction bookkeeping half-unwound for good.
+    """
+
+    def __init__(self) -> None:
+        self._lock = trio.Lock()
+
+    async def __aenter__(self) -> None:
+        try:
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._lock.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -25,9 +25,14 @@ def sql_root() -> Path:
 
 def parse_blocks(text: str, source: str) -> dict[str, str]:
     """Split one .sql file into {name: sql}; a file with no named block is an error."""
+    for line in text.splitlines():
+        if re.match(r"^--\s*name\s*:", line) and not _NAME.match(line):
+            raise ValueError(f"{source}: bad query name line {line!r} (use lower_snake_case)")
     parts = _NAME.split(text)
     if len(parts) < 3:
         raise ValueError(f"{source}: no '-- name:' block")
+    if any(line.strip() and not line.lstrip().startswith("--") for line in parts[0].splitlines()):
+        raise ValueError(f"{source}: SQL before the first '-- name:' line would be lost")
     blocks: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in blocks:

@@ -1,4 +1,6 @@
-"""GET /api/chat/health in the guide's format; 503 "unhealthy" when the database is unreachable."""
+"""Health: /api/chat/health in the guide's format (503 "unhealthy" without a database), and
+/livez, which only says the process and its event loop answer (no database: for liveness probes).
+"""
 
 from __future__ import annotations
 
@@ -17,9 +19,13 @@ HEALTH_TIMEOUT_SECONDS = 3.0
 
 
 def health_routes(services: Services) -> Blueprint:
-    bp = Blueprint("health", __name__, url_prefix="/api/chat")
+    bp = Blueprint("health", __name__)
 
-    @bp.get("/health")
+    @bp.get("/livez")
+    async def live() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @bp.get("/api/chat/health")
     async def health() -> tuple[dict[str, Any], int]:
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         try:

@@ -1,6 +1,3 @@
 -- name: listen
 -- {channel} is filled in with psycopg.sql.Identifier; LISTEN takes no bind parameters.
 LISTEN {channel}
-
--- name: notify
-SELECT pg_notify(%(channel)s, %(payload)s)

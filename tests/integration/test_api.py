@@ -378,3 +378,19 @@ async def test_health_is_503_unhealthy_when_the_database_is_unreachable(
             assert created.json()["error"]["code"] == "database_unavailable"
             assert created.headers["Retry-After"]
         chatd.stop.set()
+
+
+async def test_livez_answers_without_the_database(
+    settings: Settings, nursery: trio.Nursery
+) -> None:
+    dead = PoolConfig(
+        "postgresql://nobody@/postgres?host=/nonexistent-socket-dir",
+        connect_timeout=0.5,
+        acquire_timeout=0.5,
+    )
+    async with open_pool(dead, fill=False) as pool:
+        chatd = await start_chatd(nursery, settings, pool)
+        async with chatd.client() as client:
+            response = await client.get("/livez")
+            assert (response.status_code, response.json()) == (200, {"status": "alive"})
+        chatd.stop.set()
