@@ -19,6 +19,7 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import structlog
@@ -30,13 +31,18 @@ from chatd.actors.registry import SessionRegistry
 from chatd.actors.session import SessionActor, SessionActorConfig, SessionCommand
 from chatd.core.ratelimit import KeyedLimiter
 from chatd.db.embedded import Cluster, open_embedded_postgres
+from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore, QueueTarget
 from chatd.db.migrate import migrate, pending
 from chatd.db.pool import Pool, PoolConfig, open_pool
+from chatd.db.queue import JOBS_CHANNEL, QueueStore
 from chatd.db.sessions import SessionStore
 from chatd.errors import MigrationError
 from chatd.http.app import create_app
+from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
 from chatd.http.services import Services
+from chatd.queue.dispatcher import DispatchConfig, Dispatcher
+from chatd.queue.sender import SenderConfig, open_sender
 from chatd.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -107,18 +113,19 @@ def build_services(settings: Settings, pool: Pool) -> Services:
     messages = MessageStore(
         pool,
         QueueTarget(
-            webhook_url=settings.n8n.webhook_url or f"{settings.public_url}/demo/n8n/webhook",
+            webhook_url=settings.n8n.webhook_url or DEMO_WEBHOOK_PATH,
             max_attempts=settings.queue.max_attempts,
             guest_ttl_seconds=chat.guest_session_ttl_seconds,
             user_ttl_seconds=chat.user_session_ttl_seconds,
         ),
     )
+    queue = QueueStore(pool)
     actor_config = SessionActorConfig(
         settings.actors.idle_timeout_seconds, chat.rate_limit_max, chat.rate_limit_window_seconds
     )
 
     def spawn(session_id: str, mailbox: trio.MemoryReceiveChannel[SessionCommand]) -> SessionActor:
-        return SessionActor(session_id, mailbox, messages, actor_config)
+        return SessionActor(session_id, mailbox, messages, queue, actor_config)
 
     registry = SessionRegistry[SessionCommand](
         spawn,
@@ -135,10 +142,40 @@ def build_services(settings: Settings, pool: Pool) -> Services:
             user_ttl_seconds=chat.user_session_ttl_seconds,
         ),
         messages=messages,
+        queue=queue,
         registry=registry,
         session_creation=KeyedLimiter(
             chat.session_create_per_ip_max, chat.session_create_per_ip_window_seconds
         ),
+    )
+
+
+def dispatch_config(settings: Settings, base_url: str) -> DispatchConfig:
+    """`base_url`: how n8n reaches us (public_url, else the address we bound)."""
+    n8n, queue = settings.n8n, settings.queue
+    return DispatchConfig(
+        target_url=n8n.webhook_url or f"{base_url}{DEMO_WEBHOOK_PATH}",
+        concurrency=queue.concurrency,
+        lease_seconds=queue.lease_seconds,
+        poll_interval=queue.poll_interval_seconds,
+        retry_base_delay=queue.retry_base_delay_seconds,
+        retry_max_delay=queue.retry_max_delay_seconds,
+        callback_url=f"{base_url}/api/chat/webhook",
+        mode=n8n.mode,
+        secrets=n8n.secrets,
+        fallback_reply=n8n.fallback_reply,
+        max_reply_length=n8n.max_reply_length,
+        grace_seconds=settings.server.shutdown_grace_seconds,
+    )
+
+
+def sender_config(settings: Settings) -> SenderConfig:
+    n8n = settings.n8n
+    return SenderConfig(
+        n8n.timeout_seconds,
+        n8n.connect_timeout_seconds,
+        n8n.max_response_bytes,
+        max_connections=max(8, settings.queue.concurrency * 2),
     )
 
 
@@ -154,20 +191,36 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
 async def run_services(
     services: Services, stop: trio.Event, on_ready: Callable[[list[str]], None]
 ) -> None:
-    """Actors and HTTP until `stop` fires: HTTP drains first (grace period), then actors go."""
-    async with trio.open_nursery() as nursery:
-        await nursery.start(services.registry.run)
-
-        async def http(*, task_status: trio.TaskStatus[list[str]]) -> None:
-            await hypercorn_serve(
-                create_app(services),
-                hypercorn_config(services.settings),
-                shutdown_trigger=stop.wait,
-                task_status=task_status,
+    """Everything that serves, until `stop`: HTTP and the dispatchers drain together (within the
+    grace period), then the actors and the LISTEN connection go."""
+    settings = services.settings
+    async with open_sender(sender_config(settings)) as sender, trio.open_nursery() as background:
+        await background.start(services.registry.run)
+        async with trio.open_nursery() as front:
+            urls: list[str] = await front.start(
+                partial(
+                    hypercorn_serve,
+                    create_app(services),
+                    hypercorn_config(settings),
+                    shutdown_trigger=stop.wait,
+                )
             )
-            nursery.cancel_scope.cancel()  # requests are drained: the actors may stop now
-
-        on_ready(await nursery.start(http))
+            base_url = settings.server.public_url.rstrip("/") or urls[0]
+            dispatcher = Dispatcher(
+                services.queue, sender, services.registry, dispatch_config(settings, base_url)
+            )
+            listener = Listener(
+                services.pool.config.conninfo(),
+                [JOBS_CHANNEL],
+                on_notify=lambda _channel, _payload: dispatcher.wake(),
+                on_connect=dispatcher.wake,
+            )
+            if settings.queue.dispatch:
+                await background.start(listener.run)
+                await front.start(dispatcher.run, stop)
+                services.dispatcher = dispatcher
+            on_ready(urls)
+        background.cancel_scope.cancel()
 
 
 async def serve(

@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from chatd.core.signing import decode_secret
 from chatd.errors import ConfigError
 
 
@@ -69,12 +70,37 @@ class IdentitySettings(_Section):
 class N8nSettings(_Section):
     webhook_url: str = ""  # empty: the built-in demo bot answers
     webhook_secret: str = ""
+    previous_secrets: str = ""  # comma-separated older secrets still accepted while rotating
+    mode: Literal["webhook", "chat_trigger"] = "webhook"
+    timeout_seconds: float = Field(10.0, gt=0)
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    max_response_bytes: int = Field(1048576, ge=1024)
+    max_reply_length: int = Field(4000, ge=1)
+    fallback_reply: str = Field(
+        "Sorry, I can't answer right now. Please try again in a moment.", min_length=1
+    )
+
+    @model_validator(mode="after")
+    def _secrets_decode(self) -> N8nSettings:
+        for secret in self.secrets:
+            decode_secret(secret)  # a "whsec_" secret must be valid base64
+        return self
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Active secrets, newest first: the first signs, all are accepted."""
+        older = (s.strip() for s in self.previous_secrets.split(","))
+        return tuple(s for s in (self.webhook_secret, *older) if s)
 
 
 class QueueSettings(_Section):
+    dispatch: bool = True  # false: take messages, leave delivery to other chatd processes
     concurrency: int = Field(5, ge=1, le=256)
     max_attempts: int = Field(3, ge=1, le=100)
     retry_base_delay_seconds: float = Field(1.0, gt=0)
+    retry_max_delay_seconds: float = Field(300.0, gt=0)
+    lease_seconds: float = Field(60.0, gt=0)
+    poll_interval_seconds: float = Field(2.0, gt=0)
 
 
 class WebsocketSettings(_Section):

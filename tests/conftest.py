@@ -62,7 +62,12 @@ def database_url(databases: DatabaseFactory) -> Iterator[str]:
 
 def make_settings(database_url: str, **sections: dict[str, object]) -> Settings:
     """Settings for a test: port 0, the test database, plus per-section overrides."""
-    env = {"CHATD_SERVER__PORT": "0", "CHATD_DATABASE__URL": database_url}
+    # Delivery is off unless a test turns it on (queue={"dispatch": True}) and names its sink.
+    env = {
+        "CHATD_SERVER__PORT": "0",
+        "CHATD_DATABASE__URL": database_url,
+        "CHATD_QUEUE__DISPATCH": "false",
+    }
     for section, keys in sections.items():
         for key, value in keys.items():
             env[f"CHATD_{section.upper()}__{key.upper()}"] = str(value)

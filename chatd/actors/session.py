@@ -16,6 +16,7 @@ import trio
 from chatd.actors.handle import Reply
 from chatd.core.ratelimit import SlidingWindow
 from chatd.db.messages import MessageStore, NewMessage, StoredMessage
+from chatd.db.queue import BotMessage, QueueStore, Settle, StoredReply
 from chatd.errors import ClientError, DatabaseUnavailable, RateLimited
 
 log = structlog.get_logger(__name__)
@@ -28,7 +29,17 @@ class Send:
     reply: Reply[StoredMessage]
 
 
-SessionCommand = Send
+@dataclass(frozen=True)
+class StoreReply:
+    """A bot reply (from n8n's response, a callback, or the fallback), stored once."""
+
+    message: BotMessage
+    reply_status: str  # what the answered user message becomes: "delivered" or "failed"
+    settle: Settle | None  # the job this reply settles, fenced on its lease
+    reply: Reply[StoredReply]
+
+
+SessionCommand = Send | StoreReply
 
 
 @dataclass(frozen=True)
@@ -44,11 +55,13 @@ class SessionActor:
         session_id: str,
         mailbox: trio.MemoryReceiveChannel[SessionCommand],
         messages: MessageStore,
+        queue: QueueStore,
         config: SessionActorConfig,
     ) -> None:
         self.session_id = session_id
         self._mailbox = mailbox
         self._messages = messages
+        self._queue = queue
         self._config = config
         self._sends = SlidingWindow(config.rate_limit_max, config.rate_limit_window)
 
@@ -61,6 +74,8 @@ class SessionActor:
                 match command:
                     case Send():
                         await self._on_send(command)
+                    case StoreReply():
+                        await self._on_store_reply(command)
                 continue
             return
 
@@ -97,4 +112,17 @@ class SessionActor:
             if stored.created:
                 self._sends.record(now)
                 log.info("message_stored", message_id=stored.row["id"], seq=stored.row["seq"])
+            command.reply.send_nowait(outcome.Value(stored))
+
+    async def _on_store_reply(self, command: StoreReply) -> None:
+        with command.reply:
+            try:
+                stored = await self._queue.store_bot_message(
+                    command.message, reply_status=command.reply_status, settle=command.settle
+                )
+            except (ClientError, DatabaseUnavailable) as exc:
+                command.reply.send_nowait(outcome.Error(exc))
+                return
+            if stored.row is not None and not stored.duplicate:
+                log.info("reply_stored", message_id=stored.row["id"], seq=stored.row["seq"])
             command.reply.send_nowait(outcome.Value(stored))

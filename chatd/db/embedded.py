@@ -178,11 +178,23 @@ async def _stop_orphan(cluster: Cluster) -> None:
         os.kill(pid, 0)
     except (FileNotFoundError, ValueError, ProcessLookupError):
         return
+    if not _serves(pid, cluster.pgdata):
+        return  # a stale pid file (reboot, container restart): PostgreSQL itself replaces it
     log.warning("embedded_postgres_orphan_stopping", pid=pid)
     os.kill(pid, signal.SIGINT)  # fast shutdown: roll back open transactions, checkpoint, exit
     with trio.move_on_after(STOP_TIMEOUT_SECONDS):
         while pid_file.exists():  # noqa: ASYNC110 — another process's file; no event to await
             await trio.sleep(0.05)
+
+
+def _serves(pid: int, pgdata: Path) -> bool:
+    """Is `pid` a PostgreSQL serving `pgdata`? A postmaster runs in its data directory."""
+    if not Path("/proc/self/cwd").exists():
+        return True  # no procfs to ask: trust the pid file
+    try:
+        return os.path.samefile(f"/proc/{pid}/cwd", pgdata)
+    except OSError:  # gone meanwhile, or another user's process: not our PostgreSQL
+        return False
 
 
 @asynccontextmanager

@@ -49,6 +49,7 @@ class Listener:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen forever; `started()` once the first LISTEN is active."""
         failures = 0
+        ever_connected = False  # not self.connected: that is cleared as soon as a connection drops
         while True:
             try:
                 conn: TrioConnection[Any] = await TrioConnection.connect_trio(
@@ -64,8 +65,9 @@ class Listener:
                 continue
             try:
                 await self._listen(conn)
-                if failures or self.connected:
+                if ever_connected:
                     self.reconnects += 1
+                ever_connected = True
                 failures = 0
                 self.connected = True
                 log.info("listen_connected", channels=self._channels)

@@ -93,8 +93,10 @@ class Pool:
             conn = await self._checkout()
             try:
                 yield conn
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                raise translate(exc) from exc
+            except psycopg.Error as exc:
+                if _connection_level(conn, exc):
+                    raise translate(exc) from exc
+                raise
             finally:
                 with trio.CancelScope(shield=True):
                     await self._checkin(conn)
@@ -160,6 +162,15 @@ class Pool:
             conn.pgconn.finish()
         self._open -= len(self._idle)
         self._idle.clear()
+
+
+def _connection_level(conn: Connection, exc: psycopg.Error) -> bool:
+    """Connection-level: an OperationalError (timeouts included: QueryCanceled is one, and a 503
+    suits it), an InterfaceError, or any error after which the connection is closed, whatever
+    its class (the FATAL idle-in-transaction timeout is an InternalError)."""
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) or conn.closed:
+        return True
+    return conn.pgconn.status != pq.ConnStatus.OK
 
 
 @asynccontextmanager

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from chatd.actors.registry import SessionRegistry
 from chatd.actors.session import SessionCommand
@@ -10,18 +11,23 @@ from chatd.core.ratelimit import KeyedLimiter
 from chatd.core.wire import Limits
 from chatd.db.messages import MessageStore
 from chatd.db.pool import Pool
+from chatd.db.queue import QueueStore
 from chatd.db.sessions import SessionStore
+from chatd.queue.dispatcher import Dispatcher
 from chatd.settings import Settings
 
 
-@dataclass(frozen=True)
+@dataclass
 class Services:
     settings: Settings
     pool: Pool
     sessions: SessionStore
     messages: MessageStore
+    queue: QueueStore
     registry: SessionRegistry[SessionCommand]
     session_creation: KeyedLimiter  # per client IP
+    signature_failures: Counter[str] = field(default_factory=Counter)  # by reason
+    dispatcher: Dispatcher | None = None  # set once serving (its target needs the bound URL)
 
     @property
     def limits(self) -> Limits:

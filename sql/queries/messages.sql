@@ -40,7 +40,8 @@ WITH s AS (
            %(max_attempts)s
       FROM m, s
 )
-SELECT * FROM m
+-- Wakes the dispatchers of every chatd process when the transaction commits.
+SELECT m.* FROM m, LATERAL (SELECT pg_notify('chatd_jobs', '')) AS wake
 
 -- name: message_by_client_id
 SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at,

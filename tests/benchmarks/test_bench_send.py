@@ -71,5 +71,6 @@ async def test_send_rate_against_hello_world(database_url: str) -> None:
     print(_row("POST /api/chat/send", send))
     print(_row("GET /livez (again)", hello_again))
     print(f"  ratio send / hello = {ratio:.2f}  (target >= 0.40)")
-    assert not send.errors and not hello.errors
+    assert not send.errors
+    assert not hello.errors
     assert ratio >= 0.4

@@ -81,10 +81,24 @@ async def test_uv_run_chatd_serve_works_end_to_end(state_dir: Path, repo_root: P
                 )
                 assert sent.status_code == 200
                 assert sent.json()["seq"] == 1
-                history = (
-                    await client.get(f"/api/chat/messages/{created['sessionId']}", headers=auth)
-                ).json()
-                assert [m["content"] for m in history["messages"]] == ["hello"]
+                # Out of the box the demo bot answers over real HTTP, through the durable queue.
+                with trio.fail_after(15):
+                    while True:
+                        history = (
+                            await client.get(
+                                f"/api/chat/messages/{created['sessionId']}", headers=auth
+                            )
+                        ).json()
+                        if len(history["messages"]) >= 2:
+                            break
+                        await trio.sleep(0.05)
+                user, bot = history["messages"]
+                assert (user["content"], user["status"], user["seq"]) == ("hello", "delivered", 1)
+                assert bot["senderType"] == "bot"
+                assert bot["seq"] == 2
+                assert bot["content"].startswith("Hello! I'm the demo shop assistant")
+                assert bot["messageType"] == "quick_reply"
+                assert bot["metadata"]["quickReplies"]
                 assert (await client.get("/api/chat/health")).json()["status"] == "healthy"
 
             # A second chatd on the same state directory refuses clearly instead of corrupting it.
@@ -135,7 +149,18 @@ async def test_serve_keeps_data_across_restarts(state_dir: Path, repo_root: Path
                         json={"sessionId": sid, "content": f"run{run}"},
                         headers={"Authorization": f"Bearer {token}"},
                     )
-                    assert sent.json()["seq"] == run + 1
+                    seq = sent.json()["seq"]
+                    if run == 0:
+                        assert seq == 1
+                    else:  # the first run's message (and the demo bot's reply) survived
+                        assert seq > 1
+                        history = (
+                            await client.get(
+                                f"/api/chat/messages/{sid}",
+                                headers={"Authorization": f"Bearer {token}"},
+                            )
+                        ).json()
+                        assert "run0" in [m["content"] for m in history["messages"]]
                 process.send_signal(signal.SIGINT)
                 with trio.fail_after(30):
                     assert await process.wait() == 0

@@ -1,0 +1,170 @@
+"""The webhook queue: claim with a lease, then complete, retry, dead-letter or release, each
+fenced on that lease (a worker whose lease was rescued changes nothing); bot replies stored once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, LiteralString
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from chatd.core.tokens import new_id
+from chatd.db.pool import Pool
+from chatd.db.queries import query
+from chatd.errors import NotFound
+
+JOBS_CHANNEL = "chatd_jobs"
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    message_id: str
+    session_id: str
+    seq: int
+    webhook_url: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    lease_id: uuid.UUID
+    is_retry: bool
+
+
+@dataclass(frozen=True)
+class BotMessage:
+    session_id: str
+    content: str
+    message_type: str
+    metadata: dict[str, Any] | None
+    reply_to: str | None
+    reply_key: str
+    sender_type: str = "bot"
+
+
+@dataclass(frozen=True)
+class Settle:
+    """The job a reply settles, fenced on the lease it was claimed with."""
+
+    job: Job
+    job_status: str  # "completed", or "dead" for the fallback after a dead letter
+    last_status: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class StoredReply:
+    row: dict[str, Any] | None  # the reply as stored (None: its job's lease was lost)
+    duplicate: bool  # the same reply was stored before
+    settled: bool  # the job given was settled by this call
+
+
+class QueueStore:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def claim(self, worker: str, lease_seconds: float) -> Job | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                query("claim_job"), {"worker": worker, "lease_seconds": lease_seconds}
+            )
+            row = await cur.fetchone()
+        return Job(**row) if row else None
+
+    async def _fenced(self, sql: LiteralString, job: Job, **params: Any) -> list[dict[str, Any]]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(sql, {"job_id": job.id, "lease_id": job.lease_id, **params})
+            return await cur.fetchall()
+
+    async def complete(self, job: Job, *, last_status: int | None, note: str | None = None) -> bool:
+        """False if the lease was lost (the job was rescued and belongs to someone else)."""
+        return bool(
+            await self._fenced(query("complete_job"), job, last_status=last_status, note=note)
+        )
+
+    async def retry(self, job: Job, *, delay: float, error: str, last_status: int | None) -> bool:
+        rows = await self._fenced(
+            query("retry_job"), job, delay_seconds=delay, error=error, last_status=last_status
+        )
+        return bool(rows)
+
+    async def release(self, job: Job) -> bool:
+        return bool(await self._fenced(query("release_job"), job))
+
+    async def store_bot_message(
+        self, message: BotMessage, *, reply_status: str, settle: Settle | None = None
+    ) -> StoredReply:
+        """Store a reply once (by reply_key), settling `settle.job` in the same transaction."""
+        job = settle.job if settle else None
+        params = {
+            "message_id": new_id(),
+            "session_id": message.session_id,
+            "sender_type": message.sender_type,
+            "content": message.content,
+            "message_type": message.message_type,
+            "metadata": Jsonb(message.metadata) if message.metadata is not None else None,
+            "reply_to": message.reply_to,
+            "reply_key": message.reply_key,
+            "reply_status": reply_status,
+            "job_id": job.id if job else None,
+            "lease_id": job.lease_id if job else None,
+            "job_status": settle.job_status if settle else None,
+            "last_status": settle.last_status if settle else None,
+            "job_error": settle.error if settle else None,
+        }
+        async with self._pool.connection() as conn:
+            for _ in range(2):
+                try:
+                    cur = await conn.execute(query("store_bot_message"), params)
+                    row = await cur.fetchone()
+                    break
+                except psycopg.errors.UniqueViolation:
+                    continue  # the same reply raced us and won: run again, it will be skipped
+            else:
+                raise AssertionError("store_bot_message lost the same race twice")
+            assert row is not None  # the statement always returns its one summary row
+            settled = bool(row.pop("settled"))
+            if row["id"] is not None:
+                return StoredReply(row, duplicate=False, settled=settled)
+            if job is not None and not settled:
+                return StoredReply(None, duplicate=False, settled=False)
+            existing = await (await conn.execute(query("reply_by_key"), params)).fetchone()
+        if existing is None:
+            raise NotFound("no such session", code="session_not_found", field="sessionId")
+        return StoredReply(existing, duplicate=True, settled=settled)
+
+    async def reply_target_exists(self, session_id: str, reply_to: str) -> bool:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                query("reply_target"), {"session_id": session_id, "reply_to": reply_to}
+            )
+            return await cur.fetchone() is not None
+
+    async def stats(self) -> dict[str, tuple[int, float]]:
+        """{status: (jobs, age in seconds of the oldest)}."""
+        async with self._pool.connection() as conn:
+            rows = await (await conn.execute(query("queue_stats"))).fetchall()
+        return {r["status"]: (int(r["jobs"]), float(r["oldest_seconds"])) for r in rows}
+
+    async def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        async with self._pool.connection() as conn:
+            return await (await conn.execute(query("dead_jobs"), {"limit": limit})).fetchall()
+
+    async def retry_dead(self, job_id: str | None) -> int:
+        """Replay one dead letter (or all, with None); returns how many."""
+        async with self._pool.connection() as conn:
+            rows = await (
+                await conn.execute(query("retry_dead_job"), {"job_id": job_id})
+            ).fetchall()
+            if rows:
+                await conn.execute(query("wake_dispatchers"))
+        return len(rows)
+
+    async def purge_dead(self, older_than_seconds: float) -> int:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                query("purge_dead_jobs"), {"older_than_seconds": older_than_seconds}
+            )
+            return len(await cur.fetchall())

@@ -1,0 +1,48 @@
+"""The built-in demo bot, mounted when no n8n URL is configured: it speaks exactly the protocol
+n8n does (Header Auth, the guide's payload or the Chat Trigger format, a synchronous reply)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from quart import Blueprint, request
+
+from chatd.core.demo_bot import answer
+from chatd.core.jsonbody import parse_json
+from chatd.errors import BadRequest
+from chatd.http.errors import error_response
+from chatd.settings import Settings
+
+DEMO_WEBHOOK_PATH = "/demo/n8n/webhook"
+
+
+def demo_bot_routes(settings: Settings) -> Blueprint:
+    bp = Blueprint("demo_bot", __name__)
+    secret = settings.n8n.webhook_secret
+
+    @bp.post(DEMO_WEBHOOK_PATH)
+    async def webhook() -> Any:
+        given = request.headers.get("X-Webhook-Secret", "")
+        if secret and not hmac.compare_digest(given.encode(), secret.encode()):
+            return error_response(403, "forbidden", "Authorization data is wrong!")
+        body = parse_json(await request.get_data(as_text=False))  # type: ignore[arg-type]
+        if not isinstance(body, dict):
+            raise BadRequest("expected a JSON object", code="invalid_body")
+        if settings.n8n.mode == "chat_trigger":
+            return {"output": answer(str(body.get("chatInput", ""))).content}
+        text = str((body.get("message") or {}).get("content", ""))
+        reply = answer(text)
+        response: dict[str, Any] = {
+            "content": reply.content,
+            "type": "quick_reply" if reply.quick_replies else "text",
+        }
+        if reply.quick_replies:
+            response["quickReplies"] = reply.quick_replies
+        return {
+            "sessionId": body.get("sessionId"),
+            "response": response,
+            "metadata": {"intent": reply.intent, "confidence": 0.9},
+        }
+
+    return bp

@@ -1,0 +1,238 @@
+"""Dispatchers: N tasks claiming webhook jobs and delivering them to n8n.
+
+Woken by NOTIFY on enqueue (LISTEN is only a hint) with a slow poll as the safety net. No
+transaction is open across the HTTP call: claim, call, then one fenced update. On stop, claiming
+ends at once; calls in flight get the grace period, then their jobs are released untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+import trio
+
+from chatd.actors.handle import Reply
+from chatd.actors.registry import SessionRegistry
+from chatd.actors.session import SessionCommand, StoreReply
+from chatd.core.delivery import Verdict, decide, parse_retry_after
+from chatd.core.replies import BotReply, InvalidReply, parse_reply_body, reply_key
+from chatd.core.signing import sign_headers
+from chatd.db.queue import BotMessage, Job, QueueStore, Settle, StoredReply
+from chatd.errors import ChatdError
+from chatd.queue.sender import Attempt, WebhookSender
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    target_url: str  # where n8n listens (or the demo bot); the job's own webhook_url is a record
+    concurrency: int
+    lease_seconds: float
+    poll_interval: float
+    retry_base_delay: float
+    retry_max_delay: float
+    callback_url: str
+    mode: Literal[
+        "webhook", "chat_trigger"
+    ]  # "webhook" (the guide's payload) or "chat_trigger" (n8n's chat widget format)
+    secrets: tuple[str, ...]  # the first signs and goes in X-Webhook-Secret; all sign (rotation)
+    fallback_reply: str
+    max_reply_length: int
+    grace_seconds: float
+
+
+@dataclass
+class DispatchStatistics:
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    lost_leases: int = 0
+    invalid_replies: int = 0
+    in_flight: int = 0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: QueueStore,
+        sender: WebhookSender,
+        registry: SessionRegistry[SessionCommand],
+        config: DispatchConfig,
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self._registry = registry
+        self._config = config
+        self._wakeup = trio.Event()
+        self._worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.statistics = DispatchStatistics()
+
+    def wake(self) -> None:
+        """A hint that jobs may be due (NOTIFY, reconnect): every idle worker claims at once."""
+        self._wakeup.set()
+
+    async def run(self, stop: trio.Event, *, task_status: trio.TaskStatus[None]) -> None:
+        """Deliver until `stop`; then let calls in flight finish within the grace period."""
+        async with trio.open_nursery() as nursery:
+            for n in range(self._config.concurrency):
+                nursery.start_soon(self._work, stop, n)
+            task_status.started()
+            await stop.wait()
+            self.wake()
+            nursery.cancel_scope.deadline = trio.current_time() + self._config.grace_seconds
+
+    async def _work(self, stop: trio.Event, n: int) -> None:
+        worker = f"{self._worker}/{n}"
+        while not stop.is_set():
+            try:
+                job = await self._store.claim(worker, self._config.lease_seconds)
+            except ChatdError as exc:
+                log.warning("dispatch_claim_failed", error=str(exc))
+                job = None
+            if job is not None:
+                await self._deliver(job)
+                continue
+            wakeup = self._wakeup
+            with trio.move_on_after(self._config.poll_interval):
+                await wakeup.wait()
+            if wakeup is self._wakeup and wakeup.is_set():
+                self._wakeup = trio.Event()  # the first worker back re-arms it
+
+    async def _deliver(self, job: Job) -> None:
+        bound = log.bind(
+            session_id=job.session_id,
+            message_id=job.message_id,
+            delivery_id=job.id,
+            attempt=job.attempts,
+        )
+        self.statistics.in_flight += 1
+        try:
+            attempt = await self._call(job)
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True):
+                released = await self._store.release(job)
+            bound.info("dispatch_released", released=released)
+            raise
+        finally:
+            self.statistics.in_flight -= 1
+        with trio.CancelScope(shield=True):  # the outcome is known: record it whatever happens
+            await self._settle(job, attempt, bound)
+
+    async def _call(self, job: Job) -> Attempt:
+        body = json.dumps(self._body(job), separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "chatd",
+            "X-Chatd-Attempt": str(job.attempts),
+        }
+        if self._config.secrets:
+            headers["X-Webhook-Secret"] = self._config.secrets[0]
+            headers.update(sign_headers(self._config.secrets, job.id, int(time.time()), body))
+        return await self._sender.post(self._config.target_url, body, headers)
+
+    def _body(self, job: Job) -> dict[str, Any]:
+        payload = {**job.payload, "callbackUrl": self._config.callback_url, "deliveryId": job.id}
+        if self._config.mode == "chat_trigger":
+            return {
+                "action": "sendMessage",
+                "sessionId": job.session_id,
+                "chatInput": payload["message"]["content"],
+                "metadata": payload,
+            }
+        return payload
+
+    async def _settle(self, job: Job, attempt: Attempt, bound: Any) -> None:
+        decision = decide(
+            status=attempt.status,
+            error=attempt.error,
+            attempt=job.attempts,
+            max_attempts=job.max_attempts,
+            retry_after=parse_retry_after(attempt.headers.get("retry-after"), now=time.time()),
+            base=self._config.retry_base_delay,
+            cap=self._config.retry_max_delay,
+            rand=random.random(),
+        )
+        if decision.verdict is Verdict.DELIVERED:
+            await self._delivered(job, attempt, bound)
+        elif decision.verdict is Verdict.RETRY:
+            kept = await self._store.retry(
+                job, delay=decision.delay, error=decision.reason, last_status=attempt.status
+            )
+            self._count(kept, "retried")
+            bound.info(
+                "dispatch_retry",
+                reason=decision.reason,
+                delay_seconds=round(decision.delay, 3),
+                lease_kept=kept,
+            )
+        else:
+            # Dead letter: the job, the user message ('failed') and the fallback reply, at once.
+            fallback = BotReply(self._config.fallback_reply, "text", {"fallback": True})
+            settle = Settle(job, "dead", attempt.status, decision.reason)
+            kept = await self._store_reply(
+                job, fallback, "failed", f"fallback:{job.message_id}", settle
+            )
+            self._count(kept, "dead")
+            bound.warning("dispatch_dead_letter", reason=decision.reason, lease_kept=kept)
+
+    async def _delivered(self, job: Job, attempt: Attempt, bound: Any) -> None:
+        reply: BotReply | None = None
+        note = None
+        try:
+            if attempt.truncated:
+                raise InvalidReply("response body too large")
+            reply = parse_reply_body(
+                attempt.body, mode=self._config.mode, max_content=self._config.max_reply_length
+            )
+        except InvalidReply as exc:
+            self.statistics.invalid_replies += 1
+            note = f"n8n accepted the message but its reply was unusable: {exc.reason}"
+            bound.warning("dispatch_invalid_reply", reason=exc.reason, status=attempt.status)
+        if reply is None:
+            kept = await self._store.complete(job, last_status=attempt.status, note=note)
+        else:
+            settle = Settle(job, "completed", attempt.status, None)
+            kept = await self._store_reply(
+                job, reply, "delivered", reply_key(job.message_id, reply), settle
+            )
+        self._count(kept, "delivered")
+        bound.info(
+            "dispatch_delivered",
+            status=attempt.status,
+            replied=reply is not None,
+            seconds=round(attempt.seconds, 4),
+            lease_kept=kept,
+        )
+
+    async def _store_reply(
+        self, job: Job, reply: BotReply, reply_status: str, key: str, settle: Settle
+    ) -> bool:
+        """Through the session's actor; True if our lease still held and the job is settled."""
+        message = BotMessage(
+            job.session_id, reply.content, reply.message_type, reply.metadata, job.message_id, key
+        )
+
+        def command(answer: Reply[StoredReply]) -> StoreReply:
+            return StoreReply(message, reply_status, settle, answer)
+
+        try:
+            stored = await self._registry.call(job.session_id, command)
+        except ChatdError as exc:
+            # Not settled: the lease expires and the job is rescued, so nothing is lost.
+            log.error("dispatch_reply_not_stored", session_id=job.session_id, error=str(exc))
+            return True  # not a lost lease; the rescue will redo it
+        return stored.settled
+
+    def _count(self, kept: bool, field: str) -> None:
+        if kept:
+            setattr(self.statistics, field, getattr(self.statistics, field) + 1)
+        else:
+            self.statistics.lost_leases += 1  # a rescuer owns the job now: our outcome is void

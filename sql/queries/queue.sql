@@ -1,0 +1,146 @@
+-- name: claim_job
+-- The oldest due job whose session has no earlier unfinished job (per-session FIFO), or a job
+-- whose lease expired (rescue). SKIP LOCKED lets dispatchers claim side by side.
+WITH candidate AS (
+    SELECT j.id
+      FROM chat_webhook_queue j
+     WHERE ((j.status = 'pending' AND j.next_retry_at <= now())
+            OR (j.status = 'processing' AND j.locked_until < now()))
+       AND NOT EXISTS (
+           SELECT 1 FROM chat_webhook_queue e
+            WHERE e.session_id = j.session_id AND e.seq < j.seq
+              AND e.status IN ('pending', 'processing'))
+     ORDER BY j.next_retry_at, j.id
+     LIMIT 1
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE chat_webhook_queue j
+   SET status = 'processing', lease_id = gen_random_uuid(), locked_by = %(worker)s,
+       locked_until = now() + make_interval(secs => %(lease_seconds)s),
+       attempts = j.attempts + 1, updated_at = now()
+  FROM candidate
+ WHERE j.id = candidate.id
+RETURNING j.id, j.message_id, j.session_id, j.seq, j.webhook_url, j.payload, j.attempts,
+          j.max_attempts, j.lease_id, (j.attempts > 1) AS is_retry
+
+-- name: complete_job
+-- Fenced on the lease. The user message becomes 'sent' (n8n took it; a reply may follow by
+-- callback) unless a reply already marked it 'delivered'.
+WITH job AS (
+    UPDATE chat_webhook_queue
+       SET status = 'completed', completed_at = now(), updated_at = now(), lease_id = NULL,
+           locked_until = NULL, last_status = %(last_status)s, last_error = %(note)s
+     WHERE id = %(job_id)s AND lease_id = %(lease_id)s AND status = 'processing'
+ RETURNING message_id, attempts
+)
+UPDATE chat_messages m
+   SET status = CASE WHEN m.status = 'delivered' THEN m.status ELSE 'sent' END,
+       webhook_attempts = job.attempts, updated_at = now()
+  FROM job
+ WHERE m.id = job.message_id
+RETURNING m.id, m.status
+
+-- name: retry_job
+WITH job AS (
+    UPDATE chat_webhook_queue
+       SET status = 'pending', lease_id = NULL, locked_until = NULL, updated_at = now(),
+           next_retry_at = now() + make_interval(secs => %(delay_seconds)s),
+           last_error = %(error)s, last_status = %(last_status)s
+     WHERE id = %(job_id)s AND lease_id = %(lease_id)s AND status = 'processing'
+ RETURNING message_id, attempts
+)
+UPDATE chat_messages m SET webhook_attempts = job.attempts, updated_at = now()
+  FROM job
+ WHERE m.id = job.message_id
+RETURNING m.id
+
+-- name: release_job
+-- Shutdown: give the job back untouched; this attempt does not count.
+UPDATE chat_webhook_queue
+   SET status = 'pending', lease_id = NULL, locked_until = NULL, locked_by = NULL,
+       attempts = greatest(attempts - 1, 0), updated_at = now()
+ WHERE id = %(job_id)s AND lease_id = %(lease_id)s AND status = 'processing'
+RETURNING id
+
+-- name: store_bot_message
+-- A bot reply, in one transaction with what it settles: the job (when `job_id` is given, only if
+-- we still hold its lease: a late finisher stores nothing), a new seq under the session row lock
+-- (skipped if the same reply, by reply_key, is already stored), and the answered user message's
+-- status. A racing identical reply can make this fail on the unique key: everything rolls back
+-- (no seq used up) and the caller runs it again.
+WITH job AS (
+    UPDATE chat_webhook_queue
+       SET status = %(job_status)s, lease_id = NULL, locked_until = NULL, updated_at = now(),
+           completed_at = CASE WHEN %(job_status)s = 'completed' THEN now() END,
+           last_status = %(last_status)s, last_error = %(job_error)s
+     WHERE id = %(job_id)s AND lease_id = %(lease_id)s AND status = 'processing'
+ RETURNING message_id, attempts
+), s AS (
+    UPDATE chat_sessions SET last_seq = last_seq + 1, updated_at = now()
+     WHERE id = %(session_id)s
+       AND (%(job_id)s::text IS NULL OR EXISTS (SELECT 1 FROM job))
+       AND NOT EXISTS (SELECT 1 FROM chat_messages
+                        WHERE session_id = %(session_id)s AND reply_key = %(reply_key)s)
+ RETURNING id, last_seq
+), m AS (
+    INSERT INTO chat_messages (id, session_id, sender_type, content, message_type, metadata,
+                               status, seq, reply_to, reply_key)
+    SELECT %(message_id)s, s.id, %(sender_type)s, %(content)s, %(message_type)s, %(metadata)s,
+           'delivered', s.last_seq, %(reply_to)s, %(reply_key)s
+      FROM s
+ RETURNING id, session_id, sender_type, content, message_type, metadata, status, seq, created_at
+), answered AS (
+    UPDATE chat_messages u
+       SET status = %(reply_status)s, updated_at = now(),
+           webhook_attempts = coalesce((SELECT attempts FROM job), u.webhook_attempts)
+     WHERE u.id = %(reply_to)s AND u.session_id = %(session_id)s AND u.status <> 'delivered'
+       AND (EXISTS (SELECT 1 FROM m) OR EXISTS (SELECT 1 FROM job))
+)
+SELECT m.*, (SELECT count(*) FROM job) AS settled
+  FROM (SELECT 1) AS one LEFT JOIN m ON true
+
+-- name: reply_by_key
+SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at
+  FROM chat_messages
+ WHERE session_id = %(session_id)s AND reply_key = %(reply_key)s
+
+-- name: reply_target
+-- The user message a callback answers, only within the callback's own session.
+SELECT id FROM chat_messages
+ WHERE id = %(reply_to)s AND session_id = %(session_id)s AND sender_type = 'user'
+
+-- name: queue_stats
+SELECT status, count(*) AS jobs,
+       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_seconds
+  FROM chat_webhook_queue
+ GROUP BY status
+
+-- name: dead_jobs
+SELECT j.id, j.session_id, j.message_id, j.attempts, j.last_status, j.last_error, j.updated_at,
+       m.content
+  FROM chat_webhook_queue j JOIN chat_messages m ON m.id = j.message_id
+ WHERE j.status = 'dead'
+ ORDER BY j.updated_at
+ LIMIT %(limit)s
+
+-- name: retry_dead_job
+-- Replay a dead letter: pending again with fresh attempts; its message is 'pending' again.
+WITH job AS (
+    UPDATE chat_webhook_queue
+       SET status = 'pending', attempts = 0, next_retry_at = now(), updated_at = now(),
+           last_error = NULL
+     WHERE status = 'dead' AND (%(job_id)s::text IS NULL OR id = %(job_id)s)
+ RETURNING message_id
+)
+UPDATE chat_messages m SET status = 'pending', updated_at = now()
+  FROM job
+ WHERE m.id = job.message_id
+RETURNING m.id
+
+-- name: purge_dead_jobs
+DELETE FROM chat_webhook_queue
+ WHERE status = 'dead' AND updated_at < now() - make_interval(secs => %(older_than_seconds)s)
+RETURNING id
+
+-- name: wake_dispatchers
+SELECT pg_notify('chatd_jobs', '')
