@@ -30,7 +30,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from chatd.actors.registry import SessionRegistry
 from chatd.actors.session import SessionActor, SessionActorConfig, SessionCommand
 from chatd.core.ratelimit import KeyedLimiter
-from chatd.db.embedded import Cluster, open_embedded_postgres
+from chatd.db.embedded import Cluster, open_embedded_postgres, running_url
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore, QueueTarget
 from chatd.db.migrate import migrate, pending
@@ -72,10 +72,18 @@ class Ready:
 
 
 @asynccontextmanager
-async def open_database_url(settings: Settings, state_dir: Path) -> AsyncIterator[tuple[str, str]]:
-    """(url, kind): the configured PostgreSQL, or an embedded one living in the state directory."""
+async def open_database_url(
+    settings: Settings, state_dir: Path, *, share: bool = False
+) -> AsyncIterator[tuple[str, str]]:
+    """(url, kind): the configured PostgreSQL, or an embedded one living in the state directory.
+
+    With `share`, an embedded PostgreSQL already running there (a serving chatd's) is used as is.
+    """
     if settings.database.url:
         yield settings.database.url, "configured"
+        return
+    if share and (url := running_url(Cluster(state_dir))):
+        yield url, "embedded"
         return
     async with open_embedded_postgres(Cluster(state_dir)) as url:
         yield url, "embedded"

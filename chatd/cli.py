@@ -15,6 +15,7 @@ from chatd.db.embedded import default_state_dir
 from chatd.db.pool import open_pool
 from chatd.errors import ChatdError, ConfigError, DatabaseUnavailable
 from chatd.logs import configure_logging
+from chatd.queue_cli import add_queue_commands, run_queue_command
 from chatd.settings import Settings, load_settings
 
 log = structlog.get_logger(__name__)
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="apply pending database migrations and exit",
         description="Apply pending migrations (safe to run from several processes at once).",
     )
+    add_queue_commands(commands)
     return parser
 
 
@@ -89,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             apply = settings.database.migrate_on_start and not args.no_migrate
             trio.run(serve, settings, ServeOptions(state_dir, migrate=apply), _announce)
-        else:
+        elif args.command == "migrate":
             trio.run(_migrate, settings, state_dir)
+        else:
+            return trio.run(_queue, settings, state_dir, args)
     except ChatdError as exc:
         log.error("chatd_failed", error=str(exc), kind=type(exc).__name__)
         if isinstance(exc, DatabaseUnavailable):
@@ -121,3 +125,12 @@ async def _migrate(settings: Settings, state_dir: Path) -> None:
     ):
         await prepare_schema(pool, apply=True)
     log.info("migrations_done")
+
+
+async def _queue(settings: Settings, state_dir: Path, args: argparse.Namespace) -> int:
+    async with (
+        open_database_url(settings, state_dir, share=True) as (url, _kind),
+        open_pool(pool_config(settings, url), fill=False) as pool,
+    ):
+        await prepare_schema(pool, apply=False)
+        return await run_queue_command(args, pool)

@@ -197,6 +197,16 @@ def _serves(pid: int, pgdata: Path) -> bool:
         return False
 
 
+def running_url(cluster: Cluster) -> str | None:
+    """The URL of this cluster if a PostgreSQL (e.g. a serving chatd's) is running on it now."""
+    try:
+        pid = int((cluster.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        return None
+    return cluster.url()
+
+
 @asynccontextmanager
 async def open_embedded_postgres(cluster: Cluster) -> AsyncIterator[str]:
     """Run PostgreSQL for the duration of the block; yields its connection URL."""

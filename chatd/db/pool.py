@@ -75,6 +75,7 @@ class Pool:
         self._idle: list[Connection] = []
         self._slots = trio.Semaphore(config.max_size)
         self._open = 0  # connections that exist, idle or in use
+        self._closed = False
 
     def statistics(self) -> PoolStatistics:
         in_use = self.config.max_size - self._slots.value
@@ -143,7 +144,7 @@ class Pool:
                     await conn.rollback()
                 except psycopg.Error as exc:
                     log.warning("db_rollback_on_checkin_failed", error=str(exc))
-        if conn.is_usable() and len(self._idle) < self.config.max_size:
+        if not self._closed and conn.is_usable() and len(self._idle) < self.config.max_size:
             self._idle.append(conn)
         else:
             self._discard(conn)
@@ -158,6 +159,8 @@ class Pool:
             self._idle.append(await self._connect())
 
     def close(self) -> None:
+        """Close idle connections now; ones still borrowed are closed when they come back."""
+        self._closed = True
         for conn in self._idle:
             conn.pgconn.finish()
         self._open -= len(self._idle)

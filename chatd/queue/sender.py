@@ -63,18 +63,23 @@ class WebhookSender:
     ) -> Attempt:
         request = self._client.build_request("POST", url, content=body, headers=dict(headers))
         response = await self._client.send(request, stream=True, follow_redirects=False)
+        cap = self._config.max_body_bytes
+        chunks: list[bytes] = []
+        size = 0
         try:
-            chunks: list[bytes] = []
-            size = 0
-            truncated = False
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > self._config.max_body_bytes:
-                    truncated = True
-                    break
-                chunks.append(chunk)
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > cap:
+                size = int(declared)  # refused unread: closing drops the connection
+            else:
+                # Read to the end (stopping early leaks httpx's stream generators), keeping at
+                # most `cap` bytes; the request's deadline bounds how long this can take.
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size <= cap:
+                        chunks.append(chunk)
         finally:
             await response.aclose()
+        truncated = size > cap
         return Attempt(
             response.status_code,
             dict(response.headers),

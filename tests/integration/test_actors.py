@@ -116,7 +116,7 @@ async def test_idle_actors_stop_and_respawn_on_demand(nursery: trio.Nursery) -> 
     assert await registry.call("a", lambda r: Add(2, r)) == 2
     assert registry.statistics().live_actors == 1
     with trio.fail_after(2):
-        while registry.statistics().live_actors:  # noqa: ASYNC110 — stats expose no event
+        while registry.statistics().live_actors:
             await trio.sleep(0.01)
     assert await registry.call("a", lambda r: Add(2, r)) == 2  # a fresh actor: state starts over
     assert Counter.instances == before + 2

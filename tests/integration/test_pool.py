@@ -44,7 +44,7 @@ async def test_open_pool_opens_min_size_connections(database_url: str) -> None:
     assert pool.statistics().size == 0
     # Backends exit just after their client hangs up: give the server a moment to notice.
     with trio.fail_after(5):
-        while await backends(database_url, "chatd_min"):  # noqa: ASYNC110 — the server's state
+        while await backends(database_url, "chatd_min"):
             await trio.sleep(0.02)
 
 
