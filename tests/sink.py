@@ -1,23 +1,19 @@
-"""A real local HTTP server that plays n8n in tests: a plain ASGI app served by hypercorn on Trio.
+"""A real local HTTP server playing n8n in tests: a plain ASGI app served by hypercorn on Trio.
 
-    sink = await Sink.start(nursery)           # listening on http://127.0.0.1:PORT
-    sink.behave(Reply("hi"))                   # default answer
-    sink.behave_for(session_id, Status(500))   # this session only (its body's "sessionId")
-    sink.queue(Drop(), Status(503))            # one-shot answers, in arrival order
+    sink = await Sink.start(nursery)           # sink.url = "http://127.0.0.1:PORT"
+    sink.behave(Reply("hi"))                   # the default answer
+    sink.behave_for(session_id, Status(500))   # this session's override (body "sessionId")
+    sink.queue(Drop(), Status(503))            # one-shot answers, before the default
     await sink.wait_for(2)                     # sink.requests: list[Received]
-    sink.refuse_connections()                  # the port is closed: connects are refused
+    sink.refuse_connections()                  # port closed: connects are refused
     sink.accept_connections()                  # listening again, on the same port
     await sink.stop()
 
-A behaviour is picked per request: a `behave_for` override, else the next queued one, else the
-default; a callable is called with the `Received` request and returns the behaviour to use.
-Every behaviour waits `delay` seconds first.
-
+Per request: the session's override, else the next queued behaviour, else the default; a
+callable gets the `Received` request and returns the behaviour. Each waits `delay` s first.
 The sink owns its listening socket (hypercorn's `worker_serve` takes it via `Sockets`), so
-refuse_connections closes it at once and accept_connections listens again on the same port at
-once: both are synchronous and in effect when they return. Each listening period is one
-hypercorn run; refusing ends it and cuts the connections it still has (a held or delayed
-request sees its connection close, as when n8n goes down).
+refuse/accept_connections act synchronously. One listening period is one hypercorn run; refusing
+ends it and cuts its connections, held or delayed requests included (n8n going down).
 """
 
 from __future__ import annotations
@@ -72,13 +68,12 @@ class Received:
 
     @property
     def session_id(self) -> str | None:
-        return self.get("sessionId")
+        value = self.get("sessionId")
+        return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)
-class Reply:
-    """The guide's N8nWebhookResponse: {"sessionId", "response": {"content", "type", ...}}."""
-
+class Reply:  # the guide's N8nWebhookResponse: {"sessionId", "response": {"content", ...}}
     content: str = "ok"
     type: str = "text"
     quick_replies: Sequence[Any] | None = None
@@ -88,31 +83,23 @@ class Reply:
 
 
 @dataclass(frozen=True)
-class Output:
-    """{"output": text}: n8n's Chat Trigger / AI Agent form."""
-
+class Output:  # {"output": text}: n8n's Chat Trigger / AI Agent form
     text: str
     status: int = 200
     delay: float = 0
 
 
 @dataclass(frozen=True)
-class Ack:
-    """Accepted without a reply, e.g. Ack(202, b'{"message":"Workflow was started"}')."""
-
-    status: int = 200
-    body: bytes = b""
-    delay: float = 0
-
-
-@dataclass(frozen=True)
-class Status:
-    """Any status with any body and headers, e.g. Status(503, headers={"Retry-After": "2"})."""
-
+class Status:  # e.g. Status(503, headers={"Retry-After": "2"}); a JSON-looking body is JSON
     status: int
     body: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0
+
+
+@dataclass(frozen=True)
+class Ack(Status):  # accepted, no reply: Ack(202, b'{"message":"Workflow was started"}')
+    status: int = 200
 
 
 @dataclass(frozen=True)
@@ -122,9 +109,7 @@ class Html:
 
 
 @dataclass(frozen=True)
-class Huge:
-    """A valid JSON body {"output": "xxx..."} of exactly `size` bytes, streamed in chunks."""
-
+class Huge:  # a valid JSON body {"output": "xxx..."} of exactly `size` bytes, in chunks
     size: int = 10 * 1024 * 1024
     status: int = 200
     declare_length: bool = True  # False: no Content-Length, chunked transfer encoding
@@ -132,9 +117,7 @@ class Huge:
 
 
 @dataclass(frozen=True)
-class Callback:
-    """202 at once, then (after callback_delay) a signed POST to {chatd_url}/api/chat/webhook."""
-
+class Callback:  # 202 now; after callback_delay a signed POST to {chatd_url}/api/chat/webhook
     content: str
     chatd_url: str
     secret: str
@@ -150,16 +133,12 @@ class Callback:
 
 
 @dataclass(frozen=True)
-class Drop:
-    """Close the TCP connection without sending a byte: the client sees RemoteProtocolError."""
-
+class Drop:  # close the connection without a byte of answer (httpx: RemoteProtocolError)
     delay: float = 0
 
 
 @dataclass(frozen=True)
-class Hold:
-    """Wait until `sink.release()`, then answer `then` (default Reply("released"))."""
-
+class Hold:  # wait for sink.release(), then answer `then` (by default Reply("released"))
     then: Behaviour | None = None
     delay: float = 0
 
@@ -187,9 +166,7 @@ def sign(body: bytes, secret: str, scheme: Literal["hex", "standard"]) -> dict[s
 
 
 @dataclass
-class _Server:
-    """One listening period (one hypercorn run) and the socket it accepts on."""
-
+class _Server:  # one listening period: one hypercorn run, and the socket it accepts on
     sock: socket.socket
     closed: bool = False  # a request still reaching it over an old connection is dropped
 
@@ -244,17 +221,12 @@ class Sink:
     def for_session(self, session_id: str) -> list[Received]:
         return [r for r in self.requests if r.session_id == session_id]
 
-    # `timeout=` is the API tests asked for (ASYNC109 prefers a caller's fail_after).
     async def wait_for(self, n: int, timeout: float = 10) -> list[Received]:
         """Until at least n requests have arrived; AssertionError after `timeout` seconds."""
         await self._wait(lambda: len(self.requests) >= n, timeout, f"{n} requests")
         return list(self.requests)
 
-    async def wait_for_callbacks(
-        self,
-        n: int,
-        timeout: float = 10,
-    ) -> list[tuple[int, bytes]]:
+    async def wait_for_callbacks(self, n: int, timeout: float = 10) -> list[tuple[int, bytes]]:
         await self._wait(lambda: len(self.callback_results) >= n, timeout, f"{n} callbacks")
         return list(self.callback_results)
 
@@ -329,7 +301,7 @@ class Sink:
 
         try:
             await worker_serve(
-                wrap_app(app, config.wsgi_max_body_size, "asgi"),
+                wrap_app(app, config.wsgi_max_body_size, "asgi"),  # type: ignore[arg-type]
                 config,
                 sockets=Sockets([], [server.sock], []),
                 task_status=task_status,
@@ -344,11 +316,10 @@ class Sink:
                 server.sock.close()
 
     async def _asgi(self, scope: Message, receive: Receive, send: Send, server: _Server) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
+        if scope["type"] == "lifespan":  # nothing to start or stop
+            while (await receive())["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+            return await send({"type": "lifespan.shutdown.complete"})
         arrived_at, perf = trio.current_time(), time.perf_counter()
         chunks = []
         while True:
@@ -396,8 +367,8 @@ class Sink:
                 await _respond(send, behaviour.status, _json(reply))
             case Output():
                 await _respond(send, behaviour.status, _json({"output": behaviour.text}))
-            case Ack() | Status():
-                await _respond(send, behaviour.status, behaviour.body, _headers_of(behaviour))
+            case Status():  # and Ack
+                await _respond(send, behaviour.status, behaviour.body, behaviour.headers)
             case Html():
                 page = b"<!DOCTYPE html><html><body><h1>n8n</h1></body></html>"
                 await _respond(send, behaviour.status, page, {"content-type": "text/html"})
@@ -469,10 +440,6 @@ async def _drop(send: Send) -> None:
     follows hypercorn's bound methods: HTTPStream.app_send -> H11Protocol -> TCPServer, whose
     protocol_send(Closed()) closes the socket. tests/integration/test_sink.py pins it."""
     await send.__self__.send.__self__.send(Closed())  # type: ignore[attr-defined]
-
-
-def _headers_of(behaviour: Ack | Status) -> Mapping[str, str]:
-    return behaviour.headers if isinstance(behaviour, Status) else {}
 
 
 def _headers(scope: Message) -> dict[str, str]:

@@ -173,13 +173,9 @@ async def prepare(cluster: Cluster) -> None:
 async def _stop_orphan(cluster: Cluster) -> None:
     """A chatd killed with -9 leaves its PostgreSQL running; we hold the lock, so it is orphaned."""
     pid_file = cluster.pgdata / "postmaster.pid"
-    try:
-        pid = int(pid_file.read_text().split("\n", 1)[0])
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
-        return
-    if not _serves(pid, cluster.pgdata):
-        return  # a stale pid file (reboot, container restart): PostgreSQL itself replaces it
+    pid = _running_postmaster(cluster)
+    if pid is None:
+        return  # none, or a stale pid file (reboot, container restart): PostgreSQL replaces it
     log.warning("embedded_postgres_orphan_stopping", pid=pid)
     os.kill(pid, signal.SIGINT)  # fast shutdown: roll back open transactions, checkpoint, exit
     with trio.move_on_after(STOP_TIMEOUT_SECONDS):
@@ -197,14 +193,19 @@ def _serves(pid: int, pgdata: Path) -> bool:
         return False
 
 
-def running_url(cluster: Cluster) -> str | None:
-    """The URL of this cluster if a PostgreSQL (e.g. a serving chatd's) is running on it now."""
+def _running_postmaster(cluster: Cluster) -> int | None:
+    """The pid of a PostgreSQL serving this cluster now, per its pid file (checked: pids recycle)."""
     try:
         pid = int((cluster.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
         os.kill(pid, 0)
     except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
         return None
-    return cluster.url()
+    return pid if _serves(pid, cluster.pgdata) else None
+
+
+def running_url(cluster: Cluster) -> str | None:
+    """The URL of this cluster if a PostgreSQL (e.g. a serving chatd's) is running on it now."""
+    return cluster.url() if _running_postmaster(cluster) is not None else None
 
 
 @asynccontextmanager

@@ -13,10 +13,12 @@ class HealthCounts:
     pending_webhooks: int
     active_sessions: int
     messages_last_24h: int
+    dead_letters: int
+    oldest_pending_seconds: float
 
 
 async def health_counts(pool: Pool) -> HealthCounts:
     async with pool.connection() as conn:
         row = await (await conn.execute(query("health_counts"))).fetchone()
     assert row is not None  # a SELECT of scalar subqueries always returns one row
-    return HealthCounts(row["pending_webhooks"], row["active_sessions"], row["messages_last_24h"])
+    return HealthCounts(**row)

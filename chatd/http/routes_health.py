@@ -15,6 +15,7 @@ from chatd.errors import DatabaseUnavailable
 from chatd.http.services import Services
 
 QUEUE_WARNING_DEPTH = 100
+WEBHOOK_HEALTHY = 0.95  # the guide's alert fires above 5 % webhook failures
 HEALTH_TIMEOUT_SECONDS = 3.0
 
 
@@ -36,16 +37,35 @@ def health_routes(services: Services) -> Blueprint:
             checks = {"database": "unhealthy", "queue": "unknown", "webhook": "unknown"}
             return {"status": "unhealthy", "timestamp": now, "checks": checks, "error": reason}, 503
         queue = "healthy" if counts.pending_webhooks < QUEUE_WARNING_DEPTH else "warning"
-        return {
-            "status": "healthy" if queue == "healthy" else "degraded",
+        webhook, rate, last_error = webhook_check(services)
+        checks = {"database": "healthy", "queue": queue, "webhook": webhook}
+        body: dict[str, Any] = {
+            "status": "healthy" if {queue, webhook} <= {"healthy", "unknown"} else "degraded",
             "timestamp": now,
-            # webhook: "unknown" until the delivery pipeline reports n8n's recent success rate.
-            "checks": {"database": "healthy", "queue": queue, "webhook": "unknown"},
+            "checks": checks,
             "metrics": {
                 "pendingWebhooks": counts.pending_webhooks,
                 "activeSessions": counts.active_sessions,
                 "messagesLast24h": counts.messages_last_24h,
+                "deadLetters": counts.dead_letters,
+                "oldestPendingSeconds": round(counts.oldest_pending_seconds, 1),
+                "webhookSuccessRate": rate,
             },
-        }, 200
+        }
+        if last_error is not None:
+            body["lastWebhookError"] = last_error
+        return body, 200
 
     return bp
+
+
+def webhook_check(services: Services) -> tuple[str, float | None, str | None]:
+    """n8n's health as this process saw it: the share of the last 100 attempts it accepted."""
+    if services.dispatcher is None:
+        return "unknown", None, None  # this process does not deliver (queue.dispatch = false)
+    stats = services.dispatcher.statistics
+    rate = stats.success_rate()
+    if rate is None:
+        return "unknown", None, None
+    state = "healthy" if rate >= WEBHOOK_HEALTHY else "warning" if rate >= 0.5 else "unhealthy"
+    return state, round(rate, 3), stats.last_error

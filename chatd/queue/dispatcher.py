@@ -12,7 +12,8 @@ import os
 import random
 import socket
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import structlog
@@ -57,6 +58,12 @@ class DispatchStatistics:
     lost_leases: int = 0
     invalid_replies: int = 0
     in_flight: int = 0
+    recent: deque[bool] = field(default_factory=lambda: deque(maxlen=100))  # True: delivered
+    last_error: str | None = None
+
+    def success_rate(self) -> float | None:
+        """Share of the last 100 attempts n8n accepted; None before any attempt."""
+        return sum(self.recent) / len(self.recent) if self.recent else None
 
 
 class Dispatcher:
@@ -160,28 +167,32 @@ class Dispatcher:
             cap=self._config.retry_max_delay,
             rand=random.random(),
         )
-        if decision.verdict is Verdict.DELIVERED:
-            await self._delivered(job, attempt, bound)
-        elif decision.verdict is Verdict.RETRY:
-            kept = await self._store.retry(
-                job, delay=decision.delay, error=decision.reason, last_status=attempt.status
-            )
-            self._count(kept, "retried")
-            bound.info(
-                "dispatch_retry",
-                reason=decision.reason,
-                delay_seconds=round(decision.delay, 3),
-                lease_kept=kept,
-            )
-        else:
-            # Dead letter: the job, the user message ('failed') and the fallback reply, at once.
-            fallback = BotReply(self._config.fallback_reply, "text", {"fallback": True})
-            settle = Settle(job, "dead", attempt.status, decision.reason)
-            kept = await self._store_reply(
-                job, fallback, "failed", f"fallback:{job.message_id}", settle
-            )
-            self._count(kept, "dead")
-            bound.warning("dispatch_dead_letter", reason=decision.reason, lease_kept=kept)
+        self.statistics.recent.append(decision.verdict is Verdict.DELIVERED)
+        match decision.verdict:
+            case Verdict.DELIVERED:
+                await self._delivered(job, attempt, bound)
+            case Verdict.RETRY:
+                self.statistics.last_error = decision.reason
+                kept = await self._store.retry(
+                    job, delay=decision.delay, error=decision.reason, last_status=attempt.status
+                )
+                self._count(kept, "retried")
+                bound.info(
+                    "dispatch_retry",
+                    reason=decision.reason,
+                    delay_seconds=round(decision.delay, 3),
+                    lease_kept=kept,
+                )
+            case Verdict.DEAD:
+                self.statistics.last_error = decision.reason
+                # Dead letter: the job, the user message ('failed') and the fallback, at once.
+                fallback = BotReply(self._config.fallback_reply, "text", {"fallback": True})
+                settle = Settle(job, "dead", attempt.status, decision.reason)
+                kept = await self._store_reply(
+                    job, fallback, "failed", f"fallback:{job.message_id}", settle
+                )
+                self._count(kept, "dead")
+                bound.warning("dispatch_dead_letter", reason=decision.reason, lease_kept=kept)
 
     async def _delivered(self, job: Job, attempt: Attempt, bound: Any) -> None:
         reply: BotReply | None = None

@@ -466,3 +466,21 @@ async def test_racing_identical_callbacks_store_one_reply(pipeline: Pipeline) ->
     legacy = f'{{"sessionId": "{session.id}", "response": "plain text", "responseType": "text"}}'.encode()
     assert (await _post_callback(pipeline, legacy, sign(legacy, SECRET, "hex"))).status_code == 200
     assert (await pipeline.messages(session))[-1]["content"] == "plain text"
+
+
+async def test_health_shows_n8n_failing_and_dead_letters(
+    nursery: trio.Nursery, database_url: str
+) -> None:
+    pipe = await open_pipeline(nursery, database_url, queue={"max_attempts": 1})
+    pipe.sink.behave(Status(403, b'{"message":"Authorization data is wrong!"}'))
+    async with pipe.chatd.client() as client:
+        session = await new_session(client)
+        sent = (await send(client, session, "hi")).json()
+        await pipe.wait_job(sent["messageId"], "dead")
+        health = (await client.get("/api/chat/health")).json()
+    assert health["status"] == "degraded"
+    assert health["checks"]["webhook"] == "unhealthy"
+    assert health["metrics"]["deadLetters"] == 1
+    assert health["metrics"]["webhookSuccessRate"] == 0
+    assert health["lastWebhookError"] == "HTTP 403"
+    pipe.chatd.stop.set()

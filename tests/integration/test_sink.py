@@ -44,7 +44,9 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def post(client: httpx.AsyncClient, sink: Sink, session: str = "s1", **extra: object):
+async def post(
+    client: httpx.AsyncClient, sink: Sink, session: str = "s1", **extra: object
+) -> httpx.Response:
     return await client.post(sink.webhook_url, json={"sessionId": session, **extra})
 
 
@@ -205,6 +207,18 @@ async def test_choice_order(sink: Sink, client: httpx.AsyncClient) -> None:
     assert [r.session_id for r in sink.for_session("a")] == ["a", "a"]
 
 
+async def test_a_failing_rule_answers_500_and_is_kept(
+    sink: Sink, client: httpx.AsyncClient
+) -> None:
+    def broken(received: Received) -> Behaviour:
+        raise ZeroDivisionError
+
+    sink.behave(broken)
+    assert (await post(client, sink)).status_code == 500
+    assert [type(e) for e in sink.errors] == [ZeroDivisionError]
+    sink.errors.clear()
+
+
 async def test_hold_and_release(sink: Sink, client: httpx.AsyncClient) -> None:
     sink.queue(Hold(), Hold(then=Status(503)))
     results: dict[str, httpx.Response] = {}
@@ -351,8 +365,8 @@ async def test_callback_hex(sink: Sink, chatd_stand_in: Sink, client: httpx.Asyn
 
     assert response.status_code == 202
     assert response.json() == {"message": "Workflow was started"}
-    assert chatd_stand_in.requests == []  # the callback comes after the acknowledgement
     [got] = await chatd_stand_in.wait_for(1)
+    assert got.perf - sink.requests[0].perf >= 0.05  # after the ack and the callback_delay
     assert (got.method, got.path) == ("POST", "/api/chat/webhook")
     assert got.headers["content-type"] == "application/json"
     assert got.json == {
