@@ -335,12 +335,13 @@ class Sink:
         received = Received(
             scope["method"], scope["path"], _headers(scope), body, _parse(body), arrived_at, perf
         )
+        release = self.release_event  # a release() after this request arrived lets it go
         self.requests.append(received)
         self._notify()
         try:
             behaviour = self._choose(received)
             await trio.sleep(behaviour.delay)
-            await self._answer(behaviour, received, send)
+            await self._answer(behaviour, received, send, release)
         except Exception as exc:
             self.errors.append(exc)
             raise
@@ -355,7 +356,9 @@ class Sink:
             rule = self._default
         return rule(received) if callable(rule) else rule
 
-    async def _answer(self, behaviour: Behaviour, received: Received, send: Send) -> None:
+    async def _answer(
+        self, behaviour: Behaviour, received: Received, send: Send, release: trio.Event
+    ) -> None:
         match behaviour:
             case Reply():
                 response: dict[str, Any] = {"content": behaviour.content, "type": behaviour.type}
@@ -380,8 +383,8 @@ class Sink:
             case Drop():
                 await _drop(send)
             case Hold():
-                await self.release_event.wait()
-                await self._answer(behaviour.then or Reply("released"), received, send)
+                await release.wait()
+                await self._answer(behaviour.then or Reply("released"), received, send, release)
 
     async def _callback(self, callback: Callback, received: Received) -> None:
         await trio.sleep(callback.callback_delay)

@@ -17,6 +17,7 @@ from chatd.db.queries import query
 from chatd.errors import NotFound
 
 JOBS_CHANNEL = "chatd_jobs"
+EVENTS_CHANNEL = "chatd_events"  # filled by triggers: sql/migrations/0003_events.sql
 
 
 @dataclass(frozen=True)

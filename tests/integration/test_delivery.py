@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,7 +12,9 @@ import pytest
 import trio
 
 from chatd.core.signing import standard_signature
+from chatd.db.listen import Listener
 from chatd.db.pool import PoolConfig, open_pool
+from chatd.db.queue import EVENTS_CHANNEL
 from tests.chat import Session, new_session, send
 from tests.conftest import RunningChatd, make_settings, start_chatd
 from tests.sink import Ack, Callback, Drop, Hold, Html, Huge, Output, Reply, Sink, Status, sign
@@ -483,4 +486,48 @@ async def test_health_shows_n8n_failing_and_dead_letters(
     assert health["metrics"]["deadLetters"] == 1
     assert health["metrics"]["webhookSuccessRate"] == 0
     assert health["lastWebhookError"] == "HTTP 403"
+    pipe.chatd.stop.set()
+
+
+async def test_events_follow_the_queue_bot_typing_included(
+    nursery: trio.Nursery, database_url: str
+) -> None:
+    events: list[dict[str, Any]] = []
+    listener = Listener(
+        database_url, [EVENTS_CHANNEL], lambda _c, payload: events.append(json.loads(payload))
+    )
+    await nursery.start(listener.run)
+    pipe = await open_pipeline(nursery, database_url)
+    pipe.sink.queue(Status(503, headers={"Retry-After": "0"}), Hold(then=Reply("here you go")))
+    async with pipe.chatd.client() as client:
+        session = await new_session(client)
+        sent = (await send(client, session, "typing?")).json()
+        await pipe.sink.wait_for(2)
+        with trio.fail_after(5):
+            while [e["isTyping"] for e in events if e["type"] == "bot_typing"] != [
+                True,
+                False,
+                True,
+            ]:
+                await trio.sleep(0.02)
+        pipe.sink.release()
+        await pipe.wait_messages(session, 2)
+    with trio.fail_after(5):
+        while len(events) < 7:
+            await trio.sleep(0.02)
+    mine = [
+        {k: v for k, v in e.items() if k != "sessionId"}
+        for e in events
+        if e["sessionId"] == session.id
+    ]
+    bot_id = (await pipe.messages(session))[1]["id"]
+    assert mine == [
+        {"type": "new_message", "messageId": sent["messageId"], "seq": 1},
+        {"type": "bot_typing", "isTyping": True},  # claimed
+        {"type": "bot_typing", "isTyping": False},  # 503: waiting to retry
+        {"type": "bot_typing", "isTyping": True},  # claimed again
+        {"type": "new_message", "messageId": bot_id, "seq": 2},
+        {"type": "bot_typing", "isTyping": False},  # the reply ends it
+        {"type": "message_status", "messageId": sent["messageId"], "seq": 1, "status": "delivered"},
+    ]
     pipe.chatd.stop.set()

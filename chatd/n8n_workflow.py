@@ -1,0 +1,476 @@
+"""An importable n8n workflow that speaks chatd's webhook contract (`chatd n8n-workflow`).
+
+`build_workflow(mode=..., chatd_url=...)` returns the workflow as a dict in n8n's export format
+({name, nodes, connections, settings, active, ...}); `json.dumps` it and import the file in n8n
+(Workflows > Import from File, or `n8n import:workflow --input=FILE`). Pure: no I/O.
+
+Two shapes, one per way chatd takes a reply:
+
+- "sync": Webhook (Respond: "Using 'Respond to Webhook' node") -> signature check -> your bot
+  logic -> Respond to Webhook with {"sessionId", "response": {"content", "type", ...}}, which
+  chatd reads from the HTTP response body. The bot node's error output (On Error: "Continue
+  (using error output)") answers 500: n8n answers an execution that fails before any Respond
+  to Webhook node with 200 and an empty body, which chatd would take for "accepted, the reply
+  comes by callback" (the shopper would get nothing); a 500 is retried, then turned into
+  chatd's fallback reply.
+- "callback": Webhook (Respond: "Immediately", 202 {"message": "Workflow was started"}, which
+  chatd takes as "accepted, the reply follows") -> signature check -> your bot logic -> a Code
+  node builds the callback body *as a string* (JSON.stringify) -> a Crypto node signs exactly
+  that string (HMAC-SHA256, hex) -> HTTP Request POSTs exactly that string (Body Content Type
+  "Raw", application/json) to `callbackUrl` with header X-Webhook-Signature. chatd verifies the
+  hex HMAC over the raw bytes it receives, so the body must not be re-serialised in between.
+  n8n never re-runs a failed execution itself; the POST node retries (5 tries, 5 s apart), which
+  is safe because chatd stores the same reply to the same message once.
+
+Both check chatd's Standard Webhooks signature before the bot runs: the Webhook node's "Raw Body"
+option keeps the request bytes in the binary field "data" (re-serialising the parsed `body`
+would not reproduce them: key order, number formats and escapes may differ), a Code node builds
+`{webhook-id}.{webhook-timestamp}.{raw body}` with `this.helpers.getBinaryDataBuffer`, a Crypto
+node computes its base64 HMAC-SHA256 and an If node compares it with the `v1,` entries of the
+webhook-signature header and checks the timestamp is within 5 minutes. A mismatch answers 401 in
+sync mode (chatd dead-letters it) and stops the execution with an error in callback mode. The
+Crypto node keys the HMAC with the secret's UTF-8 bytes, so this check needs a plain secret: a
+Standard Webhooks "whsec_<base64>" secret is keyed with its decoded bytes, which a Crypto node
+cannot express (delete the three check nodes if you use one; header auth still applies).
+
+Node types and typeVersions targeted, older versions that n8n 1.x and 2.x both still load (from
+n8n-io/n8n packages/nodes-base: Webhook/Webhook.node.ts + description.ts + utils.ts,
+RespondToWebhook/RespondToWebhook.node.ts, HttpRequest/V3/Description.ts +
+HttpRequestV3.node.ts, Crypto/v1/CryptoV1.node.ts, If/V2/IfV2.node.ts, Code; the shape of an
+export from its test workflows, e.g. Crypto/test/CryptoTest.workflow.json). Both workflows were
+imported into n8n 2.7.5 (`n8n import:workflow`, credential linked by name, published) and driven
+with chatd-signed requests: replies, 401/403s and callbacks were checked with chatd's own
+parse_reply_body / verify_callback / parse_callback.
+
+    n8n-nodes-base.webhook           2    httpMethod, path, authentication "headerAuth",
+                                          responseMode "responseNode" | "onReceived",
+                                          options.rawBody, options.responseCode
+    n8n-nodes-base.code              2    mode, jsCode (JavaScript)
+    n8n-nodes-base.crypto            1    action "hmac", type "SHA256", value, secret,
+                                          encoding "base64" | "hex", dataPropertyName
+    n8n-nodes-base.if                2    conditions (filter: boolean "true")
+    n8n-nodes-base.respondToWebhook  1.1  respondWith "json", responseBody, options.responseCode
+    n8n-nodes-base.httpRequest       4.2  method, url, sendHeaders + headerParameters,
+                                          sendBody, contentType "raw", rawContentType, body
+    n8n-nodes-base.stopAndError      1    errorMessage
+    n8n-nodes-base.stickyNote        1    content, width, height
+
+Secrets: none is embedded. The Webhook node references an n8n "Header Auth" credential by name
+(HEADER_AUTH_CREDENTIAL, id null: n8n resolves a null id by name and type when the workflow is
+saved, else the user picks the credential); the user creates it with header name
+X-Webhook-Secret and chatd's CHAT_WEBHOOK_SECRET as value. The Crypto nodes' "secret" parameter
+is the placeholder string SECRET_PLACEHOLDER ("REPLACE_WITH_CHAT_WEBHOOK_SECRET"), to be replaced
+by the same secret after import. (Crypto v1 keeps its secret as a node parameter; n8n variables
+($vars) need a paid plan and $env is blocked by default since n8n 2.0; Crypto v2, which reads
+the secret from a "Crypto" credential, only exists in recent 2.x releases.)
+
+Node ids and the webhook id are uuid5 values derived from the mode, chatd_url, webhook_path and
+node name, so the same arguments always give the same JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+Mode = Literal["sync", "callback"]
+
+WEBHOOK_TYPE = "n8n-nodes-base.webhook"
+CODE_TYPE = "n8n-nodes-base.code"
+CRYPTO_TYPE = "n8n-nodes-base.crypto"
+IF_TYPE = "n8n-nodes-base.if"
+RESPOND_TYPE = "n8n-nodes-base.respondToWebhook"
+HTTP_REQUEST_TYPE = "n8n-nodes-base.httpRequest"
+STOP_AND_ERROR_TYPE = "n8n-nodes-base.stopAndError"
+STICKY_NOTE_TYPE = "n8n-nodes-base.stickyNote"
+
+TYPE_VERSIONS: dict[str, float] = {
+    WEBHOOK_TYPE: 2,
+    CODE_TYPE: 2,
+    CRYPTO_TYPE: 1,
+    IF_TYPE: 2,
+    RESPOND_TYPE: 1.1,
+    HTTP_REQUEST_TYPE: 4.2,
+    STOP_AND_ERROR_TYPE: 1,
+    STICKY_NOTE_TYPE: 1,
+}
+
+HEADER_AUTH_CREDENTIAL = "chatd X-Webhook-Secret"
+SECRET_HEADER = "X-Webhook-Secret"
+SECRET_PLACEHOLDER = "REPLACE_WITH_CHAT_WEBHOOK_SECRET"
+CALLBACK_PATH = "/api/chat/webhook"
+SIGNATURE_TOLERANCE_SECONDS = 300  # chatd's own tolerance for webhook-timestamp
+CALLBACK_RETRY: dict[str, Any] = {"retryOnFail": True, "maxTries": 5, "waitBetweenTries": 5000}
+
+# Node names: connections refer to nodes by name, so these are part of the format.
+WEBHOOK = "chatd webhook"
+SIGNED_CONTENT = "Standard Webhooks: signed content"
+EXPECTED_SIGNATURE = "HMAC of signed content"
+SIGNATURE_OK = "chatd signature valid?"
+BOT_LOGIC = "Your bot logic"
+REPLY = "Reply to chatd"
+REJECT = "Reject: bad signature"
+BOT_FAILED = "Bot failed"
+CALLBACK_BODY = "Build callback body"
+SIGN_CALLBACK = "Sign callback body"
+POST_CALLBACK = "POST reply to chatd"
+SETUP_NOTE = "Setup"
+
+_NAMESPACE = uuid.UUID("6d3f2f0e-3c1a-5b8e-9a53-c4a7d0c1e8f2")
+_X0, _DX, _Y, _Y_ALT = 0, 240, 300, 520
+
+_SIGNED_CONTENT_JS = """\
+// chatd signs each delivery the Standard Webhooks way: base64 HMAC-SHA256 of
+// `${webhook-id}.${webhook-timestamp}.${raw body}`. The Webhook node keeps the raw body
+// (option "Raw Body") in the binary field "data"; re-serialising $json.body would not
+// reproduce chatd's exact bytes, so the signature is checked over these.
+const out = [];
+const items = $input.all();
+for (let i = 0; i < items.length; i++) {
+  const headers = items[i].json.headers || {};
+  const raw = (await this.helpers.getBinaryDataBuffer(i, 'data')).toString('utf8');
+  out.push({
+    json: {
+      ...items[i].json,
+      signedContent: `${headers['webhook-id']}.${headers['webhook-timestamp']}.${raw}`,
+    },
+  });
+}
+return out;
+"""
+
+_SIGNATURE_CHECK = (
+    "={{ String($json.headers['webhook-signature'] || '').split(' ')"
+    ".includes('v1,' + $json.expectedSignature)"
+    " && Math.abs(Date.now() / 1000 - Number($json.headers['webhook-timestamp']))"
+    f" <= {SIGNATURE_TOLERANCE_SECONDS} }}}}"
+)
+
+_BOT_LOGIC_JS = """\
+// ===== Replace this with your bot (AI Agent, etc.) =====
+// In:  $json.body is what chatd sent:
+//      { sessionId, messageId, seq, userId, guestEmail,
+//        message: { content, type, timestamp },
+//        userContext: { isAuthenticated, membershipLevel?, ... },
+//        sessionMetadata, callbackUrl, deliveryId }
+// Out: one item { sessionId, replyTo, callbackUrl,
+//                 response: { content, type, quickReplies? } }
+//      type is "text", "quick_reply" or "rich_content"; quickReplies at most 10 labels.
+const req = $json.body;
+const text = String((req.message && req.message.content) || '').trim();
+const lower = text.toLowerCase();
+
+let response;
+if (/\\b(order|shipping|delivery|track)/.test(lower)) {
+  response = {
+    content: 'I can help with your order. What is your order number?',
+    type: 'text',
+  };
+} else if (/^(hi|hello|hey)\\b/.test(lower)) {
+  response = {
+    content: 'Hi! How can I help you today?',
+    type: 'quick_reply',
+    quickReplies: ['Track my order', 'Returns', 'Talk to a person'],
+  };
+} else {
+  response = { content: `You said: ${text}`, type: 'text' };
+}
+
+return {
+  json: {
+    sessionId: req.sessionId,
+    replyTo: req.messageId,
+    callbackUrl: req.callbackUrl,
+    response,
+  },
+};
+"""
+
+_CALLBACK_BODY_JS = """\
+// chatd checks X-Webhook-Signature (hex HMAC-SHA256) over the exact bytes it receives, so the
+// body is serialised once, here; the Crypto node signs this very string and the HTTP Request
+// node sends it unchanged (Body Content Type "Raw").
+const fallbackUrl = __FALLBACK_URL__;
+return {
+  json: {
+    callbackUrl: $json.callbackUrl || fallbackUrl,
+    callbackBody: JSON.stringify({
+      sessionId: $json.sessionId,
+      replyTo: $json.replyTo,
+      response: $json.response,
+    }),
+  },
+};
+"""
+
+_SYNC_REPLY_BODY = "={{ JSON.stringify({ sessionId: $json.sessionId, response: $json.response }) }}"
+
+
+def build_workflow(
+    *, mode: Literal["sync", "callback"], chatd_url: str, webhook_path: str = "chatd"
+) -> dict[str, Any]:
+    """The n8n workflow for `mode`, ready for `json.dumps` and n8n's import.
+
+    `chatd_url` is chatd's public base URL (http or https); it fills the callback URL used when a
+    request carries no callbackUrl, and the setup note. `webhook_path` is the Webhook node's
+    path: the production URL is <n8n>/webhook/<webhook_path>. ValueError on a bad argument.
+    """
+    if mode not in ("sync", "callback"):
+        raise ValueError(f"mode must be 'sync' or 'callback', not {mode!r}")
+    base = _check_url(chatd_url)
+    path = _check_path(webhook_path)
+    builder = _Builder(seed=f"{mode}\n{base}\n{path}")
+
+    webhook_options: dict[str, Any] = {"rawBody": True}
+    if mode == "callback":
+        # 202 Accepted with n8n's {"message": "Workflow was started"}: chatd stores no reply
+        # and waits for the callback. (Webhook v2 reads options.responseCode.values.)
+        webhook_options["responseCode"] = {
+            "values": {"responseCode": "customCode", "customCode": 202}
+        }
+    webhook = builder.node(
+        WEBHOOK,
+        WEBHOOK_TYPE,
+        {
+            "httpMethod": "POST",
+            "path": path,
+            "authentication": "headerAuth",
+            "responseMode": "responseNode" if mode == "sync" else "onReceived",
+            "options": webhook_options,
+        },
+        credentials={"httpHeaderAuth": {"id": None, "name": HEADER_AUTH_CREDENTIAL}},
+    )
+    webhook["webhookId"] = builder.uuid("webhookId")
+
+    builder.node(SIGNED_CONTENT, CODE_TYPE, {"jsCode": _SIGNED_CONTENT_JS})
+    builder.node(
+        EXPECTED_SIGNATURE,
+        CRYPTO_TYPE,
+        _hmac_params("={{ $json.signedContent }}", "expectedSignature", "base64"),
+    )
+    builder.node(SIGNATURE_OK, IF_TYPE, _boolean_if(builder.uuid("condition"), _SIGNATURE_CHECK))
+    bot = builder.node(
+        BOT_LOGIC, CODE_TYPE, {"mode": "runOnceForEachItem", "jsCode": _BOT_LOGIC_JS}
+    )
+    builder.connect(WEBHOOK, SIGNED_CONTENT)
+    builder.connect(SIGNED_CONTENT, EXPECTED_SIGNATURE)
+    builder.connect(EXPECTED_SIGNATURE, SIGNATURE_OK)
+    builder.connect(SIGNATURE_OK, BOT_LOGIC)  # output 0: true
+
+    if mode == "sync":
+        builder.node(
+            REPLY,
+            RESPOND_TYPE,
+            {"respondWith": "json", "responseBody": _SYNC_REPLY_BODY, "options": {}},
+        )
+        builder.connect(BOT_LOGIC, REPLY)
+        # A workflow that fails before any Respond to Webhook node is answered 200 with an
+        # empty body, which chatd takes for "accepted, the reply comes by callback": the
+        # shopper would wait forever. The bot's error output answers 500 instead, which chatd
+        # retries and, at its attempt limit, turns into its fallback reply.
+        bot["onError"] = "continueErrorOutput"
+        builder.node(
+            BOT_FAILED,
+            RESPOND_TYPE,
+            {
+                "respondWith": "json",
+                "responseBody": json.dumps({"error": "bot failed"}),
+                "options": {"responseCode": 500},
+            },
+            position=[_X0 + 5 * _DX, _Y_ALT],
+        )
+        builder.connect(BOT_LOGIC, BOT_FAILED, output=1)
+        builder.node(
+            REJECT,
+            RESPOND_TYPE,
+            {
+                "respondWith": "json",
+                "responseBody": json.dumps({"error": "invalid webhook signature"}),
+                "options": {"responseCode": 401},
+            },
+            position=[_X0 + 4 * _DX, _Y_ALT],
+        )
+    else:
+        fallback = json.dumps(base + CALLBACK_PATH)
+        builder.node(
+            CALLBACK_BODY,
+            CODE_TYPE,
+            {
+                "mode": "runOnceForEachItem",
+                "jsCode": _CALLBACK_BODY_JS.replace("__FALLBACK_URL__", fallback),
+            },
+        )
+        builder.node(
+            SIGN_CALLBACK,
+            CRYPTO_TYPE,
+            _hmac_params("={{ $json.callbackBody }}", "signature", "hex"),
+        )
+        post = builder.node(
+            POST_CALLBACK,
+            HTTP_REQUEST_TYPE,
+            {
+                "method": "POST",
+                "url": "={{ $json.callbackUrl }}",
+                "sendHeaders": True,
+                "headerParameters": {
+                    "parameters": [
+                        {"name": "X-Webhook-Signature", "value": "={{ $json.signature }}"}
+                    ]
+                },
+                "sendBody": True,
+                "contentType": "raw",
+                "rawContentType": "application/json",
+                "body": "={{ $json.callbackBody }}",
+                "options": {},
+            },
+        )
+        # Node-level "Retry On Fail" (n8n caps it at 5 tries, 5 s apart) rides out a chatd
+        # restart; chatd stores a given reply to a given message once, however often it comes.
+        post.update(CALLBACK_RETRY)
+        builder.connect(BOT_LOGIC, CALLBACK_BODY)
+        builder.connect(CALLBACK_BODY, SIGN_CALLBACK)
+        builder.connect(SIGN_CALLBACK, POST_CALLBACK)
+        builder.node(
+            REJECT,
+            STOP_AND_ERROR_TYPE,
+            {"errorMessage": "chatd webhook signature is invalid or stale"},
+            position=[_X0 + 4 * _DX, _Y_ALT],
+        )
+    builder.connect(SIGNATURE_OK, REJECT, output=1)  # output 1: false
+
+    builder.node(
+        SETUP_NOTE,
+        STICKY_NOTE_TYPE,
+        {"content": _setup_note(mode, base, path), "width": 700, "height": 420, "color": 5},
+        position=[_X0 - 40, _Y - 480],
+    )
+    return {
+        "name": f"chatd bot ({mode})",
+        "nodes": builder.nodes,
+        "connections": builder.connections,
+        "settings": {"executionOrder": "v1"},
+        "pinData": {},
+        "active": False,
+        "tags": [],
+    }
+
+
+class _Builder:
+    def __init__(self, seed: str) -> None:
+        self._seed = seed
+        self.nodes: list[dict[str, Any]] = []
+        self.connections: dict[str, dict[str, list[list[dict[str, Any]]]]] = {}
+        self._column = 0
+
+    def uuid(self, name: str) -> str:
+        return str(uuid.uuid5(_NAMESPACE, f"{self._seed}\n{name}"))
+
+    def node(
+        self,
+        name: str,
+        node_type: str,
+        parameters: dict[str, Any],
+        *,
+        credentials: dict[str, Any] | None = None,
+        position: list[int] | None = None,
+    ) -> dict[str, Any]:
+        if position is None:
+            position = [_X0 + self._column * _DX, _Y]
+            self._column += 1
+        node: dict[str, Any] = {
+            "parameters": parameters,
+            "id": self.uuid(name),
+            "name": name,
+            "type": node_type,
+            "typeVersion": TYPE_VERSIONS[node_type],
+            "position": position,
+        }
+        if credentials is not None:
+            node["credentials"] = credentials
+        self.nodes.append(node)
+        return node
+
+    def connect(self, source: str, target: str, *, output: int = 0) -> None:
+        outputs = self.connections.setdefault(source, {"main": []})["main"]
+        while len(outputs) <= output:
+            outputs.append([])
+        outputs[output].append({"node": target, "type": "main", "index": 0})
+
+
+def _hmac_params(value: str, into: str, encoding: str) -> dict[str, Any]:
+    return {
+        "action": "hmac",
+        "type": "SHA256",
+        "value": value,
+        "dataPropertyName": into,
+        "secret": SECRET_PLACEHOLDER,
+        "encoding": encoding,
+    }
+
+
+def _boolean_if(condition_id: str, expression: str) -> dict[str, Any]:
+    return {
+        "conditions": {
+            "options": {"caseSensitive": True, "leftValue": "", "typeValidation": "strict"},
+            "conditions": [
+                {
+                    "id": condition_id,
+                    "leftValue": expression,
+                    "rightValue": "",
+                    "operator": {"type": "boolean", "operation": "true", "singleValue": True},
+                }
+            ],
+            "combinator": "and",
+        },
+        "options": {},
+    }
+
+
+def _check_url(url: str) -> str:
+    base = url.strip().rstrip("/")
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"chatd_url must be an absolute http(s) base URL, not {url!r}")
+    if any(ch.isspace() or ord(ch) < 0x20 for ch in base):
+        raise ValueError("chatd_url must not contain whitespace or control characters")
+    return base
+
+
+def _check_path(path: str) -> str:
+    cleaned = path.strip().strip("/")
+    if not cleaned or any(ch.isspace() or ord(ch) < 0x20 or ch in "?#" for ch in cleaned):
+        raise ValueError(f"webhook_path must be a non-empty URL path, not {path!r}")
+    return cleaned
+
+
+def _setup_note(mode: Mode, base: str, path: str) -> str:
+    crypto_nodes = (
+        f'"{EXPECTED_SIGNATURE}"'
+        if mode == "sync"
+        else f'"{EXPECTED_SIGNATURE}" and "{SIGN_CALLBACK}"'
+    )
+    reply = (
+        f'"{REPLY}" answers chatd\'s request with {{sessionId, response}}.'
+        if mode == "sync"
+        else f'n8n answers 202 at once; "{POST_CALLBACK}" then POSTs the signed reply to '
+        f"callbackUrl (fallback {base}{CALLBACK_PATH}), retrying 5 times 5 s apart; after "
+        "that the reply is lost."
+    )
+    return (
+        f"## chatd ({mode} mode)\n"
+        f"chatd: {base}\n\n"
+        f'1. Credentials > New > **Header Auth**, named "{HEADER_AUTH_CREDENTIAL}": '
+        f"Name `{SECRET_HEADER}`, Value = chatd's CHAT_WEBHOOK_SECRET. Created before the "
+        f'import, it is linked by name; else select it in "{WEBHOOK}".\n'
+        f"2. In {crypto_nodes}, replace `{SECRET_PLACEHOLDER}` with the same secret.\n"
+        f"3. Point chatd at the Production URL: CHAT_N8N_WEBHOOK_URL="
+        f"<your n8n>/webhook/{path}\n"
+        "4. Activate the workflow (n8n 2.x: Publish, again after every edit). Inactive, "
+        "n8n answers 404 and chatd retries.\n"
+        f'5. Replace "{BOT_LOGIC}" with your bot. {reply}\n\n'
+        "Wrong X-Webhook-Secret: n8n answers 403, chatd dead-letters the message and shows "
+        "its fallback reply. A bad or stale signature: "
+        + ("401, dead-lettered the same way." if mode == "sync" else "the execution fails.")
+    )
