@@ -221,7 +221,7 @@ async def run_services(
                 services.pool.config.conninfo(),
                 [JOBS_CHANNEL],
                 on_notify=lambda _channel, _payload: dispatcher.wake(),
-                on_connect=dispatcher.wake,
+                on_connect=dispatcher.wake_all,
             )
             if settings.queue.dispatch:
                 await background.start(listener.run)

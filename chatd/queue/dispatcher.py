@@ -78,13 +78,23 @@ class Dispatcher:
         self._sender = sender
         self._registry = registry
         self._config = config
-        self._wakeup = trio.Event()
+        # Wake-up tokens: one per hint is enough, since a worker that finds a job claims again
+        # at once; bounded by the number of workers (more tokens than idle workers is moot).
+        self._wake_send, self._wake_receive = trio.open_memory_channel[None](config.concurrency)
         self._worker = f"{socket.gethostname()}:{os.getpid()}"
         self.statistics = DispatchStatistics()
 
-    def wake(self) -> None:
-        """A hint that jobs may be due (NOTIFY, reconnect): every idle worker claims at once."""
-        self._wakeup.set()
+    def wake(self, workers: int = 1) -> None:
+        """A hint that a job may be due (a NOTIFY): that many idle workers claim at once."""
+        for _ in range(workers):
+            try:
+                self._wake_send.send_nowait(None)
+            except trio.WouldBlock:
+                return
+
+    def wake_all(self) -> None:
+        """Every idle worker looks (after a reconnect, notifications may have been lost; on stop)."""
+        self.wake(self._config.concurrency)
 
     async def run(self, stop: trio.Event, *, task_status: trio.TaskStatus[None]) -> None:
         """Deliver until `stop`; then let calls in flight finish within the grace period."""
@@ -93,7 +103,7 @@ class Dispatcher:
                 nursery.start_soon(self._work, stop, n)
             task_status.started()
             await stop.wait()
-            self.wake()
+            self.wake_all()
             nursery.cancel_scope.deadline = trio.current_time() + self._config.grace_seconds
 
     async def _work(self, stop: trio.Event, n: int) -> None:
@@ -107,11 +117,8 @@ class Dispatcher:
             if job is not None:
                 await self._deliver(job)
                 continue
-            wakeup = self._wakeup
             with trio.move_on_after(self._config.poll_interval):
-                await wakeup.wait()
-            if wakeup is self._wakeup and wakeup.is_set():
-                self._wakeup = trio.Event()  # the first worker back re-arms it
+                await self._wake_receive.receive()
 
     async def _deliver(self, job: Job) -> None:
         bound = log.bind(

@@ -29,7 +29,8 @@ def _row(name: str, result: LoadResult) -> str:
 
 @pytest.mark.benchmark
 async def test_send_rate_against_hello_world(database_url: str) -> None:
-    async with chatd_process(database_url) as (url, _process):
+    # The API path alone: delivery has its own benchmark (test_bench_drain.py).
+    async with chatd_process(database_url, CHATD_QUEUE__DISPATCH="false") as (url, _process):
         host = urlsplit(url).netloc
         async with httpx.AsyncClient(base_url=url) as client:
             sessions = []
