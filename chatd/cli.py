@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from chatd.db.embedded import default_state_dir
 from chatd.db.pool import open_pool
 from chatd.errors import ChatdError, ConfigError, DatabaseUnavailable
 from chatd.logs import configure_logging
+from chatd.n8n_workflow import build_workflow
 from chatd.queue_cli import add_queue_commands, run_queue_command
 from chatd.settings import Settings, load_settings
 
@@ -73,6 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Apply pending migrations (safe to run from several processes at once).",
     )
     add_queue_commands(commands)
+
+    workflow = commands.add_parser(
+        "n8n-workflow",
+        help="print an importable n8n workflow wired to this chatd",
+        description="Print an n8n workflow (JSON) that speaks chatd's protocol, with this chatd's"
+        " URLs filled in (server.public_url). See README, 'Connect n8n'.",
+    )
+    workflow.add_argument(
+        "--mode",
+        choices=["sync", "callback"],
+        default="sync",
+        help="sync: reply in the HTTP response; callback: answer 202, reply later (slow bots)",
+    )
+    workflow.add_argument("--path", default="chatd", help="the n8n webhook path (default chatd)")
     return parser
 
 
@@ -85,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"chatd: configuration error:\n{exc}", file=sys.stderr)
         return 2
+    if args.command == "n8n-workflow":
+        flow = build_workflow(mode=args.mode, chatd_url=settings.public_url, webhook_path=args.path)
+        print(json.dumps(flow, indent=2, ensure_ascii=False))
+        return 0
     configure_logging(settings.log.level, settings.log.format)
     state_dir = args.state_dir or default_state_dir()
     try:

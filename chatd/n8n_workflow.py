@@ -37,10 +37,7 @@ Node types and typeVersions targeted, older versions that n8n 1.x and 2.x both s
 n8n-io/n8n packages/nodes-base: Webhook/Webhook.node.ts + description.ts + utils.ts,
 RespondToWebhook/RespondToWebhook.node.ts, HttpRequest/V3/Description.ts +
 HttpRequestV3.node.ts, Crypto/v1/CryptoV1.node.ts, If/V2/IfV2.node.ts, Code; the shape of an
-export from its test workflows, e.g. Crypto/test/CryptoTest.workflow.json). Both workflows were
-imported into n8n 2.7.5 (`n8n import:workflow`, credential linked by name, published) and driven
-with chatd-signed requests: replies, 401/403s and callbacks were checked with chatd's own
-parse_reply_body / verify_callback / parse_callback.
+export from its test workflows, e.g. Crypto/test/CryptoTest.workflow.json):
 
     n8n-nodes-base.webhook           2    httpMethod, path, authentication "headerAuth",
                                           responseMode "responseNode" | "onReceived",
@@ -55,14 +52,20 @@ parse_reply_body / verify_callback / parse_callback.
     n8n-nodes-base.stopAndError      1    errorMessage
     n8n-nodes-base.stickyNote        1    content, width, height
 
+Both workflows were imported into n8n 2.7.5 and 1.123.81 (with and without task runners) with
+`n8n import:workflow`, their credential linked by name, activated, and driven with chatd-signed
+requests: replies, 403/401/500 answers and callbacks were checked with chatd's own
+parse_reply_body, verify_callback and parse_callback.
+
 Secrets: none is embedded. The Webhook node references an n8n "Header Auth" credential by name
 (HEADER_AUTH_CREDENTIAL, id null: n8n resolves a null id by name and type when the workflow is
 saved, else the user picks the credential); the user creates it with header name
 X-Webhook-Secret and chatd's CHAT_WEBHOOK_SECRET as value. The Crypto nodes' "secret" parameter
 is the placeholder string SECRET_PLACEHOLDER ("REPLACE_WITH_CHAT_WEBHOOK_SECRET"), to be replaced
 by the same secret after import. (Crypto v1 keeps its secret as a node parameter; n8n variables
-($vars) need a paid plan and $env is blocked by default since n8n 2.0; Crypto v2, which reads
-the secret from a "Crypto" credential, only exists in recent 2.x releases.)
+($vars) need a paid plan, $env is blocked by default since n8n 2.0 (N8N_BLOCK_ENV_ACCESS_IN_NODE)
+and Crypto v2, which reads the secret from a "Crypto" credential, only exists in 2.x releases
+from early 2026 on.)
 
 Node ids and the webhook id are uuid5 values derived from the mode, chatd_url, webhook_path and
 node name, so the same arguments always give the same JSON.

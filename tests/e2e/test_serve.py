@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -209,3 +210,22 @@ async def test_help_describes_every_command(repo_root: Path) -> None:
         "DATABASE_URL",
     ):
         assert word in text
+
+
+async def test_n8n_workflow_command_prints_an_importable_workflow(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    env = {**serve_env(tmp_path), "CHATD_SERVER__PUBLIC_URL": "https://chat.shop.example"}
+    for mode in ("sync", "callback"):
+        result = await trio.run_process(
+            [sys.executable, "-m", "chatd", "n8n-workflow", "--mode", mode],
+            cwd=repo_root,
+            env=env,
+            capture_stdout=True,
+        )
+        flow = json.loads(result.stdout)
+        types = {node["type"] for node in flow["nodes"]}
+        assert "n8n-nodes-base.webhook" in types
+        assert ("n8n-nodes-base.respondToWebhook" in types) == (mode == "sync")
+        assert ("n8n-nodes-base.httpRequest" in types) == (mode == "callback")
+        assert "https://chat.shop.example" in result.stdout.decode()
