@@ -74,6 +74,11 @@ class QueueStore:
             row = await cur.fetchone()
         return Job(**row) if row else None
 
+    async def rescue_expired(self) -> list[dict[str, Any]]:
+        """Put claims whose lease ran out back to pending; returns the rescued jobs."""
+        async with self._pool.connection() as conn:
+            return await (await conn.execute(query("rescue_expired_leases"))).fetchall()
+
     async def _fenced(self, sql: LiteralString, job: Job, **params: Any) -> list[dict[str, Any]]:
         async with self._pool.connection() as conn:
             cur = await conn.execute(sql, {"job_id": job.id, "lease_id": job.lease_id, **params})

@@ -56,6 +56,7 @@ class DispatchStatistics:
     retried: int = 0
     dead: int = 0
     lost_leases: int = 0
+    rescued: int = 0
     invalid_replies: int = 0
     in_flight: int = 0
     recent: deque[bool] = field(default_factory=lambda: deque(maxlen=100))  # True: delivered
@@ -101,6 +102,7 @@ class Dispatcher:
         async with trio.open_nursery() as nursery:
             for n in range(self._config.concurrency):
                 nursery.start_soon(self._work, stop, n)
+            nursery.start_soon(self._rescue, stop)
             task_status.started()
             await stop.wait()
             self.wake_all()
@@ -119,6 +121,27 @@ class Dispatcher:
                 continue
             with trio.move_on_after(self._config.poll_interval):
                 await self._wake_receive.receive()
+
+    async def _rescue(self, stop: trio.Event) -> None:
+        """Every half lease (at most every poll interval), take back abandoned claims."""
+        period = min(self._config.lease_seconds / 2, self._config.poll_interval)
+        while not stop.is_set():
+            try:
+                rescued = await self._store.rescue_expired()
+            except ChatdError as exc:
+                log.warning("dispatch_rescue_failed", error=str(exc))
+                rescued = []
+            for job in rescued:
+                log.warning(
+                    "dispatch_lease_rescued",
+                    delivery_id=job["id"],
+                    session_id=job["session_id"],
+                    message_id=job["message_id"],
+                )
+            self.statistics.rescued += len(rescued)
+            self.wake(len(rescued))
+            with trio.move_on_after(period):
+                await stop.wait()
 
     async def _deliver(self, job: Job) -> None:
         bound = log.bind(

@@ -1,15 +1,16 @@
 -- name: claim_job
--- The oldest due job whose session has no earlier unfinished job (per-session FIFO), or a job
--- whose lease expired (rescue). SKIP LOCKED lets dispatchers claim side by side.
+-- The oldest due pending job that heads its session's lane (per-session FIFO: no earlier job of
+-- the session is pending or processing). Walks only the partial index of pending jobs in order;
+-- a job queued behind its session's head costs one index-only probe and is skipped. SKIP LOCKED
+-- lets dispatchers of every process claim side by side. Expired leases are put back by
+-- `rescue_expired_leases`, so they need no branch here (a branch would defeat the index).
 WITH candidate AS (
     SELECT j.id
       FROM chat_webhook_queue j
-     WHERE ((j.status = 'pending' AND j.next_retry_at <= now())
-            OR (j.status = 'processing' AND j.locked_until < now()))
-       AND NOT EXISTS (
-           SELECT 1 FROM chat_webhook_queue e
-            WHERE e.session_id = j.session_id AND e.seq < j.seq
-              AND e.status IN ('pending', 'processing'))
+     WHERE j.status = 'pending' AND j.next_retry_at <= now()
+       AND j.seq = (SELECT min(e.seq) FROM chat_webhook_queue e
+                     WHERE e.session_id = j.session_id
+                       AND e.status IN ('pending', 'processing'))
      ORDER BY j.next_retry_at, j.id
      LIMIT 1
        FOR UPDATE SKIP LOCKED
@@ -22,6 +23,19 @@ UPDATE chat_webhook_queue j
  WHERE j.id = candidate.id
 RETURNING j.id, j.message_id, j.session_id, j.seq, j.webhook_url, j.payload, j.attempts,
           j.max_attempts, j.lease_id, (j.attempts > 1) AS is_retry
+
+-- name: rescue_expired_leases
+-- A claim whose lease ran out (its process died or froze) goes back to pending, due now; the
+-- lease is cleared, so the late finisher's fenced updates change nothing.
+UPDATE chat_webhook_queue
+   SET status = 'pending', lease_id = NULL, locked_until = NULL, next_retry_at = now(),
+       last_error = 'lease expired: ' || coalesce(locked_by, 'unknown worker'), updated_at = now()
+ WHERE id IN (SELECT id FROM chat_webhook_queue
+               WHERE status = 'processing' AND locked_until < now()
+               ORDER BY locked_until
+               LIMIT 100
+                 FOR UPDATE SKIP LOCKED)
+RETURNING id, session_id, message_id
 
 -- name: complete_job
 -- Fenced on the lease. The user message becomes 'sent' (n8n took it; a reply may follow by
