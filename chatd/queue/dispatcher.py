@@ -31,6 +31,9 @@ from chatd.queue.sender import Attempt, WebhookSender
 
 log = structlog.get_logger(__name__)
 
+# Pauses before each try to record an outcome while the database is away (seconds).
+SETTLE_RETRY_PAUSES = (0.0, 0.5, 1.0, 2.0, 4.0)
+
 
 @dataclass(frozen=True)
 class DispatchConfig:
@@ -56,6 +59,7 @@ class DispatchStatistics:
     retried: int = 0
     dead: int = 0
     lost_leases: int = 0
+    settle_failures: int = 0  # outcomes that could not be recorded at once (database away)
     rescued: int = 0
     invalid_replies: int = 0
     in_flight: int = 0
@@ -155,13 +159,31 @@ class Dispatcher:
             attempt = await self._call(job)
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
-                released = await self._store.release(job)
-            bound.info("dispatch_released", released=released)
+                try:
+                    released = await self._store.release(job)
+                except ChatdError as exc:  # the lease expires and the job is rescued instead
+                    bound.warning("dispatch_release_failed", error=str(exc))
+                else:
+                    bound.info("dispatch_released", released=released)
             raise
         finally:
             self.statistics.in_flight -= 1
-        with trio.CancelScope(shield=True):  # the outcome is known: record it whatever happens
-            await self._settle(job, attempt, bound)
+        await self._settle_or_leave(job, attempt, bound)
+
+    async def _settle_or_leave(self, job: Job, attempt: Attempt, bound: Any) -> None:
+        """Record the outcome, retrying briefly if the database is away; failing that, leave the
+        job to be rescued when its lease ends (n8n then sees it again, with the same webhook-id).
+        """
+        for pause in SETTLE_RETRY_PAUSES:
+            await trio.sleep(pause)  # a stop interrupts the pauses, never a settle in progress
+            try:
+                with trio.CancelScope(shield=True):  # the outcome is known: record it whole
+                    await self._settle(job, attempt, bound)
+                return
+            except ChatdError as exc:
+                self.statistics.settle_failures += 1
+                bound.warning("dispatch_settle_failed", error=str(exc))
+        bound.error("dispatch_settle_abandoned", rescue_after_seconds=self._config.lease_seconds)
 
     async def _call(self, job: Job) -> Attempt:
         body = json.dumps(self._body(job), separators=(",", ":")).encode()
@@ -264,12 +286,7 @@ class Dispatcher:
         def command(answer: Reply[StoredReply]) -> StoreReply:
             return StoreReply(message, reply_status, settle, answer)
 
-        try:
-            stored = await self._registry.call(job.session_id, command)
-        except ChatdError as exc:
-            # Not settled: the lease expires and the job is rescued, so nothing is lost.
-            log.error("dispatch_reply_not_stored", session_id=job.session_id, error=str(exc))
-            return True  # not a lost lease; the rescue will redo it
+        stored = await self._registry.call(job.session_id, command)
         return stored.settled
 
     def _count(self, kept: bool, field: str) -> None:
