@@ -7,7 +7,9 @@ down) are replies; anything else crashes the actor, and the registry restarts it
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import outcome
 import structlog
@@ -20,6 +22,8 @@ from chatd.db.queue import BotMessage, QueueStore, Settle, StoredReply
 from chatd.errors import ClientError, DatabaseUnavailable, RateLimited
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -73,56 +77,47 @@ class SessionActor:
                 command = await self._mailbox.receive()
                 match command:
                     case Send():
-                        await self._on_send(command)
+                        await self._answer(command.reply, self._on_send(command))
                     case StoreReply():
-                        await self._on_store_reply(command)
+                        await self._answer(command.reply, self._on_store_reply(command))
                 continue
             return
 
-    async def _on_send(self, command: Send) -> None:
-        with command.reply:  # closed on any exit, so a crash never leaves the caller waiting
-            now = trio.current_time()
-            wait = self._sends.retry_after(now)
-            if wait is not None:
-                # A retry of a message already stored is answered, not limited.
-                try:
-                    replay = await self._messages.find_replay(
-                        self.session_id, command.token_hash, command.message
-                    )
-                except (ClientError, DatabaseUnavailable) as exc:
-                    command.reply.send_nowait(outcome.Error(exc))
-                    return
-                if replay is not None:
-                    command.reply.send_nowait(outcome.Value(replay))
-                    return
-                error = RateLimited(
-                    f"at most {self._config.rate_limit_max} messages per"
-                    f" {self._config.rate_limit_window:g}s in a session",
-                    retry_after=wait,
-                )
-                command.reply.send_nowait(outcome.Error(error))
-                return
+    async def _answer(self, reply: Reply[T], work: Awaitable[T]) -> None:
+        """Expected failures are the caller's answer; anything else crashes the actor."""
+        with reply:  # closed on any exit, so a crash never leaves the caller waiting
             try:
-                stored = await self._messages.send(
-                    self.session_id, command.token_hash, command.message
-                )
+                value = await work
             except (ClientError, DatabaseUnavailable) as exc:
-                command.reply.send_nowait(outcome.Error(exc))
-                return
-            if stored.created:
-                self._sends.record(now)
-                log.info("message_stored", message_id=stored.row["id"], seq=stored.row["seq"])
-            command.reply.send_nowait(outcome.Value(stored))
+                reply.send_nowait(outcome.Error(exc))
+            else:
+                reply.send_nowait(outcome.Value(value))
 
-    async def _on_store_reply(self, command: StoreReply) -> None:
-        with command.reply:
-            try:
-                stored = await self._queue.store_bot_message(
-                    command.message, reply_status=command.reply_status, settle=command.settle
-                )
-            except (ClientError, DatabaseUnavailable) as exc:
-                command.reply.send_nowait(outcome.Error(exc))
-                return
-            if stored.row is not None and not stored.duplicate:
-                log.info("reply_stored", message_id=stored.row["id"], seq=stored.row["seq"])
-            command.reply.send_nowait(outcome.Value(stored))
+    async def _on_send(self, command: Send) -> StoredMessage:
+        now = trio.current_time()
+        wait = self._sends.retry_after(now)
+        if wait is not None:
+            # A retry of a message already stored is answered, not limited.
+            replay = await self._messages.find_replay(
+                self.session_id, command.token_hash, command.message
+            )
+            if replay is not None:
+                return replay
+            raise RateLimited(
+                f"at most {self._config.rate_limit_max} messages per"
+                f" {self._config.rate_limit_window:g}s in a session",
+                retry_after=wait,
+            )
+        stored = await self._messages.send(self.session_id, command.token_hash, command.message)
+        if stored.created:
+            self._sends.record(now)
+            log.info("message_stored", message_id=stored.row["id"], seq=stored.row["seq"])
+        return stored
+
+    async def _on_store_reply(self, command: StoreReply) -> StoredReply:
+        stored = await self._queue.store_bot_message(
+            command.message, reply_status=command.reply_status, settle=command.settle
+        )
+        if stored.row is not None and not stored.duplicate:
+            log.info("reply_stored", message_id=stored.row["id"], seq=stored.row["seq"])
+        return stored

@@ -38,7 +38,9 @@ def request_bytes(
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def _read_response(stream: trio.SocketStream, buffer: bytearray) -> int:
+async def read_response(stream: trio.SocketStream, buffer: bytearray) -> tuple[int, bytes]:
+    """One HTTP/1.1 response with a Content-Length, from `buffer` and then the stream:
+    (status, body). What follows it stays in `buffer` for the next response."""
     while b"\r\n\r\n" not in buffer:
         chunk = await stream.receive_some(65536)
         if not chunk:
@@ -51,14 +53,15 @@ async def _read_response(stream: trio.SocketStream, buffer: bytearray) -> int:
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
             length = int(value)
-    total = len(head) + 4 + length
-    while len(buffer) < total:
+    start = len(head) + 4
+    while len(buffer) < start + length:
         chunk = await stream.receive_some(65536)
         if not chunk:
             raise ConnectionError("server closed the connection")
         buffer += chunk
-    del buffer[:total]
-    return status
+    body = bytes(buffer[start : start + length])
+    del buffer[: start + length]
+    return status, body
 
 
 async def run_load(
@@ -85,7 +88,7 @@ async def run_load(
                     return
                 started = time.perf_counter()
                 await stream.send_all(make_request(n))
-                status = await _read_response(stream, buffer)
+                status, _body = await read_response(stream, buffer)
                 result.latencies.append(time.perf_counter() - started)
                 if status == 200:
                     result.requests += 1

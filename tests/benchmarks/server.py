@@ -1,4 +1,4 @@
-"""Run `chatd serve` as a subprocess for a benchmark and return its URL."""
+"""Run `chatd serve` as a subprocess (for benchmarks and fault drills) and return its URL."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import trio
@@ -15,7 +15,15 @@ LISTENING = re.compile(rb"chatd is listening on (http://\S+)")
 
 
 @asynccontextmanager
-async def chatd_process(database_url: str, **env: str) -> AsyncIterator[tuple[str, trio.Process]]:
+async def chatd_process(
+    database_url: str,
+    *,
+    on_output: Callable[[bytes], None] | None = None,
+    graceful: bool = True,
+    **env: str,
+) -> AsyncIterator[tuple[str, trio.Process]]:
+    """`chatd serve` on a free port; `on_output` sees its stderr (the log) as it comes. On the
+    way out it gets SIGTERM and 30 s (graceful) or SIGKILL."""
     environ = {
         **os.environ,
         "CHATD_DATABASE__URL": database_url,
@@ -41,17 +49,24 @@ async def chatd_process(database_url: str, **env: str) -> AsyncIterator[tuple[st
                 if not chunk:
                     raise RuntimeError(output.decode(errors="replace"))
                 output += chunk
+        if on_output is not None:
+            on_output(output)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_discard, process.stderr)
+            nursery.start_soon(_pump, process.stderr, on_output or (lambda _chunk: None))
             yield match.group(1).decode(), process
-            process.terminate()
-            with trio.fail_after(30):
-                await process.wait()
+            if graceful:
+                process.terminate()
+                with trio.fail_after(30):
+                    await process.wait()
+            else:
+                process.kill()
     finally:
         if process.returncode is None:
             process.kill()
+        with trio.move_on_after(10):
+            await process.wait()
 
 
-async def _discard(stream: trio.abc.ReceiveStream) -> None:
-    async for _ in stream:
-        pass
+async def _pump(stream: trio.abc.ReceiveStream, on_output: Callable[[bytes], None]) -> None:
+    async for chunk in stream:
+        on_output(chunk)

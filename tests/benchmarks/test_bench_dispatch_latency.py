@@ -46,7 +46,7 @@ import pytest
 import trio
 
 from tests.benchmarks.fastsink import cpu_between, cpu_seconds, postgres_cpu
-from tests.benchmarks.loadgen import request_bytes
+from tests.benchmarks.loadgen import read_response, request_bytes
 from tests.benchmarks.server import chatd_process
 from tests.sink import Reply, Sink
 
@@ -70,31 +70,6 @@ class Sent:
     response: float  # perf_counter once the response was read
     status: int
     message_id: str | None
-
-
-async def read_response(stream: trio.SocketStream, buffer: bytearray) -> tuple[int, bytes]:
-    """One HTTP/1.1 response with a Content-Length: (status, body)."""
-    while b"\r\n\r\n" not in buffer:
-        chunk = await stream.receive_some(65536)
-        if not chunk:
-            raise ConnectionError("chatd closed the connection")
-        buffer += chunk
-    head, _, _ = bytes(buffer).partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    start = len(head) + 4
-    while len(buffer) < start + length:
-        chunk = await stream.receive_some(65536)
-        if not chunk:
-            raise ConnectionError("chatd closed the connection")
-        buffer += chunk
-    body = bytes(buffer[start : start + length])
-    del buffer[: start + length]
-    return status, body
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

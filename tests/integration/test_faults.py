@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -30,7 +27,7 @@ from psycopg.rows import dict_row
 from chatd.db.migrate import migrate
 from chatd.db.pool import PoolConfig, open_pool
 from chatd.errors import DatabaseUnavailable
-from tests.benchmarks.server import LISTENING, chatd_process
+from tests.benchmarks.server import chatd_process
 from tests.chat import Session, new_session, send
 from tests.conftest import RunningChatd, make_settings, start_chatd
 from tests.pg import EmbeddedServer, running_cluster, with_dbname
@@ -538,9 +535,10 @@ async def test_fifo_and_once_with_random_delays_and_failures(
 class LoggingChatd:
     """A `chatd serve` subprocess whose JSON log lines are kept, to wait for an event in them."""
 
-    url: str
-    process: trio.Process
+    url: str = ""
+    process: trio.Process | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    _pending: bytes = b""
 
     async def wait_event(self, event: str, **fields: object) -> dict[str, Any]:
         while True:
@@ -549,53 +547,27 @@ class LoggingChatd:
                     return entry
             await trio.sleep(0.05)
 
-    async def _read_log(self, stream: trio.abc.ReceiveStream) -> None:
-        pending = b""
-        async for chunk in stream:
-            *lines, pending = (pending + chunk).split(b"\n")
-            for line in lines:
-                with contextlib.suppress(ValueError):
-                    self.events.append(json.loads(line))
+    def feed(self, chunk: bytes) -> None:
+        *lines, self._pending = (self._pending + chunk).split(b"\n")
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                self.events.append(json.loads(line))
 
 
 @asynccontextmanager
 async def logging_chatd(database_url: str, **env: str) -> AsyncIterator[LoggingChatd]:
-    """Like tests.benchmarks.server.chatd_process, but its info-level JSON log is kept."""
-    environ = {
-        **os.environ,
-        "CHATD_DATABASE__URL": database_url,
-        "CHATD_SERVER__PORT": "0",
-        "CHATD_LOG__LEVEL": "info",
-        "CHATD_LOG__FORMAT": "json",
-        "CHATD_CHAT__SESSION_CREATE_PER_IP_MAX": "100000",
+    """chatd_process with its info-level JSON log kept; killed on the way out."""
+    chatd = LoggingChatd()
+    async with chatd_process(
+        database_url,
+        on_output=chatd.feed,
+        graceful=False,
+        CHATD_LOG__LEVEL="info",
+        CHATD_LOG__FORMAT="json",
         **env,
-    }
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "chatd", "serve"],
-        env=environ,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    output = b""
-    try:
-        with trio.fail_after(60):
-            while not (match := LISTENING.search(output)):
-                chunk = await process.stderr.receive_some()
-                if not chunk:
-                    raise RuntimeError(output.decode(errors="replace"))
-                output += chunk
-        chatd = LoggingChatd(match.group(1).decode(), process)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(chatd._read_log, process.stderr)
-            yield chatd
-            process.kill()
-    finally:
-        if process.returncode is None:
-            process.kill()
-        with trio.move_on_after(10):
-            await process.wait()
+    ) as (url, proc):
+        chatd.url, chatd.process = url, proc
+        yield chatd
 
 
 async def test_a_frozen_worker_past_its_lease_changes_nothing_when_resumed(
