@@ -16,7 +16,7 @@ from chatd.db.embedded import default_state_dir
 from chatd.db.pool import open_pool
 from chatd.errors import ChatdError, ConfigError, DatabaseUnavailable
 from chatd.logs import configure_logging
-from chatd.n8n_workflow import build_workflow
+from chatd.n8n.workflow import build_workflow
 from chatd.queue_cli import add_queue_commands, run_queue_command
 from chatd.settings import Settings, load_settings
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from chatd import n8n_workflow as wf
 from chatd.core.replies import parse_callback, parse_reply_body
 from chatd.core.signing import hex_signature, sign_headers, standard_signature, verify_callback
+from chatd.n8n import workflow as wf
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 CHATD = "https://chat.shop.example"

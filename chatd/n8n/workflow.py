@@ -78,6 +78,14 @@ import uuid
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from chatd.n8n.scripts import (
+    BOT_LOGIC_JS,
+    CALLBACK_BODY_JS,
+    SIGNATURE_CHECK,
+    SIGNED_CONTENT_JS,
+    SYNC_REPLY_BODY,
+)
+
 Mode = Literal["sync", "callback"]
 
 WEBHOOK_TYPE = "n8n-nodes-base.webhook"
@@ -104,7 +112,6 @@ HEADER_AUTH_CREDENTIAL = "chatd X-Webhook-Secret"
 SECRET_HEADER = "X-Webhook-Secret"
 SECRET_PLACEHOLDER = "REPLACE_WITH_CHAT_WEBHOOK_SECRET"
 CALLBACK_PATH = "/api/chat/webhook"
-SIGNATURE_TOLERANCE_SECONDS = 300  # chatd's own tolerance for webhook-timestamp
 CALLBACK_RETRY: dict[str, Any] = {"retryOnFail": True, "maxTries": 5, "waitBetweenTries": 5000}
 
 # Node names: connections refer to nodes by name, so these are part of the format.
@@ -123,92 +130,6 @@ SETUP_NOTE = "Setup"
 
 _NAMESPACE = uuid.UUID("6d3f2f0e-3c1a-5b8e-9a53-c4a7d0c1e8f2")
 _X0, _DX, _Y, _Y_ALT = 0, 240, 300, 520
-
-_SIGNED_CONTENT_JS = """\
-// chatd signs each delivery the Standard Webhooks way: base64 HMAC-SHA256 of
-// `${webhook-id}.${webhook-timestamp}.${raw body}`. The Webhook node keeps the raw body
-// (option "Raw Body") in the binary field "data"; re-serialising $json.body would not
-// reproduce chatd's exact bytes, so the signature is checked over these.
-const out = [];
-const items = $input.all();
-for (let i = 0; i < items.length; i++) {
-  const headers = items[i].json.headers || {};
-  const raw = (await this.helpers.getBinaryDataBuffer(i, 'data')).toString('utf8');
-  out.push({
-    json: {
-      ...items[i].json,
-      signedContent: `${headers['webhook-id']}.${headers['webhook-timestamp']}.${raw}`,
-    },
-  });
-}
-return out;
-"""
-
-_SIGNATURE_CHECK = (
-    "={{ String($json.headers['webhook-signature'] || '').split(' ')"
-    ".includes('v1,' + $json.expectedSignature)"
-    " && Math.abs(Date.now() / 1000 - Number($json.headers['webhook-timestamp']))"
-    f" <= {SIGNATURE_TOLERANCE_SECONDS} }}}}"
-)
-
-_BOT_LOGIC_JS = """\
-// ===== Replace this with your bot (AI Agent, etc.) =====
-// In:  $json.body is what chatd sent:
-//      { sessionId, messageId, seq, userId, guestEmail,
-//        message: { content, type, timestamp },
-//        userContext: { isAuthenticated, membershipLevel?, ... },
-//        sessionMetadata, callbackUrl, deliveryId }
-// Out: one item { sessionId, replyTo, callbackUrl,
-//                 response: { content, type, quickReplies? } }
-//      type is "text", "quick_reply" or "rich_content"; quickReplies at most 10 labels.
-const req = $json.body;
-const text = String((req.message && req.message.content) || '').trim();
-const lower = text.toLowerCase();
-
-let response;
-if (/\\b(order|shipping|delivery|track)/.test(lower)) {
-  response = {
-    content: 'I can help with your order. What is your order number?',
-    type: 'text',
-  };
-} else if (/^(hi|hello|hey)\\b/.test(lower)) {
-  response = {
-    content: 'Hi! How can I help you today?',
-    type: 'quick_reply',
-    quickReplies: ['Track my order', 'Returns', 'Talk to a person'],
-  };
-} else {
-  response = { content: `You said: ${text}`, type: 'text' };
-}
-
-return {
-  json: {
-    sessionId: req.sessionId,
-    replyTo: req.messageId,
-    callbackUrl: req.callbackUrl,
-    response,
-  },
-};
-"""
-
-_CALLBACK_BODY_JS = """\
-// chatd checks X-Webhook-Signature (hex HMAC-SHA256) over the exact bytes it receives, so the
-// body is serialised once, here; the Crypto node signs this very string and the HTTP Request
-// node sends it unchanged (Body Content Type "Raw").
-const fallbackUrl = __FALLBACK_URL__;
-return {
-  json: {
-    callbackUrl: $json.callbackUrl || fallbackUrl,
-    callbackBody: JSON.stringify({
-      sessionId: $json.sessionId,
-      replyTo: $json.replyTo,
-      response: $json.response,
-    }),
-  },
-};
-"""
-
-_SYNC_REPLY_BODY = "={{ JSON.stringify({ sessionId: $json.sessionId, response: $json.response }) }}"
 
 
 def build_workflow(
@@ -247,16 +168,14 @@ def build_workflow(
     )
     webhook["webhookId"] = builder.uuid("webhookId")
 
-    builder.node(SIGNED_CONTENT, CODE_TYPE, {"jsCode": _SIGNED_CONTENT_JS})
+    builder.node(SIGNED_CONTENT, CODE_TYPE, {"jsCode": SIGNED_CONTENT_JS})
     builder.node(
         EXPECTED_SIGNATURE,
         CRYPTO_TYPE,
         _hmac_params("={{ $json.signedContent }}", "expectedSignature", "base64"),
     )
-    builder.node(SIGNATURE_OK, IF_TYPE, _boolean_if(builder.uuid("condition"), _SIGNATURE_CHECK))
-    bot = builder.node(
-        BOT_LOGIC, CODE_TYPE, {"mode": "runOnceForEachItem", "jsCode": _BOT_LOGIC_JS}
-    )
+    builder.node(SIGNATURE_OK, IF_TYPE, _boolean_if(builder.uuid("condition"), SIGNATURE_CHECK))
+    bot = builder.node(BOT_LOGIC, CODE_TYPE, {"mode": "runOnceForEachItem", "jsCode": BOT_LOGIC_JS})
     builder.connect(WEBHOOK, SIGNED_CONTENT)
     builder.connect(SIGNED_CONTENT, EXPECTED_SIGNATURE)
     builder.connect(EXPECTED_SIGNATURE, SIGNATURE_OK)
@@ -266,7 +185,7 @@ def build_workflow(
         builder.node(
             REPLY,
             RESPOND_TYPE,
-            {"respondWith": "json", "responseBody": _SYNC_REPLY_BODY, "options": {}},
+            {"respondWith": "json", "responseBody": SYNC_REPLY_BODY, "options": {}},
         )
         builder.connect(BOT_LOGIC, REPLY)
         # A workflow that fails before any Respond to Webhook node is answered 200 with an
@@ -302,7 +221,7 @@ def build_workflow(
             CODE_TYPE,
             {
                 "mode": "runOnceForEachItem",
-                "jsCode": _CALLBACK_BODY_JS.replace("__FALLBACK_URL__", fallback),
+                "jsCode": CALLBACK_BODY_JS.replace("__FALLBACK_URL__", fallback),
             },
         )
         builder.node(
