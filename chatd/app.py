@@ -4,12 +4,16 @@
     ├─ signal watcher          SIGTERM/SIGINT: graceful stop (a second one: stop now)
     └─ database (embedded PostgreSQL child, or the configured URL)
        └─ pool ── migrations checked/applied
-          └─ services nursery
+          └─ webhook sender (httpx) + background nursery
              ├─ SessionRegistry ── one SessionActor task per live session
-             └─ HTTP (hypercorn + QuartTrio)
+             ├─ Listener ── the LISTEN connection; NOTIFY wakes the dispatchers
+             └─ front nursery
+                ├─ HTTP (hypercorn + QuartTrio: API, callbacks, demo bot)
+                └─ Dispatcher ── N workers claiming jobs, one rescuing expired leases
 
-Shutdown runs inside out: stop accepting and finish requests (grace period), cancel the actors,
-close the pool, stop the embedded PostgreSQL.
+Shutdown runs inside out: stop accepting and claiming; requests and webhook calls in flight
+finish within the grace period (calls still running then release their jobs untouched); then
+the actors and the LISTEN connection stop, the pool closes, the embedded PostgreSQL stops.
 """
 
 from __future__ import annotations
