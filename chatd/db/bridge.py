@@ -157,11 +157,17 @@ class TrioConnection(psycopg.AsyncConnection[Row]):
             log.warning("db_cancel_timed_out")
             self.pgconn.finish()
 
+    def is_idle(self) -> bool:
+        """Open, healthy as far as libpq knows, and outside any transaction or query."""
+        return (
+            not self.closed
+            and self.pgconn.status == pq.ConnStatus.OK
+            and self.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        )
+
     def is_usable(self) -> bool:
         """True if idle on a live socket: nothing unexpected waiting to be read."""
-        if self.closed or self.pgconn.status != pq.ConnStatus.OK:
-            return False
-        if self.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+        if not self.is_idle():
             return False
         # An idle connection has nothing to say unless the server closed it (or a NOTIFY). A
         # server that shut down sends a FATAL message and then EOF; one read consumes only the

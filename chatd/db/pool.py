@@ -84,12 +84,15 @@ class Pool:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
         """Borrow a healthy connection; it is cleaned up or discarded on the way back."""
-        with trio.move_on_after(self.config.acquire_timeout) as scope:
-            await self._slots.acquire()
-        if scope.cancelled_caught:
-            raise DatabaseUnavailable(
-                f"no database connection free within {self.config.acquire_timeout}s"
-            )
+        try:
+            self._slots.acquire_nowait()  # the usual case: a slot is free, no timer needed
+        except trio.WouldBlock:
+            with trio.move_on_after(self.config.acquire_timeout) as scope:
+                await self._slots.acquire()
+            if scope.cancelled_caught:
+                raise DatabaseUnavailable(
+                    f"no database connection free within {self.config.acquire_timeout}s"
+                ) from None
         try:
             conn = await self._checkout()
             try:
@@ -99,8 +102,7 @@ class Pool:
                     raise translate(exc) from exc
                 raise
             finally:
-                with trio.CancelScope(shield=True):
-                    await self._checkin(conn)
+                await self._checkin(conn)  # shields itself where it has to wait
         finally:
             self._slots.release()
 
@@ -139,12 +141,13 @@ class Pool:
             pq.TransactionStatus.INTRANS,
             pq.TransactionStatus.INERROR,
         ):
-            with trio.move_on_after(ROLLBACK_BUDGET_SECONDS):
+            with trio.CancelScope(shield=True), trio.move_on_after(ROLLBACK_BUDGET_SECONDS):
                 try:
                     await conn.rollback()
                 except psycopg.Error as exc:
                     log.warning("db_rollback_on_checkin_failed", error=str(exc))
-        if not self._closed and conn.is_usable() and len(self._idle) < self.config.max_size:
+        # Idle is enough here; whether the server is still there is asked at the next checkout.
+        if not self._closed and conn.is_idle() and len(self._idle) < self.config.max_size:
             self._idle.append(conn)
         else:
             self._discard(conn)

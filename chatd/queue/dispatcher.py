@@ -175,7 +175,8 @@ class Dispatcher:
         job to be rescued when its lease ends (n8n then sees it again, with the same webhook-id).
         """
         for pause in SETTLE_RETRY_PAUSES:
-            await trio.sleep(pause)  # a stop interrupts the pauses, never a settle in progress
+            if pause:
+                await trio.sleep(pause)  # a stop interrupts the pauses, never a settle in progress
             try:
                 with trio.CancelScope(shield=True):  # the outcome is known: record it whole
                     await self._settle(job, attempt, bound)
