@@ -18,7 +18,7 @@ from chatd.db.pool import Pool, PoolConfig, open_pool
 from chatd.http.services import Services
 from chatd.logs import configure_logging
 from chatd.settings import Settings, load_settings
-from tests.pg import DatabaseFactory, running_cluster
+from tests.pg import DatabaseFactory, running_cluster, searchable_tempdir
 
 configure_logging("warning", "console")
 
@@ -119,3 +119,10 @@ async def chatd(
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    """A state directory for an embedded PostgreSQL of the test's own."""
+    with searchable_tempdir("chatd-test-state-") as path:
+        yield path

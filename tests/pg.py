@@ -35,17 +35,27 @@ def with_dbname(url: str, dbname: str) -> str:
 
 
 @contextmanager
+def searchable_tempdir(prefix: str) -> Iterator[Path]:
+    """A fresh temp dir others can enter: as root, the embedded PostgreSQL runs as chatd-pg
+    (pytest's own temp dirs are 0700)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
 def running_cluster(extra: tuple[str, ...] = FAST) -> Iterator[EmbeddedServer]:
     """A throwaway cluster in its own temp dir (searchable, since as root it runs as chatd-pg)."""
-    state_dir = Path(tempfile.mkdtemp(prefix="chatd-test-pg-"))
-    state_dir.chmod(0o755)
-    server = EmbeddedServer(Cluster(state_dir, extra_settings=extra))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(state_dir, ignore_errors=True)
+    with searchable_tempdir("chatd-test-pg-") as state_dir:
+        server = EmbeddedServer(Cluster(state_dir, extra_settings=extra))
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 class EmbeddedServer:

@@ -5,34 +5,33 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 import trio
 
 LISTENING = re.compile(r"chatd is listening on (http://\S+)")
-
-
-@pytest.fixture
-def state_dir() -> Iterator[Path]:
-    # As root the embedded PostgreSQL runs as chatd-pg, which must be able to reach the directory.
-    path = Path(tempfile.mkdtemp(prefix="chatd-e2e-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def serve_env(state_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHATD_", "CHAT_"))}
     env.pop("DATABASE_URL", None)
     return {**env, "CHATD_STATE_DIR": str(state_dir), "CHATD_SERVER__PORT": "0", **extra}
+
+
+async def start_serve(argv: list[str], state_dir: Path, repo_root: Path) -> trio.Process:
+    """`chatd serve` as a subprocess on a free port; its log (stderr) is piped to the test."""
+    return await trio.lowlevel.open_process(
+        argv,
+        cwd=repo_root,
+        env=serve_env(state_dir),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 async def wait_listening(process: trio.Process, log: list[str]) -> str:
@@ -60,14 +59,7 @@ async def drain(process: trio.Process, log: list[str]) -> None:
 
 async def test_uv_run_chatd_serve_works_end_to_end(state_dir: Path, repo_root: Path) -> None:
     log: list[str] = []
-    process = await trio.lowlevel.open_process(
-        ["uv", "run", "chatd", "serve"],
-        cwd=repo_root,
-        env=serve_env(state_dir),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    process = await start_serve(["uv", "run", "chatd", "serve"], state_dir, repo_root)
     try:
         url = await wait_listening(process, log)
         async with trio.open_nursery() as nursery:
@@ -127,14 +119,7 @@ async def test_serve_keeps_data_across_restarts(state_dir: Path, repo_root: Path
     token_and_id: tuple[str, str] | None = None
     for run in range(2):
         log: list[str] = []
-        process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "chatd", "serve"],
-            cwd=repo_root,
-            env=serve_env(state_dir),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        process = await start_serve([sys.executable, "-m", "chatd", "serve"], state_dir, repo_root)
         try:
             url = await wait_listening(process, log)
             async with trio.open_nursery() as nursery:

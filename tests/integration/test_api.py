@@ -12,7 +12,7 @@ import trio
 from chatd.core.identity import user_hash
 from chatd.db.pool import PoolConfig, open_pool
 from chatd.settings import Settings
-from tests.chat import new_session, send, table_counts
+from tests.chat import Session, new_session, send, table_counts
 from tests.conftest import RunningChatd, make_settings, start_chatd
 
 SECRET = "shop-identity-secret-of-at-least-32-chars"
@@ -165,14 +165,18 @@ async def test_tokens_open_only_their_own_session(chatd: RunningChatd) -> None:
         assert await table_counts(chatd.services.pool) == before
 
 
+async def set_expiry(chatd: RunningChatd, session: Session, from_now: str) -> None:
+    async with chatd.services.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE chat_sessions SET expires_at = now() + %s::interval WHERE id = %s",
+            [from_now, session.id],
+        )
+
+
 async def test_expired_session_is_gone(chatd: RunningChatd) -> None:
     async with chatd.client() as client:
         session = await new_session(client)
-        async with chatd.services.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE chat_sessions SET expires_at = now() - interval '1 second' WHERE id = %s",
-                [session.id],
-            )
+        await set_expiry(chatd, session, "-1 second")
         before = await table_counts(chatd.services.pool)
         for response in (
             await send(client, session, "late"),
@@ -186,11 +190,7 @@ async def test_expired_session_is_gone(chatd: RunningChatd) -> None:
 async def test_activity_extends_expiry(chatd: RunningChatd) -> None:
     async with chatd.client() as client:
         session = await new_session(client)
-        async with chatd.services.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE chat_sessions SET expires_at = now() + interval '1 hour' WHERE id = %s",
-                [session.id],
-            )
+        await set_expiry(chatd, session, "1 hour")
         await send(client, session, "still here")
         body = (await client.get(f"/api/chat/session/{session.id}", headers=session.auth)).json()
         assert _ts(body["expiresAt"]).timestamp() - time.time() > 23 * 3600

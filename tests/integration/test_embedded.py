@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +13,6 @@ from chatd.db.bridge import TrioConnection
 from chatd.db.embedded import Cluster, lock_state_dir, open_embedded_postgres
 from chatd.errors import EmbeddedPostgresError
 from tests.pg import FAST, EmbeddedServer
-
-
-@pytest.fixture
-def state_dir() -> Iterator[Path]:
-    # As root the cluster runs as chatd-pg, which must reach the directory (pytest's are 0700).
-    path = Path(tempfile.mkdtemp(prefix="chatd-test-emb-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 async def scalar(url: str, *statements: Any) -> Any:
