@@ -6,12 +6,14 @@
        └─ pool ── migrations checked/applied
           └─ webhook sender (httpx) + background nursery
              ├─ SessionRegistry ── one SessionActor task per live session
-             ├─ Listener ── the LISTEN connection; NOTIFY wakes the dispatchers
+             ├─ EventRouter ── notified events → messages read in batches → local feeds (Hub)
+             ├─ Listener ── the LISTEN connection; NOTIFY wakes the dispatchers and the router
              └─ front nursery
-                ├─ HTTP (hypercorn + QuartTrio: API, callbacks, demo bot)
+                ├─ HTTP (hypercorn + QuartTrio: API, WebSocket, SSE, callbacks, demo bot)
                 └─ Dispatcher ── N workers claiming jobs, one rescuing expired leases
 
-Shutdown runs inside out: stop accepting and claiming; requests and webhook calls in flight
+Shutdown runs inside out: stop accepting and claiming; live connections close (1001, end of
+stream) so clients reconnect elsewhere; requests and webhook calls in flight
 finish within the grace period (calls still running then release their jobs untouched); then
 the actors and the LISTEN connection stop, the pool closes, the embedded PostgreSQL stops.
 """
@@ -33,13 +35,14 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from chatd.actors.registry import SessionRegistry
 from chatd.actors.session import SessionActor, SessionActorConfig, SessionCommand
-from chatd.core.ratelimit import KeyedLimiter
+from chatd.core.frames import normalize_origin
+from chatd.core.ratelimit import ConnectionLimit, KeyedLimiter
 from chatd.db.embedded import Cluster, open_embedded_postgres, running_url
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore, QueueTarget
 from chatd.db.migrate import migrate, pending
 from chatd.db.pool import Pool, PoolConfig, open_pool
-from chatd.db.queue import JOBS_CHANNEL, QueueStore
+from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
 from chatd.db.sessions import SessionStore
 from chatd.errors import MigrationError
 from chatd.http.app import create_app
@@ -47,6 +50,8 @@ from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
 from chatd.http.services import Services
 from chatd.queue.dispatcher import DispatchConfig, Dispatcher
 from chatd.queue.sender import SenderConfig, open_sender
+from chatd.realtime.hub import Hub
+from chatd.realtime.router import EventRouter
 from chatd.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -136,8 +141,10 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         settings.actors.idle_timeout_seconds, chat.rate_limit_max, chat.rate_limit_window_seconds
     )
 
+    hub = Hub()
+
     def spawn(session_id: str, mailbox: trio.MemoryReceiveChannel[SessionCommand]) -> SessionActor:
-        return SessionActor(session_id, mailbox, messages, queue, actor_config)
+        return SessionActor(session_id, mailbox, messages, queue, hub, actor_config)
 
     registry = SessionRegistry[SessionCommand](
         spawn,
@@ -159,6 +166,8 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         session_creation=KeyedLimiter(
             chat.session_create_per_ip_max, chat.session_create_per_ip_window_seconds
         ),
+        hub=hub,
+        live_connections=ConnectionLimit(settings.websocket.max_connections_per_ip),
     )
 
 
@@ -197,7 +206,19 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     config.graceful_timeout = settings.server.shutdown_grace_seconds
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")  # one handler: ours (chatd/logs.py)
+    config.websocket_max_message_size = settings.websocket.max_frame_bytes  # larger: close 1009
     return config
+
+
+def allowed_origins(settings: Settings, urls: list[str]) -> tuple[str, ...]:
+    """The configured allow-list, else this server's own public origin(s)."""
+    if settings.websocket.origins:
+        configured = settings.websocket.origins
+    elif settings.server.public_url:
+        configured = (settings.server.public_url,)
+    else:
+        configured = tuple(urls)
+    return tuple(o for o in map(normalize_origin, configured) if o is not None)
 
 
 async def run_services(
@@ -206,9 +227,17 @@ async def run_services(
     """Everything that serves, until `stop`: HTTP and the dispatchers drain together (within the
     grace period), then the actors and the LISTEN connection go."""
     settings = services.settings
+    router = EventRouter(services.hub, services.messages)
     async with open_sender(sender_config(settings)) as sender, trio.open_nursery() as background:
         await background.start(services.registry.run)
+        await background.start(router.run)
         async with trio.open_nursery() as front:
+
+            async def close_live_connections() -> None:
+                await stop.wait()
+                services.hub.close()  # WebSockets close with 1001, event streams end
+
+            front.start_soon(close_live_connections)
             urls: list[str] = await front.start(
                 partial(
                     hypercorn_serve,
@@ -217,18 +246,34 @@ async def run_services(
                     shutdown_trigger=stop.wait,
                 )
             )
+            services.allowed_origins = allowed_origins(settings, urls)
             base_url = settings.server.public_url.rstrip("/") or urls[0]
             dispatcher = Dispatcher(
                 services.queue, sender, services.registry, dispatch_config(settings, base_url)
             )
+            dispatch = settings.queue.dispatch
+
+            def on_notify(channel: str, payload: str) -> None:
+                if channel == EVENTS_CHANNEL:
+                    router.on_notify(payload)
+                else:
+                    dispatcher.wake()
+
+            def on_connect() -> None:
+                router.on_connect()
+                if dispatch:
+                    dispatcher.wake_all()
+
             listener = Listener(
                 services.pool.config.conninfo(),
-                [JOBS_CHANNEL],
-                on_notify=lambda _channel, _payload: dispatcher.wake(),
-                on_connect=dispatcher.wake_all,
+                [EVENTS_CHANNEL, JOBS_CHANNEL] if dispatch else [EVENTS_CHANNEL],
+                on_notify=on_notify,
+                on_connect=on_connect,
             )
-            if settings.queue.dispatch:
-                await background.start(listener.run)
+            # Not awaited: HTTP serves (health says why) while the database is away.
+            background.start_soon(listener.run)
+            services.listener = listener
+            if dispatch:
                 await front.start(dispatcher.run, stop)
                 services.dispatcher = dispatcher
             on_ready(urls)

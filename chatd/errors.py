@@ -89,6 +89,11 @@ class Unauthorized(ClientError):
     default_code = "unauthorized"
 
 
+class Forbidden(ClientError):
+    status = 403
+    default_code = "forbidden"
+
+
 class NotFound(ClientError):
     status = 404
     default_code = "not_found"

@@ -105,6 +105,17 @@ class QueueSettings(_Section):
 
 class WebsocketSettings(_Section):
     heartbeat_interval_seconds: float = Field(30.0, gt=0)
+    join_timeout_seconds: float = Field(10.0, gt=0)
+    allowed_origins: str = ""  # comma-separated; empty: the server's own public origin
+    max_frame_bytes: int = Field(16384, ge=1024, le=1 << 20)
+    send_buffer: int = Field(256, ge=8)
+    messages_per_second: float = Field(10.0, gt=0)
+    max_connections_per_ip: int = Field(50, ge=1)
+    long_poll_max_wait_seconds: float = Field(30.0, ge=0)
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        return tuple(o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip())
 
 
 class LogSettings(_Section):

@@ -20,6 +20,7 @@ from chatd.core.ratelimit import SlidingWindow
 from chatd.db.messages import MessageStore, NewMessage, StoredMessage
 from chatd.db.queue import BotMessage, QueueStore, Settle, StoredReply
 from chatd.errors import ClientError, DatabaseUnavailable, RateLimited
+from chatd.realtime.hub import Hub
 
 log = structlog.get_logger(__name__)
 
@@ -60,12 +61,14 @@ class SessionActor:
         mailbox: trio.MemoryReceiveChannel[SessionCommand],
         messages: MessageStore,
         queue: QueueStore,
+        hub: Hub,
         config: SessionActorConfig,
     ) -> None:
         self.session_id = session_id
         self._mailbox = mailbox
         self._messages = messages
         self._queue = queue
+        self._hub = hub
         self._config = config
         self._sends = SlidingWindow(config.rate_limit_max, config.rate_limit_window)
 
@@ -111,6 +114,7 @@ class SessionActor:
         stored = await self._messages.send(self.session_id, command.token_hash, command.message)
         if stored.created:
             self._sends.record(now)
+            self._hub.publish_message(stored.row)  # this process's clients need no notification
             log.info("message_stored", message_id=stored.row["id"], seq=stored.row["seq"])
         return stored
 
@@ -119,5 +123,6 @@ class SessionActor:
             command.message, reply_status=command.reply_status, settle=command.settle
         )
         if stored.row is not None and not stored.duplicate:
+            self._hub.publish_message(stored.row)
             log.info("reply_stored", message_id=stored.row["id"], seq=stored.row["seq"])
         return stored

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class SlidingWindow:
@@ -56,3 +58,29 @@ class KeyedLimiter:
 
     def __len__(self) -> int:
         return len(self._windows)
+
+
+class ConnectionLimit:
+    """Open connections per key (client address), at most `limit` each."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: dict[str, int] = {}
+
+    def full(self, key: str) -> bool:
+        return self._open.get(key, 0) >= self.limit
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        """Count one connection for the duration of the block."""
+        self._open[key] = self._open.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            self._open[key] -= 1
+            if not self._open[key]:
+                del self._open[key]
+
+    def __len__(self) -> int:
+        """Open connections in all."""
+        return sum(self._open.values())

@@ -113,24 +113,30 @@ class PageQuery:
     page: int
     limit: int
     after_seq: int | None
+    wait: int  # long-poll: seconds to hold the request when nothing is after after_seq
 
 
 MAX_PAGE_LIMIT = 100
 MAX_PAGE = 100_000
 MAX_SEQ = 2**62
+MAX_WAIT = 60
 
 
 def parse_page_query(args: Mapping[str, str], *, default_limit: int = 50) -> PageQuery:
-    """?page=&limit=&afterSeq= as bounded integers; a 400 naming the parameter otherwise."""
+    """?page=&limit=&afterSeq=&wait= as bounded integers; a 400 naming the parameter otherwise."""
     unknown = set(args) - {"page", "limit", "afterSeq", "wait"}
     if unknown:
         name = sorted(unknown)[0]
         raise BadRequest(f"unknown query parameter {name!r}", code="unknown_field", field=name)
-    return PageQuery(
+    query = PageQuery(
         page=_int_arg(args, "page", 1, 1, MAX_PAGE),
         limit=_int_arg(args, "limit", default_limit, 1, MAX_PAGE_LIMIT),
         after_seq=_int_arg(args, "afterSeq", None, 0, MAX_SEQ),
+        wait=_int_arg(args, "wait", 0, 0, MAX_WAIT),
     )
+    if query.wait and query.after_seq is None:
+        raise BadRequest("wait needs afterSeq", code="invalid_query", field="wait")
+    return query
 
 
 def _int_arg(args: Mapping[str, str], name: str, default: int | None, low: int, high: int) -> Any:

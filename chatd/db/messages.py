@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +119,15 @@ class MessageStore:
                 {"session_id": session_id, "limit": limit, "offset": offset},
             )
             return await cur.fetchall()
+
+    async def notify_event(self, event: dict[str, Any]) -> None:
+        """An event for every process's clients of the session that is not stored (typing)."""
+        async with self._pool.connection() as conn:
+            await conn.execute(query("notify_event"), {"payload": json.dumps(event)})
+
+    async def by_ids(self, ids: list[str]) -> list[dict[str, Any]]:
+        async with self._pool.connection() as conn:
+            return await (await conn.execute(query("messages_by_ids"), {"ids": ids})).fetchall()
 
     async def after_seq(
         self, session_id: str, after_seq: int, *, limit: int

@@ -21,6 +21,7 @@ class SessionInfo:
     status: str
     metadata: dict[str, Any] | None
     expires_at: datetime
+    last_seq: int
 
 
 class SessionStore:
@@ -54,7 +55,7 @@ class SessionStore:
             )
             row = await cur.fetchone()
         assert row is not None  # INSERT ... RETURNING always returns the row
-        return SessionInfo(row["id"], row["status"], metadata, row["expires_at"])
+        return SessionInfo(row["id"], row["status"], metadata, row["expires_at"], 0)
 
     async def authorize(self, session_id: str, token_hash: bytes) -> SessionInfo:
         """The live session this token opens; Unauthorized (unknown or wrong) or Gone (expired)."""
@@ -64,7 +65,9 @@ class SessionStore:
             ).fetchone()
         check_access(row, token_hash)
         assert row is not None
-        return SessionInfo(row["id"], row["status"], row["metadata"], row["expires_at"])
+        return SessionInfo(
+            row["id"], row["status"], row["metadata"], row["expires_at"], row["last_seq"]
+        )
 
 
 def check_access(row: dict[str, Any] | None, token_hash: bytes) -> None:

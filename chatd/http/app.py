@@ -10,8 +10,10 @@ from chatd.core.tokens import new_id
 from chatd.http.errors import register_error_handlers
 from chatd.http.routes_chat import chat_routes
 from chatd.http.routes_demo_bot import demo_bot_routes
+from chatd.http.routes_events import events_routes
 from chatd.http.routes_health import health_routes
 from chatd.http.routes_webhook import webhook_routes
+from chatd.http.routes_ws import ws_routes
 from chatd.http.services import Services
 
 
@@ -30,6 +32,8 @@ def create_app(services: Services) -> QuartTrio:
     app.register_blueprint(chat_routes(services))
     app.register_blueprint(health_routes(services))
     app.register_blueprint(webhook_routes(services))
+    app.register_blueprint(ws_routes(services))
+    app.register_blueprint(events_routes(services))
     if not services.settings.n8n.webhook_url:
         app.register_blueprint(demo_bot_routes(services.settings))
     register_error_handlers(app)

@@ -6,6 +6,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 from quart import request
+from quart.wrappers.base import BaseRequestWebsocket
 
 from chatd.core.jsonbody import parse_json
 from chatd.core.wire import parse_model
@@ -25,10 +26,12 @@ async def json_body(model: type[M]) -> M:
     return parse_model(model, parse_json(raw))
 
 
-def client_ip(trust_forwarded_for: bool) -> str:
+def client_ip(trust_forwarded_for: bool, source: BaseRequestWebsocket | None = None) -> str:
+    """The client's address: of the current request, or of `source` (a websocket)."""
+    source = source if source is not None else request
     if trust_forwarded_for:
-        forwarded = request.headers.get("X-Forwarded-For", "")
+        forwarded = source.headers.get("X-Forwarded-For", "")
         first = forwarded.split(",", 1)[0].strip()
         if first:
             return first
-    return request.remote_addr or "unknown"
+    return source.remote_addr or "unknown"

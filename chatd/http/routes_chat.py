@@ -9,8 +9,6 @@ import structlog
 import trio
 from quart import Blueprint, request
 
-from chatd.actors.handle import Reply
-from chatd.actors.session import Send
 from chatd.core.identity import prove_identity
 from chatd.core.tokens import new_id, new_session_token, token_hash
 from chatd.core.wire import (
@@ -22,11 +20,12 @@ from chatd.core.wire import (
     message_to_wire,
     parse_page_query,
 )
-from chatd.db.messages import NewMessage, StoredMessage
+from chatd.db.messages import NewMessage
 from chatd.errors import BadRequest, RateLimited
 from chatd.http.auth import request_token_hash
 from chatd.http.body import client_ip, json_body
 from chatd.http.services import Services
+from chatd.realtime.hub import Closing, SlowConsumer, Subscriber
 
 RECENT_ON_SESSION = 50
 
@@ -90,12 +89,7 @@ def chat_routes(services: Services) -> Blueprint:
             check_metadata(body.metadata, services.limits),
             body.clientMessageId,
         )
-        hashed = request_token_hash()
-
-        def command(reply: Reply[StoredMessage]) -> Send:
-            return Send(hashed, message, reply)
-
-        stored = await services.registry.call(body.sessionId, command)
+        stored = await services.send_message(body.sessionId, request_token_hash(), message)
         row = stored.row
         structlog.contextvars.bind_contextvars(message_id=row["id"])
         return {
@@ -104,6 +98,28 @@ def chat_routes(services: Services) -> Blueprint:
             "timestamp": iso(row["created_at"]),
             "seq": row["seq"],
         }
+
+    async def long_poll(
+        session_id: str, after_seq: int, limit: int, wait: float
+    ) -> list[dict[str, Any]]:
+        """Hold until a message after `after_seq` is stored (or `wait` seconds pass)."""
+        subscriber = Subscriber(services.connection_id(), limit=1)  # one event is enough
+        services.hub.subscribe(session_id, subscriber)
+        try:
+            # Read again now that we are subscribed: a message stored in between is not missed.
+            rows = await services.messages.after_seq(session_id, after_seq, limit=limit)
+            with trio.move_on_after(wait):
+                while not rows:
+                    try:
+                        await subscriber.get()
+                    except SlowConsumer:
+                        subscriber.overflowed = False  # more than one event: read them all
+                    except Closing:
+                        break
+                    rows = await services.messages.after_seq(session_id, after_seq, limit=limit)
+            return rows
+        finally:
+            services.hub.unsubscribe(session_id, subscriber)
 
     @bp.get("/messages/<session_id>")
     async def messages(session_id: str) -> dict[str, Any]:
@@ -116,6 +132,9 @@ def chat_routes(services: Services) -> Blueprint:
                     "use either page or afterSeq, not both", code="invalid_query", field="afterSeq"
                 )
             rows = await services.messages.after_seq(session_id, page.after_seq, limit=page.limit)
+            wait = min(page.wait, settings.websocket.long_poll_max_wait_seconds)
+            if not rows and wait > 0:
+                rows = await long_poll(session_id, page.after_seq, page.limit, wait)
         else:
             rows = await services.messages.recent(
                 session_id, limit=page.limit, offset=(page.page - 1) * page.limit

@@ -66,5 +66,11 @@ SELECT id, session_id, sender_type, content, message_type, metadata, status, seq
  ORDER BY seq
  LIMIT %(limit)s
 
+-- name: messages_by_ids
+-- The messages a batch of new_message notifications names (the fan-out reads each once).
+SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at
+  FROM chat_messages
+ WHERE id = ANY(%(ids)s)
+
 -- name: message_count
 SELECT count(*) AS total FROM chat_messages WHERE session_id = %(session_id)s

@@ -6,7 +6,7 @@ RETURNING id, status, expires_at
 
 -- name: session_auth
 -- Everything a request needs to authorize and to tell "expired" from "unknown".
-SELECT id, token_hash, status, metadata, expires_at,
+SELECT id, token_hash, status, metadata, expires_at, last_seq,
        (status = 'active' AND expires_at > now()) AS live
   FROM chat_sessions
  WHERE id = %(session_id)s

@@ -215,14 +215,14 @@ def test_no_metadata_is_fine() -> None:
 
 
 def test_page_query_defaults() -> None:
-    assert parse_page_query({}) == PageQuery(page=1, limit=50, after_seq=None)
+    assert parse_page_query({}) == PageQuery(page=1, limit=50, after_seq=None, wait=0)
     assert parse_page_query({}, default_limit=20).limit == 20
 
 
 def test_page_query_values() -> None:
     args = {"page": "3", "limit": "100", "afterSeq": "0", "wait": "1"}
-    assert parse_page_query(args) == PageQuery(page=3, limit=100, after_seq=0)
-    assert parse_page_query({"page": "100000", "limit": "1"}) == PageQuery(100000, 1, None)
+    assert parse_page_query(args) == PageQuery(page=3, limit=100, after_seq=0, wait=1)
+    assert parse_page_query({"page": "100000", "limit": "1"}) == PageQuery(100000, 1, None, 0)
     assert parse_page_query({"afterSeq": str(2**62)}).after_seq == 2**62
 
 
@@ -250,10 +250,17 @@ def test_page_query_values() -> None:
         ("afterSeq", str(2**62 + 1)),
         ("afterSeq", "9" * 20),
         ("afterSeq", "1_000"),
+        ("wait", "61"),
+        ("wait", "-1"),
+        ("wait", "1.5"),
     ],
 )
 def test_bad_page_query_values_name_the_parameter(name: str, raw: str) -> None:
     bad("invalid_query", name, parse_page_query, {name: raw})
+
+
+def test_wait_needs_after_seq() -> None:
+    bad("invalid_query", "wait", parse_page_query, {"wait": "5"})
 
 
 @pytest.mark.parametrize("name", ["offset", "Page", "after_seq", ""])

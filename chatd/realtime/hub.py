@@ -1,0 +1,169 @@
+"""The fan-out of one process: a Feed per session with local clients, a Subscriber per client.
+
+Publishing never awaits, so an event enters every subscriber's buffer in one step and all of a
+session's clients see events in the order they were published. Buffers are bounded: a client
+that falls `limit` events behind is marked overflowed and woken; its consumer then ends the
+connection (close 4008, end of stream) and the client resumes from its last seq.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import trio
+
+from chatd.core.wire import message_to_wire
+
+
+class SlowConsumer(Exception):
+    """The client fell too far behind; it must reconnect and resume from its last seq."""
+
+
+class Closing(Exception):
+    """The server is shutting down; the client reconnects (elsewhere) from its last seq."""
+
+
+class Event:
+    """One event as sent to clients; `seq` is set for new_message only."""
+
+    __slots__ = ("_text", "data", "origin", "seq")
+
+    def __init__(self, data: dict[str, Any], *, seq: int | None = None, origin: str = "") -> None:
+        self.data = data
+        self.seq = seq
+        self.origin = origin  # the connection a relayed `typing` came from: not echoed to it
+        self._text: str | None = None
+
+    @property
+    def type(self) -> str:
+        return str(self.data["type"])
+
+    @property
+    def text(self) -> str:
+        """The JSON, encoded once however many clients receive it."""
+        if self._text is None:
+            self._text = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
+        return self._text
+
+    @classmethod
+    def new_message(cls, row: Mapping[str, Any]) -> Event:
+        data = {
+            "type": "new_message",
+            "sessionId": row["session_id"],
+            "message": message_to_wire(row),
+        }
+        return cls(data, seq=row["seq"])
+
+
+class Subscriber:
+    __slots__ = ("_events", "_wake", "closing", "id", "limit", "overflowed")
+
+    def __init__(self, subscriber_id: str, limit: int) -> None:
+        self.id = subscriber_id
+        self.limit = limit
+        self.overflowed = False
+        self.closing = False
+        self._events: deque[Event] = deque()
+        self._wake: trio.Event | None = None
+
+    def put(self, event: Event) -> None:
+        if self.overflowed or (event.origin and event.origin == self.id):
+            return
+        if len(self._events) >= self.limit:
+            self.overflowed = True
+            self._events.clear()  # nothing more will be sent from it: free the memory now
+        else:
+            self._events.append(event)
+        self._wakeup()
+
+    def close(self) -> None:
+        self.closing = True
+        self._wakeup()
+
+    def _wakeup(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def get(self, max_wait: float = math.inf) -> list[Event]:
+        """Every waiting event (none if `max_wait` seconds pass first); SlowConsumer once the buffer
+        has overflowed, Closing once the server is stopping."""
+        if not self._events and not self.overflowed and not self.closing:
+            self._wake = trio.Event()
+            try:
+                with trio.move_on_after(max_wait):
+                    await self._wake.wait()
+            finally:
+                self._wake = None
+        if self.overflowed:
+            raise SlowConsumer
+        if self.closing:
+            raise Closing
+        batch = list(self._events)
+        self._events.clear()
+        return batch
+
+
+class Feed:
+    __slots__ = ("last_seq", "subscribers")
+
+    def __init__(self) -> None:
+        self.subscribers: dict[str, Subscriber] = {}
+        self.last_seq = 0  # the highest seq published here: a message seen twice is sent once
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._feeds: dict[str, Feed] = {}
+        self._closing = False
+
+    def subscribe(self, session_id: str, subscriber: Subscriber) -> None:
+        self._feeds.setdefault(session_id, Feed()).subscribers[subscriber.id] = subscriber
+        if self._closing:
+            subscriber.close()
+
+    def close(self) -> None:
+        """Shutdown: every subscriber's consumer ends its connection."""
+        self._closing = True
+        for feed in self._feeds.values():
+            for subscriber in feed.subscribers.values():
+                subscriber.close()
+
+    def unsubscribe(self, session_id: str, subscriber: Subscriber) -> None:
+        feed = self._feeds.get(session_id)
+        if feed is None:
+            return
+        feed.subscribers.pop(subscriber.id, None)
+        if not feed.subscribers:
+            del self._feeds[session_id]
+
+    def has(self, session_id: str) -> bool:
+        return session_id in self._feeds
+
+    def last_seqs(self) -> dict[str, int]:
+        """Each session with local clients, and the highest seq published to it."""
+        return {session_id: feed.last_seq for session_id, feed in self._feeds.items()}
+
+    def publish_message(self, row: Mapping[str, Any]) -> None:
+        """A stored message (from this process's actor, or read after a notification)."""
+        feed = self._feeds.get(row["session_id"])
+        if feed is None or row["seq"] <= feed.last_seq:
+            return
+        feed.last_seq = row["seq"]
+        event = Event.new_message(row)
+        for subscriber in list(feed.subscribers.values()):
+            subscriber.put(event)
+
+    def publish(self, session_id: str, event: Event) -> None:
+        feed = self._feeds.get(session_id)
+        if feed is None:
+            return
+        for subscriber in list(feed.subscribers.values()):
+            subscriber.put(event)
+
+    @property
+    def connections(self) -> int:
+        return sum(len(feed.subscribers) for feed in self._feeds.values())

@@ -1,0 +1,97 @@
+"""From PostgreSQL's notifications to this process's feeds.
+
+Notifications carry ids only (sql/migrations/0003_events.sql); the messages they name are read
+in one query per batch, so a burst of thousands costs a handful of queries. Only sessions with
+local clients are read. A notification is a hint: when some may have been lost (the LISTEN
+connection dropped, the inbox overflowed, a read failed) every feed is re-read from its last
+seq.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+import trio
+
+from chatd.db.messages import MessageStore
+from chatd.errors import ChatdError
+from chatd.realtime.hub import Event, Hub
+
+log = structlog.get_logger(__name__)
+
+INBOX = 10_000  # notifications waiting to be routed; beyond it they are dropped and feeds re-read
+BATCH = 1_000  # notifications routed per round (one query for their messages)
+RETRY_SECONDS = 0.5  # pause before re-reading after a failed read
+
+
+class EventRouter:
+    def __init__(self, hub: Hub, messages: MessageStore) -> None:
+        self._hub = hub
+        self._messages = messages
+        self._send, self._receive = trio.open_memory_channel[str | None](INBOX)
+        self._resync = False
+        self.routed = 0
+        self.resyncs = 0
+
+    def on_notify(self, payload: str) -> None:
+        """The Listener's handler for the events channel: never blocks."""
+        self._queue(payload)
+
+    def on_connect(self) -> None:
+        """LISTEN is (again) active: whatever happened while it was not must be re-read."""
+        self._resync = True
+        self._queue(None)
+
+    def _queue(self, item: str | None) -> None:
+        try:
+            self._send.send_nowait(item)
+        except trio.WouldBlock:
+            self._resync = True
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            batch = [await self._receive.receive()]
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self._receive.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            try:
+                if self._resync:
+                    self._resync = False
+                    await self._reread()
+                await self._route([item for item in batch if item is not None])
+            except ChatdError as exc:
+                log.warning("events_read_failed", error=str(exc))
+                self._resync = True
+                await trio.sleep(RETRY_SECONDS)
+                self._queue(None)
+
+    async def _route(self, payloads: list[str]) -> None:
+        notes: list[dict[str, Any]] = []
+        for payload in payloads:
+            try:
+                note = json.loads(payload)
+                if self._hub.has(note["sessionId"]):
+                    notes.append(note)
+            except (ValueError, KeyError, TypeError):
+                log.warning("events_bad_notification", payload=payload[:200])
+        ids = [note["messageId"] for note in notes if note["type"] == "new_message"]
+        rows = {row["id"]: row for row in await self._messages.by_ids(ids)} if ids else {}
+        for note in notes:
+            if note["type"] == "new_message":
+                if (row := rows.get(note["messageId"])) is not None:
+                    self._hub.publish_message(row)
+            else:
+                origin = str(note.pop("origin", ""))
+                self._hub.publish(note["sessionId"], Event(note, origin=origin))
+        self.routed += len(notes)
+
+    async def _reread(self) -> None:
+        self.resyncs += 1
+        for session_id, last_seq in self._hub.last_seqs().items():
+            for row in await self._messages.after_seq(session_id, last_seq, limit=100):
+                self._hub.publish_message(row)
