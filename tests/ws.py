@@ -10,7 +10,7 @@ from typing import Any
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_client_stream
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, CloseConnection, Request
+from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
 from tests.chat import Session
 
@@ -128,3 +128,42 @@ def masked_text_frame(payload: bytes) -> bytes:
     mask = b"\x01\x02\x03\x04"
     body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     return bytes([0x81, 0x80 | len(payload)]) + mask + body
+
+
+async def raw_frame_close_code_after_join(
+    http_url: str, session: Session, frame: bytes, seconds: float = 5.0
+) -> int | None:
+    """raw_frame_close_code, but `frame` goes after a join_chat answered with `joined`: it
+    reaches a joined connection, not the join step."""
+    host, port = http_url.removeprefix("http://").split(":")
+    connection = WSConnection(ConnectionType.CLIENT)
+    join_frame = {"type": "join_chat", "sessionId": session.id, "sessionToken": session.token}
+    with trio.fail_after(seconds):
+        stream = await trio.open_tcp_stream(host, int(port))
+        async with stream:
+            request = Request(
+                host=f"{host}:{port}",
+                target="/api/chat/ws",
+                extra_headers=[(b"Origin", http_url.encode())],
+            )
+            await stream.send_all(connection.send(request))
+            joined = False
+            while not joined:
+                data = await stream.receive_some()
+                assert data, "the server closed the connection before joined"
+                connection.receive_data(data)
+                for event in connection.events():
+                    if isinstance(event, AcceptConnection):
+                        message = TextMessage(json.dumps(join_frame))
+                        await stream.send_all(connection.send(message))
+                    else:
+                        assert isinstance(event, TextMessage), event
+                        assert json.loads(event.data)["type"] == "joined", event
+                        joined = True
+            await stream.send_all(frame)
+            while data := await stream.receive_some():
+                connection.receive_data(data)
+                for event in connection.events():
+                    if isinstance(event, CloseConnection):
+                        return event.code
+    return None

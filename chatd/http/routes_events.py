@@ -3,7 +3,7 @@ that cannot open one (chatd/PROTOCOL.md). Resume with Last-Event-ID (the seq).""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, ExitStack
 
 import structlog
 from quart import Blueprint, Response, request
@@ -38,6 +38,47 @@ def resume_seq() -> int:
     return int(raw)
 
 
+class EventStreamBody:
+    """The response body: an async iterator quart closes (aclose) however the response ends.
+
+    Not an async generator: one abandoned mid-await (the client went away) would be finalized
+    by the garbage collector at some later point, with its subscription held until then."""
+
+    def __init__(self, stream: SessionStream, heartbeat: float) -> None:
+        self._stream = stream
+        self._heartbeat = heartbeat
+        self._resources = ExitStack()
+        self._holds: list[AbstractContextManager[None]] = []
+        self._started = False
+
+    def hold(self, resource: AbstractContextManager[None]) -> None:
+        """Released with the subscription, when the stream ends."""
+        self._holds.append(resource)
+
+    def __aiter__(self) -> EventStreamBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if not self._started:
+            self._started = True
+            for resource in self._holds:
+                self._resources.enter_context(resource)
+            self._resources.enter_context(self._stream)
+            return b": connected\n\n"
+        try:
+            events = await self._stream.next(max_wait=self._heartbeat)
+        except (SlowConsumer, Closing) as exc:
+            log.debug("sse_ended", reason=type(exc).__name__)
+            await self.aclose()
+            raise StopAsyncIteration from None
+        if not events:
+            return b": heartbeat\n\n"
+        return b"".join(sse_frame(event) for event in events)
+
+    async def aclose(self) -> None:
+        self._resources.close()
+
+
 def events_routes(services: Services) -> Blueprint:
     bp = Blueprint("events", __name__)
     config = services.settings.websocket
@@ -62,22 +103,10 @@ def events_routes(services: Services) -> Blueprint:
             subscriber_id=services.connection_id(),
         )
 
-        async def body() -> AsyncIterator[bytes]:
-            # Counted from here: a generator that never starts never runs a `finally`.
-            with services.live_connections.hold(ip), stream:
-                yield b": connected\n\n"
-                try:
-                    while True:
-                        events = await stream.next(max_wait=config.heartbeat_interval_seconds)
-                        if not events:
-                            yield b": heartbeat\n\n"
-                        for event in events:
-                            yield sse_frame(event)
-                except (SlowConsumer, Closing) as exc:
-                    log.debug("sse_ended", reason=type(exc).__name__)
-
+        body = EventStreamBody(stream, config.heartbeat_interval_seconds)
+        body.hold(services.live_connections.hold(ip))
         response = Response(
-            body(),
+            body,
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
