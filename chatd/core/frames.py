@@ -150,6 +150,10 @@ def parse_frame(data: str | bytes, *, limits: Limits, joined: str | None) -> Cli
         value = parse_json(data.encode("utf-8", errors="surrogatepass"))
     except BadRequest as exc:
         where = f" (at {exc.field})" if exc.field else ""
+        if exc.code == "invalid_characters":  # well-formed JSON holding text we cannot store
+            raise FrameError(
+                exc.code, exc.message + where, client_message_id=_send_client_id(data)
+            ) from None
         raise FrameError("invalid_json", exc.message + where) from None
     if not isinstance(value, dict):
         raise FrameError("invalid_frame", "a frame must be a JSON object")
@@ -195,6 +199,17 @@ def parse_frame(data: str | bytes, *, limits: Limits, joined: str | None) -> Cli
             return Leave()
         case _:
             return Ping()
+
+
+def _send_client_id(data: str) -> str | None:
+    """The clientMessageId of a send_message refused for its characters (NUL, lone surrogates)."""
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(value, dict) and value.get("type") == "send_message":
+        return _client_id(value.get("clientMessageId"))
+    return None
 
 
 def _field_message(kind: str, exc: BadRequest) -> str:

@@ -100,12 +100,20 @@ class Connection:
             with trio.move_on_after(CLOSE_TIMEOUT):
                 await websocket.close(close.code, close.reason)
 
+    def _check_frame(self, data: str | bytes) -> None:
+        if isinstance(data, bytes):
+            raise _Close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
+        # hypercorn's limit counts characters; ours is bytes (a character is at most 4).
+        limit = self._services.settings.websocket.max_frame_bytes
+        if len(data) * 4 > limit and len(data.encode(errors="surrogatepass")) > limit:
+            raise _Close(CloseCode.TOO_BIG, f"frames are limited to {limit} bytes")
+
     async def _join(self) -> tuple[Join, SessionInfo]:
         join_timeout = self._services.settings.websocket.join_timeout_seconds
         with trio.move_on_after(join_timeout):
             data = await websocket.receive()
-            if isinstance(data, bytes):
-                raise _Close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
+            self._check_frame(data)
+            assert isinstance(data, str)
             try:
                 frame = parse_frame(data, limits=self._services.limits, joined=None)
             except FrameError as exc:
@@ -181,8 +189,7 @@ class Connection:
             )
 
     async def _handle(self, data: str | bytes) -> None:
-        if isinstance(data, bytes):
-            raise _Close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
+        self._check_frame(data)
         retry_after = self._meter.admit(trio.current_time())
         try:
             if retry_after is not None:
