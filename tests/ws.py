@@ -93,35 +93,6 @@ async def close_code(ws: WebSocketConnection, seconds: float = 5.0) -> int | Non
             return closed.reason.code
 
 
-async def raw_frame_close_code(http_url: str, frame: bytes, seconds: float = 5.0) -> int | None:
-    """Open a WebSocket with wsproto, send `frame` (raw, already masked bytes), and return the
-    close code the server answers with: for frames trio-websocket cannot produce (bad UTF-8)."""
-    host, port = http_url.removeprefix("http://").split(":")
-    connection = WSConnection(ConnectionType.CLIENT)
-    with trio.fail_after(seconds):
-        stream = await trio.open_tcp_stream(host, int(port))
-        async with stream:
-            request = Request(
-                host=f"{host}:{port}",
-                target="/api/chat/ws",
-                extra_headers=[(b"Origin", http_url.encode())],
-            )
-            await stream.send_all(connection.send(request))
-            accepted = False
-            while not accepted:
-                connection.receive_data(await stream.receive_some())
-                for event in connection.events():
-                    assert isinstance(event, AcceptConnection), event
-                    accepted = True
-            await stream.send_all(frame)
-            while data := await stream.receive_some():
-                connection.receive_data(data)
-                for event in connection.events():
-                    if isinstance(event, CloseConnection):
-                        return event.code
-    return None
-
-
 def masked_text_frame(payload: bytes) -> bytes:
     """A final text frame from a client (masked, as RFC 6455 requires), payload < 126 bytes."""
     assert len(payload) < 126
@@ -130,14 +101,14 @@ def masked_text_frame(payload: bytes) -> bytes:
     return bytes([0x81, 0x80 | len(payload)]) + mask + body
 
 
-async def raw_frame_close_code_after_join(
-    http_url: str, session: Session, frame: bytes, seconds: float = 5.0
+async def raw_frame_close_code(
+    http_url: str, frame: bytes, session: Session | None = None, seconds: float = 5.0
 ) -> int | None:
-    """raw_frame_close_code, but `frame` goes after a join_chat answered with `joined`: it
-    reaches a joined connection, not the join step."""
+    """Open a WebSocket with wsproto, join `session` if given (so `frame` reaches a joined
+    connection), send `frame` (raw, already masked bytes) and return the close code the server
+    answers with: for frames trio-websocket cannot produce (bad UTF-8)."""
     host, port = http_url.removeprefix("http://").split(":")
     connection = WSConnection(ConnectionType.CLIENT)
-    join_frame = {"type": "join_chat", "sessionId": session.id, "sessionToken": session.token}
     with trio.fail_after(seconds):
         stream = await trio.open_tcp_stream(host, int(port))
         async with stream:
@@ -147,19 +118,25 @@ async def raw_frame_close_code_after_join(
                 extra_headers=[(b"Origin", http_url.encode())],
             )
             await stream.send_all(connection.send(request))
-            joined = False
-            while not joined:
+            ready = False
+            while not ready:
                 data = await stream.receive_some()
-                assert data, "the server closed the connection before joined"
+                assert data, "the server closed the connection before it was ready"
                 connection.receive_data(data)
                 for event in connection.events():
                     if isinstance(event, AcceptConnection):
-                        message = TextMessage(json.dumps(join_frame))
-                        await stream.send_all(connection.send(message))
+                        ready = session is None
+                        if session is not None:
+                            join = {
+                                "type": "join_chat",
+                                "sessionId": session.id,
+                                "sessionToken": session.token,
+                            }
+                            await stream.send_all(connection.send(TextMessage(json.dumps(join))))
                     else:
                         assert isinstance(event, TextMessage), event
                         assert json.loads(event.data)["type"] == "joined", event
-                        joined = True
+                        ready = True
             await stream.send_all(frame)
             while data := await stream.receive_some():
                 connection.receive_data(data)

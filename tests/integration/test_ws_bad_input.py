@@ -26,7 +26,6 @@ from tests.ws import (
     masked_text_frame,
     open_ws,
     raw_frame_close_code,
-    raw_frame_close_code_after_join,
     receive,
     receive_type,
     send,
@@ -343,7 +342,7 @@ async def test_invalid_utf8_ends_the_connection_and_the_server_stays_healthy(
         frame = masked_text_frame(payload)
         # Ended (closed, or at least dropped: None) before and after the join.
         assert await raw_frame_close_code(chatd.url, frame) in (1007, None), payload
-        code = await raw_frame_close_code_after_join(chatd.url, session, frame)
+        code = await raw_frame_close_code(chatd.url, frame, session)
         assert code in (1007, None), payload
     assert await table_counts(chatd.services.pool) == before
     await assert_healthy(chatd)
@@ -361,7 +360,7 @@ async def test_invalid_utf8_is_closed_with_1007(chatd: RunningChatd) -> None:
     for payload in BAD_UTF8:
         frame = masked_text_frame(payload)
         assert await raw_frame_close_code(chatd.url, frame) == 1007, payload
-        assert await raw_frame_close_code_after_join(chatd.url, session, frame) == 1007, payload
+        assert await raw_frame_close_code(chatd.url, frame, session) == 1007, payload
 
 
 # --- frames after the join: error events, the connection stays ---------------------------------
