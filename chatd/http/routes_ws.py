@@ -9,7 +9,6 @@ is cancelled.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from typing import Any
 
@@ -28,6 +27,7 @@ from chatd.core.frames import (
     SendFrame,
     Typing,
     TypingThrottle,
+    encode_event,
     origin_allowed,
     parse_frame,
 )
@@ -262,7 +262,7 @@ class Connection:
             )
 
     async def _send(self, event: dict[str, Any]) -> None:
-        await _send_text(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+        await _send_text(encode_event(event))
 
 
 async def _send_text(text: str) -> None:

@@ -8,7 +8,6 @@ connection (close 4008, end of stream) and the client resumes from its last seq.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ from typing import Any
 
 import trio
 
+from chatd.core.frames import encode_event
 from chatd.core.wire import message_to_wire
 
 
@@ -46,7 +46,7 @@ class Event:
     def text(self) -> str:
         """The JSON, encoded once however many clients receive it."""
         if self._text is None:
-            self._text = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
+            self._text = encode_event(self.data)
         return self._text
 
     @classmethod

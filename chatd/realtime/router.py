@@ -73,12 +73,11 @@ class EventRouter:
     async def _route(self, payloads: list[str]) -> None:
         notes: list[dict[str, Any]] = []
         for payload in payloads:
-            try:
-                note = json.loads(payload)
-                if self._hub.has(note["sessionId"]):
-                    notes.append(note)
-            except (ValueError, KeyError, TypeError):
+            note = parse_notification(payload)
+            if note is None:
                 log.warning("events_bad_notification", payload=payload[:200])
+            elif self._hub.has(note["sessionId"]):
+                notes.append(note)
         ids = [note["messageId"] for note in notes if note["type"] == "new_message"]
         rows = {row["id"]: row for row in await self._messages.by_ids(ids)} if ids else {}
         for note in notes:
@@ -95,3 +94,22 @@ class EventRouter:
         for session_id, last_seq in self._hub.last_seqs().items():
             for row in await self._messages.after_seq(session_id, last_seq, limit=100):
                 self._hub.publish_message(row)
+
+
+KINDS = ("new_message", "message_status", "bot_typing", "typing")
+
+
+def parse_notification(payload: str) -> dict[str, Any] | None:
+    """A chatd_events payload with the fields routing relies on, or None. Anyone who can
+    connect to the database can NOTIFY this channel: a bad payload must not stop the router."""
+    try:
+        note = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(note, dict) or note.get("type") not in KINDS:
+        return None
+    if not isinstance(note.get("sessionId"), str):
+        return None
+    if note["type"] == "new_message" and not isinstance(note.get("messageId"), str):
+        return None
+    return note

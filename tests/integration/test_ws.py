@@ -175,6 +175,26 @@ async def test_a_message_stored_elsewhere_arrives_through_the_notification(
         assert await messages_until(ws, 3) == [1, 2, 3]
 
 
+async def test_a_bad_notification_does_not_stop_the_events(
+    chatd: RunningChatd, database_url: str
+) -> None:
+    session = await make_session(chatd)
+
+    def notify_garbage() -> None:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            for payload in [
+                "garbage",
+                json.dumps({"type": "new_message", "sessionId": session.id}),
+            ]:
+                conn.execute("SELECT pg_notify('chatd_events', %s)", (payload,))
+
+    async with open_ws(chatd.url) as ws:
+        await join(ws, session)
+        await trio.to_thread.run_sync(notify_garbage)
+        await trio.to_thread.run_sync(insert_bot_messages, database_url, session, 1)
+        assert await messages_until(ws, 1) == [1]
+
+
 async def test_server_heartbeats_and_a_silent_client_is_closed(chatd: RunningChatd) -> None:
     session = await make_session(chatd)
     async with open_ws(chatd.url) as ws:
