@@ -203,6 +203,21 @@ def _environ() -> dict[str, str]:
     }
 
 
+async def wait_listening(
+    process: trio.Process, pattern: re.Pattern[bytes], name: str
+) -> tuple[re.Match[bytes], bytes]:
+    """Read a server subprocess's stdout until it says where it listens (30 s at most)."""
+    assert process.stdout is not None
+    output = b""
+    with trio.fail_after(30):
+        while not (match := pattern.search(output)):
+            chunk = await process.stdout.receive_some()
+            if not chunk:
+                raise RuntimeError(f"{name} did not start: {output!r}")
+            output += chunk
+    return match, output
+
+
 @asynccontextmanager
 async def fast_sink(body: str = DEFAULT_BODY) -> AsyncIterator[FastSink]:
     """The server in a subprocess; its request count is in `.stats` after the block."""
@@ -213,14 +228,8 @@ async def fast_sink(body: str = DEFAULT_BODY) -> AsyncIterator[FastSink]:
         stdout=subprocess.PIPE,
     )
     assert process.stdout is not None
-    output = b""
     try:
-        with trio.fail_after(30):
-            while not (match := LISTENING.search(output)):
-                chunk = await process.stdout.receive_some()
-                if not chunk:
-                    raise RuntimeError(f"fastsink did not start: {output!r}")
-                output += chunk
+        match, output = await wait_listening(process, LISTENING, "fastsink")
         sink = FastSink(match.group(1).decode(), process)
         yield sink
         process.terminate()
@@ -286,6 +295,16 @@ def postgres_cpu(conn: Any) -> dict[int, float]:
 
 def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def database_transactions(conn: Any) -> int:
+    """Commits + rollbacks so far in the connection's database."""
+    row = conn.execute(
+        "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+        " WHERE datname = current_database()"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def main(argv: list[str] | None = None) -> None:

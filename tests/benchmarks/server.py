@@ -69,4 +69,4 @@ async def chatd_process(
 
 async def _pump(stream: trio.abc.ReceiveStream, on_output: Callable[[bytes], None]) -> None:
     async for chunk in stream:
-        on_output(chunk)
+        on_output(bytes(chunk))

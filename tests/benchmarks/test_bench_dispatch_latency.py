@@ -38,6 +38,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -45,7 +46,12 @@ import psycopg
 import pytest
 import trio
 
-from tests.benchmarks.fastsink import cpu_between, cpu_seconds, postgres_cpu
+from tests.benchmarks.fastsink import (
+    cpu_between,
+    cpu_seconds,
+    database_transactions,
+    postgres_cpu,
+)
 from tests.benchmarks.loadgen import read_response, request_bytes
 from tests.benchmarks.server import chatd_process
 from tests.sink import Reply, Sink
@@ -121,14 +127,9 @@ async def open_loop(url: str, requests: list[bytes]) -> list[Sent]:
 
 
 def transactions(database_url: str) -> int:
-    """Commits + rollbacks so far in the database: a send, each claim attempt, each reply."""
+    """Commits + rollbacks so far: a send, each claim attempt, each reply."""
     with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT xact_commit + xact_rollback FROM pg_stat_database"
-            " WHERE datname = current_database()"
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
+        return database_transactions(conn)
 
 
 async def test_dispatch_latency_at_100_per_second(database_url: str) -> None:
@@ -178,7 +179,7 @@ async def test_dispatch_latency_at_100_per_second(database_url: str) -> None:
             xacts = await trio.to_thread.run_sync(transactions, database_url) - xacts_start - 2
         await sink.stop()
 
-    arrivals = {}
+    arrivals: dict[str | None, Any] = {}
     for received in sink.requests:
         arrivals.setdefault(received.get("messageId"), received)
     measured = [s for s in sent if s.index >= WARM_UP]

@@ -43,6 +43,7 @@ from psycopg.rows import dict_row
 from tests.benchmarks.fastsink import (
     cpu_between,
     cpu_seconds,
+    database_transactions,
     fast_sink,
     postgres_cpu,
     raw_post_rate,
@@ -161,16 +162,6 @@ def body_size(database_url: str, chatd_url: str) -> int:
     return len(json.dumps(body, separators=(",", ":")))
 
 
-def transactions(conn: psycopg.Connection[Any]) -> int:
-    """Commits + rollbacks so far in this database (each claim attempt is one)."""
-    row = conn.execute(
-        "SELECT xact_commit + xact_rollback FROM pg_stat_database"
-        " WHERE datname = current_database()"
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def open_jobs(conn: psycopg.Connection[Any]) -> int:
     row = conn.execute(OPEN_JOBS).fetchone()
     assert row is not None
@@ -286,14 +277,14 @@ async def test_drain_against_raw_httpx(database_url: str, concurrency: int) -> N
                     f"concurrency {concurrency}, chatd pid {process.pid}, sink pid {sink.pid}"
                 )
                 cpu_start = (cpu_seconds(process.pid), cpu_seconds(sink.pid), postgres_cpu(poll))
-                xacts_start = transactions(poll)
+                xacts_start = database_transactions(poll)
                 drain = await watch_drain(poll)
                 cpu_end = (cpu_seconds(process.pid), cpu_seconds(sink.pid), postgres_cpu(poll))
                 phase("drain")
                 await trio.sleep(0.6)  # PostgreSQL publishes its counters within ~0.5 s
                 # Less this test's own: each poll, each claim scan, and two around them.
                 own = len(drain.samples) + len(drain.probes) + 2
-                xacts = transactions(poll) - xacts_start - own
+                xacts = database_transactions(poll) - xacts_start - own
             phase("chatd stop")
         after = await baseline(webhook_url, concurrency, size, sink.pid)
         phase("baseline after")

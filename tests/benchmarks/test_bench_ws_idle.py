@@ -53,7 +53,7 @@ import psycopg
 import pytest
 import trio
 
-from tests.benchmarks.fastsink import cpu_seconds
+from tests.benchmarks.fastsink import cpu_seconds, database_transactions
 from tests.benchmarks.server import chatd_process
 from tests.benchmarks.wsbare import bare_server, rss_bytes
 from tests.benchmarks.wsclients import IdleClients, idle_clients
@@ -222,12 +222,7 @@ async def open_chatd(stack: AsyncExitStack, database_url: str) -> Side:
 
     def count() -> int:
         with psycopg.connect(database_url) as conn:
-            row = conn.execute(
-                "SELECT xact_commit + xact_rollback FROM pg_stat_database"
-                " WHERE datname = current_database()"
-            ).fetchone()
-        assert row is not None
-        return int(row[0])
+            return database_transactions(conn)
 
     async def transactions() -> int:
         return await trio.to_thread.run_sync(count)

@@ -32,7 +32,7 @@ from hypercorn.trio import serve
 from quart import request, websocket
 from quart_trio import QuartTrio
 
-from tests.benchmarks.fastsink import _environ
+from tests.benchmarks.fastsink import _environ, wait_listening
 
 LISTENING = re.compile(rb"wsbare listening on (ws://\S+)")
 
@@ -104,15 +104,8 @@ async def bare_server() -> AsyncIterator[BareServer]:
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
     )
-    assert process.stdout is not None
-    output = b""
     try:
-        with trio.fail_after(30):
-            while not (match := LISTENING.search(output)):
-                chunk = await process.stdout.receive_some()
-                if not chunk:
-                    raise RuntimeError(f"wsbare did not start: {output!r}")
-                output += chunk
+        match, _output = await wait_listening(process, LISTENING, "wsbare")
         yield BareServer(match.group(1).decode(), process)
     finally:
         process.kill()  # nothing to flush; a graceful stop with 10,000 connections takes ~10 s
