@@ -45,6 +45,7 @@ from chatd.db.pool import Pool, PoolConfig, open_pool
 from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
 from chatd.db.sessions import SessionStore
 from chatd.errors import MigrationError
+from chatd.gc_policy import run_gc_policy
 from chatd.http.app import create_app
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
 from chatd.http.services import Services
@@ -231,6 +232,11 @@ async def run_services(
     async with open_sender(sender_config(settings)) as sender, trio.open_nursery() as background:
         await background.start(services.registry.run)
         await background.start(router.run)
+        await background.start(
+            run_gc_policy,
+            settings.server.gc_freeze_interval_seconds,
+            settings.server.gc_full_collection_interval_seconds,
+        )
         async with trio.open_nursery() as front:
 
             async def close_live_connections() -> None:

@@ -139,6 +139,19 @@ class MessageStore:
             )
             return await cur.fetchall()
 
+    async def after_seqs(self, last_seqs: dict[str, int], *, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` messages after each session's seq, in session and seq order."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                query("messages_after_seqs"),
+                {
+                    "session_ids": list(last_seqs),
+                    "after_seqs": list(last_seqs.values()),
+                    "limit": limit,
+                },
+            )
+            return await cur.fetchall()
+
     async def count(self, session_id: str) -> int:
         async with self._pool.connection() as conn:
             row = await (

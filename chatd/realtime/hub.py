@@ -43,6 +43,14 @@ class Event:
         return str(self.data["type"])
 
     @property
+    def ends_bot_typing(self) -> bool:
+        """A reply (bot or system message): the protocol says the bot stopped typing."""
+        data = self.data
+        if data["type"] == "new_message":
+            return bool(data["message"]["senderType"] != "user")
+        return data["type"] == "bot_typing" and not data.get("isTyping")
+
+    @property
     def text(self) -> str:
         """The JSON, encoded once however many clients receive it."""
         if self._text is None:
@@ -73,12 +81,23 @@ class Subscriber:
     def put(self, event: Event) -> None:
         if self.overflowed or (event.origin and event.origin == self.id):
             return
+        if self._redundant(event):
+            return  # one frame fewer per reply
         if len(self._events) >= self.limit:
             self.overflowed = True
             self._events.clear()  # nothing more will be sent from it: free the memory now
         else:
             self._events.append(event)
         self._wakeup()
+
+    def _redundant(self, event: Event) -> bool:
+        """A `bot_typing` false right behind a reply (or another false): the client knows."""
+        return (
+            event.type == "bot_typing"
+            and event.ends_bot_typing
+            and bool(self._events)
+            and self._events[-1].ends_bot_typing
+        )
 
     def close(self) -> None:
         self.closing = True

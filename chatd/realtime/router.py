@@ -23,13 +23,18 @@ log = structlog.get_logger(__name__)
 
 INBOX = 10_000  # notifications waiting to be routed; beyond it they are dropped and feeds re-read
 BATCH = 1_000  # notifications routed per round (one query for their messages)
+REREAD_FEEDS = 1_000  # feeds re-read per query
+REREAD_LIMIT = 100  # messages per feed and re-read: a client further behind repairs its own gap
 RETRY_SECONDS = 0.5  # pause before re-reading after a failed read
 
 
 class EventRouter:
-    def __init__(self, hub: Hub, messages: MessageStore) -> None:
+    def __init__(
+        self, hub: Hub, messages: MessageStore, *, reread_feeds: int = REREAD_FEEDS
+    ) -> None:
         self._hub = hub
         self._messages = messages
+        self._reread_feeds = reread_feeds
         self._send, self._receive = trio.open_memory_channel[str | None](INBOX)
         self._resync = False
         self.routed = 0
@@ -91,8 +96,10 @@ class EventRouter:
 
     async def _reread(self) -> None:
         self.resyncs += 1
-        for session_id, last_seq in self._hub.last_seqs().items():
-            for row in await self._messages.after_seq(session_id, last_seq, limit=100):
+        feeds = list(self._hub.last_seqs().items())
+        for start in range(0, len(feeds), self._reread_feeds):
+            chunk = dict(feeds[start : start + self._reread_feeds])
+            for row in await self._messages.after_seqs(chunk, limit=REREAD_LIMIT):
                 self._hub.publish_message(row)
 
 

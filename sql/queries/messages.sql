@@ -66,6 +66,18 @@ SELECT id, session_id, sender_type, content, message_type, metadata, status, seq
  ORDER BY seq
  LIMIT %(limit)s
 
+-- name: messages_after_seqs
+-- The re-read of many feeds at once (after lost notifications): up to `limit` messages after
+-- each session's seq, in one round trip however many sessions have clients here.
+SELECT m.id, m.session_id, m.sender_type, m.content, m.message_type, m.metadata, m.status, m.seq,
+       m.created_at
+  FROM unnest(%(session_ids)s::text[], %(after_seqs)s::bigint[]) AS f(session_id, after_seq),
+       LATERAL (SELECT * FROM chat_messages c
+                 WHERE c.session_id = f.session_id AND c.seq > f.after_seq
+                 ORDER BY c.seq
+                 LIMIT %(limit)s) AS m
+ ORDER BY m.session_id, m.seq
+
 -- name: messages_by_ids
 -- The messages a batch of new_message notifications names (the fan-out reads each once).
 SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at
