@@ -7,11 +7,13 @@ from quart import request
 from quart_trio import QuartTrio
 
 from chatd.core.tokens import new_id
+from chatd.http.cors import cors_headers
 from chatd.http.errors import register_error_handlers
 from chatd.http.routes_chat import chat_routes
 from chatd.http.routes_demo_bot import demo_bot_routes
 from chatd.http.routes_events import events_routes
 from chatd.http.routes_health import health_routes
+from chatd.http.routes_web import web_routes
 from chatd.http.routes_webhook import webhook_routes
 from chatd.http.routes_ws import ws_routes
 from chatd.http.services import Services
@@ -34,7 +36,10 @@ def create_app(services: Services) -> QuartTrio:
     app.register_blueprint(webhook_routes(services))
     app.register_blueprint(ws_routes(services))
     app.register_blueprint(events_routes(services))
-    if not services.settings.n8n.webhook_url:
+    demo = not services.settings.n8n.webhook_url
+    if demo:
         app.register_blueprint(demo_bot_routes(services.settings))
+    app.register_blueprint(web_routes(demo=demo))
+    app.after_request(cors_headers(lambda: services.allowed_origins))
     register_error_handlers(app)
     return app

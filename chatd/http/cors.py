@@ -1,0 +1,40 @@
+"""CORS for the shopper's API, so a widget on the shop's own domain can call chatd's.
+
+The same allow-list as the WebSocket's (websocket.allowed_origins; by default chatd's own
+origin): an allowed Origin gets it echoed back, anything else gets no CORS headers and the
+browser keeps the answer from the page. n8n's callback is not a browser endpoint: no CORS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+
+from quart import Response, request
+
+from chatd.core.frames import origin_allowed
+
+PREFIX = "/api/chat/"
+NOT_FOR_BROWSERS = ("/api/chat/webhook",)
+HEADERS = {
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, Last-Event-ID",
+    "Access-Control-Expose-Headers": "Retry-After",
+    "Access-Control-Max-Age": "600",
+}
+
+
+def cors_headers(allowed: Callable[[], Collection[str]]) -> Callable[[Response], Response]:
+    """An after_request hook; `allowed` gives the allow-list (known once the socket is bound)."""
+
+    async def add(response: Response) -> Response:
+        path = request.path
+        if not path.startswith(PREFIX) or path.startswith(NOT_FOR_BROWSERS):
+            return response
+        response.vary.add("Origin")
+        origin = request.headers.get("Origin")
+        if origin and origin_allowed(origin, allowed()):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers.update(HEADERS)
+        return response
+
+    return add  # type: ignore[return-value]

@@ -1,0 +1,94 @@
+"""What browsers load from chatd: the widget script, and in demo mode a small shop page.
+
+The files live in chatd/web/ and are read once at start. The widget is served with an ETag and
+gzip, and may be loaded from any shop's page; the demo page carries a strict
+Content-Security-Policy (no inline script or style), which the widget is built to work under.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from quart import Blueprint, Response, request
+
+from chatd.errors import NotFound
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+TYPES = {
+    ".js": "application/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+}
+
+
+@dataclass(frozen=True)
+class Asset:
+    body: bytes
+    gzipped: bytes
+    etag: str
+    content_type: str
+
+    @classmethod
+    def load(cls, name: str) -> Asset:
+        body = (WEB / name).read_bytes()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+        gzipped = gzip.compress(body, compresslevel=9, mtime=0)
+        return cls(body, gzipped, etag, TYPES[Path(name).suffix])
+
+    def response(self, *, max_age: int, headers: dict[str, str] | None = None) -> Response:
+        common = {
+            "ETag": self.etag,
+            "Cache-Control": f"public, max-age={max_age}",
+            "Vary": "Accept-Encoding",
+            "X-Content-Type-Options": "nosniff",
+            **(headers or {}),
+        }
+        if self.etag in request.if_none_match:
+            return Response(b"", status=304, headers=common)
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            return Response(
+                self.gzipped,
+                content_type=self.content_type,
+                headers={**common, "Content-Encoding": "gzip"},
+            )
+        return Response(self.body, content_type=self.content_type, headers=common)
+
+
+def demo_csp(host: str, secure: bool) -> str:
+    """The demo page's policy: scripts and styles from chatd only; WebSocket to this host."""
+    ws = f"{'wss' if secure else 'ws'}://{host}"
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data:;"
+        f" connect-src 'self' {ws}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+
+
+def web_routes(*, demo: bool) -> Blueprint:
+    bp = Blueprint("web", __name__)
+    widget = Asset.load("widget.js")
+    page, style = Asset.load("demo.html"), Asset.load("demo.css")
+
+    @bp.get("/widget.js")
+    async def widget_js() -> Response:
+        # Any shop may embed it: the API's own CORS and origin rules decide who may chat.
+        return widget.response(
+            max_age=300, headers={"Cross-Origin-Resource-Policy": "cross-origin"}
+        )
+
+    @bp.get("/")
+    async def demo_page() -> Response:
+        if not demo:
+            raise NotFound("no page here: chatd's API is under /api/chat (see the README)")
+        csp = demo_csp(request.host, request.scheme == "https")
+        return page.response(max_age=0, headers={"Content-Security-Policy": csp})
+
+    @bp.get("/demo.css")
+    async def demo_css() -> Response:
+        if not demo:
+            raise NotFound("the demo shop is served only in demo mode")
+        return style.response(max_age=300)
+
+    return bp

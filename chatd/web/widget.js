@@ -1,0 +1,753 @@
+/* chatd chat widget: <chatd-widget>, a Web Component in Shadow DOM. No build step, no framework.
+ *
+ * One tag embeds it (data-* attributes become the element's options):
+ *   <script src="https://chat.example.com/widget.js" data-position="bottom-right" async></script>
+ * Options (attributes on <chatd-widget>, or data-* on the script tag): position (bottom-right |
+ * bottom-left), theme (light | dark | auto), open, guest-email, user-id + user-hash or
+ * identity-token, title, greeting, strings (JSON of UI strings), server (chatd's URL; default:
+ * where this script came from), transports (websocket,sse,longpoll).
+ * JS: element.configure({strings: {...}, userId, identityToken, ...}), element.open(), .close().
+ *
+ * Bot content is only ever text: links are made for http(s) and mailto alone, images load over
+ * https (or from chatd itself), and styles are a constructed stylesheet, so a strict
+ * Content-Security-Policy without 'unsafe-inline' works. The protocol: chatd/PROTOCOL.md.
+ */
+(() => {
+  "use strict";
+  if (!window.customElements || customElements.get("chatd-widget")) return;
+
+  const script = document.currentScript;
+  const SCRIPT_ORIGIN = script && script.src ? new URL(script.src, location.href).origin : location.origin;
+
+  const STRINGS = {
+    title: "Chat with us",
+    greeting: "Hi! How can we help you today?",
+    open: "Open chat",
+    close: "Close chat",
+    input: "Type a message",
+    send: "Send",
+    typing: "The assistant is typing",
+    offline: "You are offline. Messages will be sent when you are back.",
+    disconnected: "Connection lost. Reconnecting…",
+    pending: "Sending…",
+    sent: "Sent",
+    delivered: "Delivered",
+    failed: "Not delivered",
+    retry: "Retry",
+    retried: "Sent again",
+    you: "You",
+    bot: "Assistant",
+    attachment: "Attachment",
+    error: "Something went wrong. Please try again.",
+  };
+  const OPTIONS = ["position", "theme", "open", "guest-email", "user-id", "user-hash",
+    "identity-token", "title", "greeting", "strings", "server", "transports"];
+  const TRANSPORTS = ["websocket", "sse", "longpoll"];
+  const LINK = /\b(?:https?:\/\/|mailto:)[^\s<>"']+/gi;
+
+  // ---- pure helpers ----------------------------------------------------------------------------
+
+  /** An absolute URL string whose scheme is one of `schemes`, or null. */
+  function safeUrl(value, schemes) {
+    if (typeof value !== "string" || /[\u0000-\u001f\s]/.test(value.trim())) return null;
+    let url;
+    try { url = new URL(value.trim()); } catch { return null; }
+    return schemes.includes(url.protocol) ? url.href : null;
+  }
+
+  /** Images: https anywhere, or chatd's own origin (a local demo runs over http). */
+  function safeImage(value, server) {
+    const href = safeUrl(value, ["https:", "http:"]);
+    if (!href) return null;
+    const url = new URL(href);
+    return url.protocol === "https:" || url.origin === server ? href : null;
+  }
+
+  const RANK = { pending: 0, sent: 1, delivered: 2, failed: 2 };
+  /** Statuses only move forward: the later of two, whichever arrived last. */
+  function later(a, b) { return (RANK[b] ?? 0) >= (RANK[a] ?? 0) ? b : a; }
+
+  function newId() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  }
+
+  function backoff(attempt) { // full jitter, 0.5 s doubling to 15 s
+    return Math.random() * Math.min(15000, 500 * 2 ** Math.min(attempt, 5));
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "text") node.textContent = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v === true ? "" : v);
+    }
+    for (const child of children) if (child) node.append(child);
+    return node;
+  }
+
+  /** Text with http(s)/mailto links as anchors; everything else stays text. */
+  function richText(text) {
+    const frag = document.createDocumentFragment();
+    let last = 0;
+    for (const match of text.matchAll(LINK)) {
+      const raw = match[0].replace(/[.,;:!?)]+$/, "");
+      const href = safeUrl(raw, ["http:", "https:", "mailto:"]);
+      if (!href) continue;
+      frag.append(text.slice(last, match.index));
+      frag.append(el("a", { href, target: "_blank", rel: "noopener noreferrer", text: raw }));
+      last = match.index + raw.length;
+    }
+    frag.append(text.slice(last));
+    return frag;
+  }
+
+  // ---- transports: each delivers parsed events to onEvent and reports up/down ---------------
+
+  class WebSocketTransport {
+    constructor(chat) { this.chat = chat; this.ws = null; this.opened = false; }
+    start() {
+      const { server, session } = this.chat;
+      const url = server.replace(/^http/, "ws") + "/api/chat/ws";
+      const ws = this.ws = new WebSocket(url);
+      let heard = Date.now();
+      let ticker = null;
+      ws.onopen = () => {
+        ws.send(JSON.stringify({ type: "join_chat", sessionId: session.id,
+          sessionToken: session.token, lastSeq: this.chat.lastSeq }));
+      };
+      ws.onmessage = (m) => {
+        heard = Date.now();
+        let event;
+        try { event = JSON.parse(m.data); } catch { return; }
+        if (event.type === "joined") {
+          const interval = (event.heartbeatIntervalSeconds || 30) * 1000;
+          clearInterval(ticker);
+          ticker = setInterval(() => {
+            if (Date.now() - heard > 2.5 * interval) { ws.close(4000, "silent"); return; }
+            ws.send('{"type":"ping"}');
+          }, interval * 0.8);
+          this.opened = true; // through: a proxy that upgrades and then cuts does not count
+          this.chat.up(this);
+        } else this.chat.onEvent(event);
+      };
+      ws.onclose = (e) => {
+        clearInterval(ticker);
+        if (this.ws !== ws) return;
+        this.ws = null;
+        this.chat.down(this, { fatal: e.code === 4001, neverOpened: !this.opened });
+      };
+    }
+    stop() { const ws = this.ws; this.ws = null; if (ws) ws.close(1000); }
+    send(message) {
+      if (!this.ws || this.ws.readyState !== 1) return false;
+      this.ws.send(JSON.stringify({ type: "send_message", content: message.content,
+        messageType: message.messageType, metadata: message.metadata,
+        clientMessageId: message.clientMessageId }));
+      return true;
+    }
+  }
+
+  class SseTransport { // fetch-based: EventSource cannot send the Authorization header
+    constructor(chat) { this.chat = chat; this.abort = null; this.opened = false; }
+    async start() {
+      const chat = this.chat;
+      const abort = this.abort = new AbortController();
+      let fatal = false;
+      try {
+        const response = await fetch(`${chat.server}/api/chat/events/${chat.session.id}?lastSeq=${chat.lastSeq}`,
+          { headers: chat.auth(), signal: abort.signal, cache: "no-store" });
+        fatal = response.status === 401 || response.status === 404;
+        if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+        this.opened = true;
+        chat.up(this);
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value;
+          let end;
+          while ((end = buffer.indexOf("\n\n")) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const data = block.split("\n").filter((l) => l.startsWith("data:"))
+              .map((l) => l.slice(5).trimStart()).join("\n");
+            if (data) { try { chat.onEvent(JSON.parse(data)); } catch { /* not JSON */ } }
+          }
+        }
+      } catch { /* aborted or the network went */ }
+      if (this.abort === abort) {
+        this.abort = null;
+        chat.down(this, { fatal, neverOpened: !this.opened });
+      }
+    }
+    stop() { const a = this.abort; this.abort = null; if (a) a.abort(); }
+    send() { return false; } // sends go over HTTP
+  }
+
+  class LongPollTransport {
+    constructor(chat) { this.chat = chat; this.abort = null; this.opened = false; }
+    async start() {
+      const chat = this.chat;
+      const abort = this.abort = new AbortController();
+      let fatal = false;
+      try {
+        for (;;) {
+          const response = await fetch(
+            `${chat.server}/api/chat/messages/${chat.session.id}?afterSeq=${chat.lastSeq}&limit=100&wait=25`,
+            { headers: chat.auth(), signal: abort.signal, cache: "no-store" });
+          fatal = response.status === 401 || response.status === 404;
+          if (!response.ok) throw new Error(`HTTP ${response.status}`);
+          const body = await response.json();
+          if (!this.opened) { this.opened = true; chat.up(this); }
+          for (const message of body.messages) chat.onEvent({ type: "new_message", message });
+        }
+      } catch { /* aborted or the network went */ }
+      if (this.abort === abort) {
+        this.abort = null;
+        chat.down(this, { fatal, neverOpened: !this.opened });
+      }
+    }
+    stop() { const a = this.abort; this.abort = null; if (a) a.abort(); }
+    send() { return false; }
+  }
+
+  const TRANSPORT_CLASSES = { websocket: WebSocketTransport, sse: SseTransport, longpoll: LongPollTransport };
+
+  // ---- the element ---------------------------------------------------------------------------
+
+  class ChatdWidget extends HTMLElement {
+    static get observedAttributes() { return ["theme", "position"]; }
+
+    constructor() {
+      super();
+      this.options = {};
+      this.messages = new Map(); // id -> wire message
+      this.outbox = []; // {clientMessageId, content, messageType, metadata, status, error}
+      this.lastSeq = 0;
+      this.session = null;
+      this.transport = null;
+      this.transportIndex = 0;
+      this.failures = 0;
+      this.connected = false;
+      this.botTyping = false;
+      this.isOpen = false;
+      this.reconnectTimer = null;
+      this.root = this.attachShadow({ mode: "open" });
+    }
+
+    // -- options and storage
+
+    configure(options) {
+      Object.assign(this.options, options);
+      if (this.ui) this.render();
+    }
+
+    option(name) {
+      const camel = name.replace(/-(\w)/g, (_, c) => c.toUpperCase());
+      if (this.options[camel] !== undefined) return this.options[camel];
+      return this.getAttribute(name);
+    }
+
+    get strings() {
+      let custom = this.option("strings") || {};
+      if (typeof custom === "string") { try { custom = JSON.parse(custom); } catch { custom = {}; } }
+      const t = { ...STRINGS, ...custom };
+      if (this.option("title")) t.title = this.option("title");
+      if (this.option("greeting") !== null) t.greeting = this.option("greeting");
+      return t;
+    }
+
+    get server() { return (this.option("server") || SCRIPT_ORIGIN).replace(/\/+$/, ""); }
+
+    get storageKey() { return `chatd:${this.server}`; }
+
+    load() {
+      try {
+        const saved = JSON.parse(localStorage.getItem(this.storageKey) || "null");
+        if (saved && saved.userId === (this.option("user-id") || null)) {
+          this.session = saved.session;
+          this.outbox = (saved.outbox || []).map((m) => ({ ...m, status: m.status === "failed" ? "failed" : "pending" }));
+        }
+      } catch { /* storage unavailable: the session lasts this page */ }
+    }
+
+    save() {
+      try {
+        localStorage.setItem(this.storageKey, JSON.stringify({
+          session: this.session, userId: this.option("user-id") || null,
+          outbox: this.outbox.map(({ clientMessageId, content, messageType, metadata, status }) =>
+            ({ clientMessageId, content, messageType, metadata, status })),
+        }));
+      } catch { /* full or unavailable */ }
+    }
+
+    auth() { return { Authorization: `Bearer ${this.session.token}` }; }
+
+    // -- lifecycle
+
+    connectedCallback() {
+      if (this.ui) return;
+      this.build();
+      this.load();
+      this.render();
+      window.addEventListener("online", this.onOnline = () => { this.failures = 0; this.reconnect(0); });
+      window.addEventListener("offline", this.onOffline = () => { this.stopTransport(); this.render(); });
+      if (this.session) this.start();
+      const open = this.option("open");
+      if (open !== null && open !== "false" && open !== false) this.open();
+    }
+
+    disconnectedCallback() {
+      window.removeEventListener("online", this.onOnline);
+      window.removeEventListener("offline", this.onOffline);
+      clearTimeout(this.reconnectTimer);
+      this.stopTransport();
+    }
+
+    attributeChangedCallback() { if (this.ui) this.applyLook(); }
+
+    // -- building the DOM once
+
+    build() {
+      const sheet = new CSSStyleSheet();
+      sheet.replaceSync(CSS);
+      this.root.adoptedStyleSheets = [sheet];
+      const ui = this.ui = {};
+      ui.bubble = el("button", { class: "bubble", part: "bubble", "data-testid": "chat-bubble",
+        "aria-expanded": "false", "aria-controls": "window", onclick: () => this.open() });
+      ui.bubble.append(icon("chat"));
+      ui.title = el("h2", { id: "title" });
+      ui.close = el("button", { class: "icon", "data-testid": "close-button", onclick: () => this.close() }, icon("close"));
+      ui.log = el("ol", { class: "log", role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-labelledby": "title", tabindex: "0" });
+      ui.greeting = el("li", { class: "msg bot greeting" }, el("div", { class: "text" }));
+      ui.typing = el("div", { class: "typing", "data-testid": "bot-typing", role: "status", hidden: true },
+        el("span", { class: "dots", "aria-hidden": "true" }, el("i"), el("i"), el("i")), el("span", { class: "sr" }));
+      ui.error = el("div", { class: "conn", "data-testid": "connection-error", role: "alert", hidden: true });
+      ui.input = el("textarea", { "data-testid": "message-input", rows: "1", maxlength: "1000",
+        onkeydown: (e) => { if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.submit(); } } });
+      ui.send = el("button", { class: "icon send", type: "submit", "data-testid": "send-button" }, icon("send"));
+      ui.form = el("form", { class: "compose", onsubmit: (e) => { e.preventDefault(); this.submit(); } }, ui.input, ui.send);
+      ui.window = el("section", { id: "window", class: "window", role: "dialog", "aria-labelledby": "title",
+        "data-testid": "chat-window", hidden: true,
+        onkeydown: (e) => { if (e.key === "Escape") { e.stopPropagation(); this.close(); } } },
+      el("header", {}, ui.title, ui.close), ui.error, ui.log, ui.typing, ui.form);
+      this.root.append(ui.bubble, ui.window);
+      this.applyLook();
+    }
+
+    applyLook() {
+      const theme = this.option("theme") || "light";
+      this.setAttribute("data-resolved-theme", theme === "auto"
+        ? (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light") : theme);
+      this.ui.bubble.classList.toggle("left", this.option("position") === "bottom-left");
+      this.ui.window.classList.toggle("left", this.option("position") === "bottom-left");
+    }
+
+    // -- open / close
+
+    async open() {
+      if (this.isOpen) return;
+      this.isOpen = true;
+      this.ui.window.hidden = false;
+      this.ui.bubble.hidden = true;
+      this.ui.bubble.setAttribute("aria-expanded", "true");
+      this.render();
+      this.ui.input.focus();
+      this.scrollDown();
+      if (!this.session) await this.createSession();
+    }
+
+    close() {
+      if (!this.isOpen) return;
+      this.isOpen = false;
+      this.ui.window.hidden = true;
+      this.ui.bubble.hidden = false;
+      this.ui.bubble.setAttribute("aria-expanded", "false");
+      this.ui.bubble.focus();
+    }
+
+    // -- session and connection
+
+    async createSession() {
+      if (this.creating) return this.creating;
+      this.creating = (async () => {
+        const body = {};
+        for (const [key, name] of [["guestEmail", "guest-email"], ["userId", "user-id"],
+          ["userHash", "user-hash"], ["identityToken", "identity-token"]]) {
+          const value = this.option(name);
+          if (value) body[key] = value;
+        }
+        for (let attempt = 0; ; attempt++) {
+          try {
+            const response = await fetch(`${this.server}/api/chat/session`, {
+              method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+            if (response.ok) {
+              const data = await response.json();
+              this.session = { id: data.sessionId, token: data.sessionToken };
+              this.messages.clear();
+              this.lastSeq = 0;
+              this.save();
+              this.start();
+              return;
+            }
+            if (response.status >= 400 && response.status < 500 && response.status !== 429) {
+              this.fatal = (await response.json().catch(() => ({}))).message || this.strings.error;
+              this.render();
+              return;
+            }
+          } catch { /* offline: try again */ }
+          this.render();
+          await new Promise((r) => setTimeout(r, backoff(attempt)));
+        }
+      })();
+      try { await this.creating; } finally { this.creating = null; }
+    }
+
+    start() {
+      if (this.transport || !this.session) return;
+      if (!navigator.onLine) { this.render(); return; }
+      const names = (this.option("transports") || TRANSPORTS.join(",")).split(",")
+        .map((s) => s.trim()).filter((n) => TRANSPORT_CLASSES[n] && (n !== "websocket" || window.WebSocket));
+      const name = names[Math.min(this.transportIndex, names.length - 1)] || "longpoll";
+      this.transport = new TRANSPORT_CLASSES[name](this);
+      this.transport.start();
+    }
+
+    stopTransport() {
+      const t = this.transport;
+      this.transport = null;
+      this.connected = false;
+      if (t) t.stop();
+    }
+
+    reconnect(delay) {
+      clearTimeout(this.reconnectTimer);
+      this.stopTransport();
+      this.reconnectTimer = setTimeout(() => this.start(), delay);
+      this.render();
+    }
+
+    up(transport) {
+      if (transport !== this.transport) return;
+      this.connected = true;
+      this.failures = 0;
+      this.render();
+      this.flush();
+    }
+
+    down(transport, { fatal, neverOpened }) {
+      if (transport !== this.transport) return;
+      this.transport = null;
+      this.connected = false;
+      if (fatal) { // the session is gone (expired, or the server forgot it): start a new one
+        this.session = null;
+        this.save();
+        this.createSession();
+        return;
+      }
+      this.failures += 1;
+      if (neverOpened && this.failures >= 2) { this.transportIndex += 1; this.failures = 0; }
+      this.reconnect(backoff(this.failures));
+    }
+
+    // -- events
+
+    onEvent(event) {
+      if (event.type === "new_message") this.addMessage(event.message);
+      else if (event.type === "message_status") {
+        const message = this.messages.get(event.messageId);
+        if (message) { message.status = event.status; this.render(); }
+      } else if (event.type === "bot_typing") { this.botTyping = !!event.isTyping; this.render(); }
+      else if (event.type === "message_ack") this.acked(event);
+      else if (event.type === "error" && event.clientMessageId) this.refused(event.clientMessageId, event);
+    }
+
+    addMessage(message) {
+      if (!message || typeof message.seq !== "number") return;
+      const known = this.messages.get(message.id); // a status event may have overtaken a replay
+      this.messages.set(message.id, known ? { ...message, status: later(known.status, message.status) } : message);
+      if (message.seq > this.lastSeq) this.lastSeq = message.seq;
+      if (message.senderType !== "user") this.botTyping = false;
+      const mine = message.metadata && message.metadata.clientMessageId;
+      this.outbox = this.outbox.filter((m) => m.messageId !== message.id && m.clientMessageId !== mine);
+      this.save();
+      this.render();
+      this.scrollDown();
+    }
+
+    // -- sending: every message gets a clientMessageId and is sent until acknowledged, once
+
+    submit() {
+      const content = this.ui.input.value.trim();
+      if (!content) return;
+      this.ui.input.value = "";
+      this.enqueue(content, "text");
+    }
+
+    enqueue(content, messageType, metadata) {
+      this.outbox.push({ clientMessageId: newId(), content, messageType, metadata, status: "pending" });
+      this.save();
+      this.render();
+      this.scrollDown();
+      if (!this.session) this.createSession();
+      else this.flush();
+    }
+
+    flush() {
+      if (!this.connected) return;
+      for (const message of this.outbox) {
+        if (message.status !== "pending" || message.inFlight) continue;
+        if (this.transport.send(message)) { message.inFlight = true; continue; }
+        message.inFlight = true;
+        this.post(message);
+      }
+    }
+
+    async post(message) {
+      try {
+        const response = await fetch(`${this.server}/api/chat/send`, {
+          method: "POST", headers: { ...this.auth(), "Content-Type": "application/json" },
+          body: JSON.stringify({ sessionId: this.session.id, content: message.content,
+            messageType: message.messageType, metadata: message.metadata,
+            clientMessageId: message.clientMessageId }) });
+        const body = await response.json().catch(() => ({}));
+        if (response.ok) this.acked({ ...body, clientMessageId: message.clientMessageId });
+        else this.refused(message.clientMessageId, { ...body, retryAfter: Number(response.headers.get("Retry-After")) || body.retryAfter });
+      } catch {
+        message.inFlight = false; // the network went: sent again once it is back
+        if (this.connected) this.reconnect(backoff(1));
+      }
+    }
+
+    acked(ack) {
+      const message = this.outbox.find((m) => m.clientMessageId === ack.clientMessageId);
+      if (!message) return;
+      message.messageId = ack.messageId;
+      if (!this.messages.has(ack.messageId)) {
+        this.messages.set(ack.messageId, { id: ack.messageId, senderType: "user", content: message.content,
+          messageType: message.messageType, metadata: { ...message.metadata, clientMessageId: message.clientMessageId },
+          status: ack.status || "pending", seq: ack.seq });
+      }
+      this.outbox = this.outbox.filter((m) => m !== message);
+      this.save();
+      this.render();
+    }
+
+    refused(clientMessageId, error) {
+      const message = this.outbox.find((m) => m.clientMessageId === clientMessageId);
+      if (!message) return;
+      message.inFlight = false;
+      if (error.code === "rate_limited" || error.retryAfter) {
+        setTimeout(() => this.flush(), Math.max(1, error.retryAfter || 1) * 1000);
+        return;
+      }
+      message.status = "failed";
+      message.error = error.message || this.strings.error;
+      this.save();
+      this.render();
+    }
+
+    retry(item) {
+      if (item.clientMessageId && !item.id) { // never reached chatd: send it again as it was
+        item.status = "pending";
+        item.error = null;
+        this.flush();
+        this.render();
+        return;
+      }
+      this.enqueue(item.content, item.messageType || "text", { retryOf: item.id });
+    }
+
+    // -- rendering: the whole list from state, keyed, so a re-render moves nothing needlessly
+
+    render() {
+      const ui = this.ui;
+      const t = this.strings;
+      ui.title.textContent = t.title;
+      ui.bubble.setAttribute("aria-label", t.open);
+      ui.close.setAttribute("aria-label", t.close);
+      ui.input.setAttribute("aria-label", t.input);
+      ui.input.setAttribute("placeholder", t.input);
+      ui.send.setAttribute("aria-label", t.send);
+      ui.typing.hidden = !this.botTyping;
+      ui.typing.lastChild.textContent = this.botTyping ? t.typing : "";
+      const offline = !navigator.onLine;
+      const lost = this.session && !this.connected && (offline || this.failures > 0 || this.everConnected);
+      if (this.connected) this.everConnected = true;
+      ui.error.hidden = !(this.fatal || offline || lost);
+      ui.error.textContent = this.fatal || (offline ? t.offline : t.disconnected);
+
+      const items = [...this.messages.values()].sort((a, b) => a.seq - b.seq);
+      const retried = new Set(items.map((m) => m.metadata && m.metadata.retryOf).filter(Boolean));
+      const rows = [];
+      if (t.greeting) { ui.greeting.firstChild.textContent = t.greeting; rows.push(ui.greeting); }
+      const lastBot = items.filter((m) => m.senderType !== "user").pop();
+      const answered = lastBot && items[items.length - 1] === lastBot;
+      for (const m of items) rows.push(this.row(m, m === lastBot && answered, retried.has(m.id)));
+      for (const m of this.outbox) rows.push(this.row({ ...m, senderType: "user", local: true }, false, false));
+      this.rows = this.rows || new Map();
+      const keep = new Map();
+      const nodes = rows.map((r) => (r instanceof Node ? r : this.node(r, keep)));
+      this.rows = keep;
+      nodes.forEach((node, i) => { if (ui.log.children[i] !== node) ui.log.insertBefore(node, ui.log.children[i] || null); });
+      while (ui.log.children.length > nodes.length) ui.log.lastChild.remove();
+    }
+
+    row(m, showQuickReplies, retried) {
+      const key = m.id || m.clientMessageId;
+      const quick = showQuickReplies && m.metadata && Array.isArray(m.metadata.quickReplies) ? m.metadata.quickReplies : [];
+      const sig = JSON.stringify([m.status, m.error, quick, retried, m.content]);
+      return { key, sig, m, quick, retried };
+    }
+
+    node({ key, sig, m, quick, retried }, keep) {
+      const old = this.rows.get(key);
+      if (old && old.sig === sig) { keep.set(key, old); return old.node; }
+      const t = this.strings;
+      const user = m.senderType === "user";
+      const bubble = el("div", { class: "text" }, richText(String(m.content || "")));
+      const node = el("li", { class: `msg ${user ? "user" : "bot"}`, "data-testid": user ? "message-user" : "message-bot",
+        "data-seq": m.seq }, el("span", { class: "sr", text: `${user ? t.you : t.bot}: ` }), bubble);
+      if (!user) this.attachments(node, m.metadata || {});
+      if (quick.length) {
+        node.append(el("div", { class: "quick", role: "group" }, ...quick.filter((q) => typeof q === "string").map((label) =>
+          el("button", { type: "button", "data-testid": "quick-reply", text: label,
+            onclick: () => this.enqueue(label, "quick_reply") }))));
+      }
+      if (user) {
+        const status = m.status === "failed" && retried ? "retried" : m.status;
+        const state = el("div", { class: `status ${status}`, "data-testid": "message-status", "data-status": status,
+          text: status === "retried" ? t.retried : (m.error || t[status] || "") });
+        if (status === "failed") {
+          state.append(" ", el("button", { type: "button", class: "retry", "data-testid": "retry-button",
+            text: t.retry, onclick: () => this.retry(m) }));
+        }
+        node.append(state);
+      }
+      keep.set(key, { sig, node });
+      return node;
+    }
+
+    attachments(node, metadata) {
+      for (const a of Array.isArray(metadata.attachments) ? metadata.attachments : []) {
+        if (!a || typeof a !== "object") continue;
+        const title = typeof a.title === "string" && a.title ? a.title : "";
+        if (a.type === "image") {
+          const src = safeImage(a.url, this.server);
+          if (src) {
+            node.append(el("a", { class: "image", href: src, target: "_blank", rel: "noopener noreferrer" },
+              el("img", { src, alt: title || this.strings.attachment, loading: "lazy", referrerpolicy: "no-referrer" })));
+            continue;
+          }
+        }
+        const href = safeUrl(a.url, ["http:", "https:"]);
+        if (!href) continue;
+        node.append(el("a", { class: "card", href, target: "_blank", rel: "noopener noreferrer", "data-testid": "attachment" },
+          el("strong", { text: title || this.strings.attachment }), el("span", { text: new URL(href).hostname })));
+      }
+      for (const action of Array.isArray(metadata.actions) ? metadata.actions : []) {
+        const href = action && action.type === "redirect" && action.payload && safeUrl(action.payload.url, ["http:", "https:"]);
+        if (href) {
+          node.append(el("a", { class: "card", href, target: "_blank", rel: "noopener noreferrer", "data-testid": "attachment" },
+            el("strong", { text: String(action.payload.label || new URL(href).hostname) })));
+        }
+      }
+    }
+
+    scrollDown() { requestAnimationFrame(() => { this.ui.log.scrollTop = this.ui.log.scrollHeight; }); }
+  }
+
+  function icon(name) {
+    const paths = {
+      chat: "M4 4h16v12H7l-3 3z",
+      close: "M6 6l12 12M18 6L6 18",
+      send: "M3 20l18-8L3 4v6l12 2-12 2z",
+    };
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    const path = document.createElementNS(ns, "path");
+    path.setAttribute("d", paths[name]);
+    svg.append(path);
+    return svg;
+  }
+
+  const CSS = `
+:host { all: initial; --bg:#fff; --fg:#1d2330; --muted:#5b6472; --line:#d9dde5; --accent:#2454d6;
+  --accent-fg:#fff; --bot:#eef1f6; --user:#2454d6; --user-fg:#fff; --danger:#b3261e;
+  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); }
+:host([data-resolved-theme="dark"]) { --bg:#171b22; --fg:#e8ebf1; --muted:#a5adba; --line:#343b48;
+  --accent:#7aa2ff; --accent-fg:#0d1320; --bot:#242a35; --user:#3b64d8; --user-fg:#fff; --danger:#ff8a80; }
+* { box-sizing: border-box; }
+[hidden] { display: none !important; }
+button { font: inherit; cursor: pointer; min-width: 44px; min-height: 44px; }
+:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
+.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+svg { width: 24px; height: 24px; fill: none; stroke: currentColor; stroke-width: 2; stroke-linejoin: round; stroke-linecap: round; }
+.bubble { position: fixed; right: 20px; bottom: 20px; z-index: 2147483000; width: 60px; height: 60px;
+  border: 0; border-radius: 50%; background: var(--accent); color: var(--accent-fg);
+  box-shadow: 0 6px 20px rgba(0,0,0,.25); display: grid; place-items: center; transition: transform .15s; }
+.bubble:hover { transform: scale(1.06); }
+.bubble svg { width: 28px; height: 28px; }
+.window { position: fixed; right: 20px; bottom: 20px; z-index: 2147483000; width: 380px; height: min(600px, calc(100vh - 40px));
+  display: flex; flex-direction: column; background: var(--bg); color: var(--fg); border: 1px solid var(--line);
+  border-radius: 14px; box-shadow: 0 12px 40px rgba(0,0,0,.3); overflow: hidden; animation: rise .18s ease-out; }
+.bubble.left, .window.left { right: auto; left: 20px; }
+@keyframes rise { from { opacity: 0; transform: translateY(12px); } }
+header { display: flex; align-items: center; justify-content: space-between; padding: 6px 8px 6px 16px;
+  background: var(--accent); color: var(--accent-fg); }
+h2 { margin: 0; font-size: 17px; font-weight: 600; }
+.icon { background: transparent; border: 0; color: inherit; border-radius: 8px; display: grid; place-items: center; }
+.conn { padding: 8px 16px; background: var(--danger); color: #fff; font-size: 14px; }
+.log { list-style: none; margin: 0; padding: 14px; flex: 1; overflow-y: auto; display: flex; flex-direction: column; gap: 10px; }
+.msg { max-width: 85%; display: flex; flex-direction: column; gap: 6px; }
+.msg .text { padding: 9px 13px; border-radius: 14px; white-space: pre-wrap; overflow-wrap: anywhere; }
+.bot { align-self: flex-start; }
+.bot .text { background: var(--bot); border-bottom-left-radius: 4px; }
+.user { align-self: flex-end; align-items: flex-end; }
+.user .text { background: var(--user); color: var(--user-fg); border-bottom-right-radius: 4px; }
+.user .text a { color: inherit; }
+a { color: var(--accent); }
+.status { font-size: 12px; color: var(--muted); }
+.status.failed { color: var(--danger); }
+.retry { min-height: 44px; padding: 0 12px; border: 1px solid var(--danger); color: var(--danger); background: transparent; border-radius: 8px; }
+.quick { display: flex; flex-wrap: wrap; gap: 6px; }
+.quick button { padding: 0 14px; border-radius: 22px; border: 1px solid var(--accent); background: var(--bg); color: var(--accent); }
+.image img { display: block; max-width: 100%; max-height: 220px; border-radius: 10px; }
+.card { display: flex; flex-direction: column; padding: 10px 12px; min-height: 44px; border: 1px solid var(--line);
+  border-radius: 10px; text-decoration: none; color: var(--fg); background: var(--bg); }
+.card span { font-size: 12px; color: var(--muted); }
+.typing { padding: 0 14px 8px; }
+.dots { display: inline-flex; gap: 4px; padding: 10px 12px; background: var(--bot); border-radius: 14px; }
+.dots i { width: 7px; height: 7px; border-radius: 50%; background: var(--muted); animation: blink 1.2s infinite; }
+.dots i:nth-child(2) { animation-delay: .2s; } .dots i:nth-child(3) { animation-delay: .4s; }
+@keyframes blink { 50% { opacity: .25; } }
+.compose { display: flex; gap: 8px; padding: 10px; border-top: 1px solid var(--line); }
+textarea { flex: 1; resize: none; min-height: 44px; max-height: 120px; padding: 10px 12px; font: inherit;
+  color: var(--fg); background: var(--bg); border: 1px solid var(--line); border-radius: 10px; }
+.send { background: var(--accent); color: var(--accent-fg); }
+@media (max-width: 480px) {
+  .window, .window.left { inset: 0; width: 100%; height: 100%; max-height: none; border-radius: 0; border: 0; }
+}
+@media (prefers-reduced-motion: reduce) { *, .window, .dots i { animation: none !important; transition: none !important; } }
+`;
+
+  customElements.define("chatd-widget", ChatdWidget);
+
+  // The one-tag embed: <script src=".../widget.js" data-...> adds the element to the page.
+  if (script && !script.hasAttribute("data-manual")) {
+    const widget = document.createElement("chatd-widget");
+    for (const name of OPTIONS) {
+      const value = script.getAttribute(`data-${name}`);
+      if (value !== null) widget.setAttribute(name, value);
+    }
+    const add = () => { document.body.append(widget); window.chatdWidget = widget; };
+    if (document.body) add(); else document.addEventListener("DOMContentLoaded", add);
+  }
+})();
