@@ -198,7 +198,7 @@
       try {
         for (;;) {
           const response = await fetch(
-            `${chat.server}/api/chat/messages/${chat.session.id}?afterSeq=${chat.lastSeq}&limit=100&wait=25`,
+            `${chat.server}/api/chat/messages/${chat.session.id}?afterSeq=${chat.lastSeq}&limit=100&wait=${this.opened ? 25 : 0}`,
             { headers: chat.auth(), signal: abort.signal, cache: "no-store" });
           fatal = response.status === 401 || response.status === 404;
           if (!response.ok) throw new Error(`HTTP ${response.status}`);
@@ -323,7 +323,8 @@
       ui.bubble.append(icon("chat"));
       ui.title = el("h2", { id: "title" });
       ui.close = el("button", { class: "icon", "data-testid": "close-button", onclick: () => this.close() }, icon("close"));
-      ui.log = el("ol", { class: "log", role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-labelledby": "title", tabindex: "0" });
+      ui.list = el("ol", { class: "list" });
+      ui.log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-labelledby": "title", tabindex: "0" }, ui.list);
       ui.greeting = el("li", { class: "msg bot greeting" }, el("div", { class: "text" }));
       ui.typing = el("div", { class: "typing", "data-testid": "bot-typing", role: "status", hidden: true },
         el("span", { class: "dots", "aria-hidden": "true" }, el("i"), el("i"), el("i")), el("span", { class: "sr" }));
@@ -594,8 +595,9 @@
       const keep = new Map();
       const nodes = rows.map((r) => (r instanceof Node ? r : this.node(r, keep)));
       this.rows = keep;
-      nodes.forEach((node, i) => { if (ui.log.children[i] !== node) ui.log.insertBefore(node, ui.log.children[i] || null); });
-      while (ui.log.children.length > nodes.length) ui.log.lastChild.remove();
+      const list = ui.list;
+      nodes.forEach((node, i) => { if (list.children[i] !== node) list.insertBefore(node, list.children[i] || null); });
+      while (list.children.length > nodes.length) list.lastChild.remove();
     }
 
     row(m, showQuickReplies, retried) {
@@ -617,7 +619,7 @@
       if (quick.length) {
         node.append(el("div", { class: "quick", role: "group" }, ...quick.filter((q) => typeof q === "string").map((label) =>
           el("button", { type: "button", "data-testid": "quick-reply", text: label,
-            onclick: () => this.enqueue(label, "quick_reply") }))));
+            onclick: () => { this.enqueue(label, "quick_reply"); this.ui.input.focus(); } }))));
       }
       if (user) {
         const status = m.status === "failed" && retried ? "retried" : m.status;
@@ -705,7 +707,8 @@ header { display: flex; align-items: center; justify-content: space-between; pad
 h2 { margin: 0; font-size: 17px; font-weight: 600; }
 .icon { background: transparent; border: 0; color: inherit; border-radius: 8px; display: grid; place-items: center; }
 .conn { padding: 8px 16px; background: var(--danger); color: #fff; font-size: 14px; }
-.log { list-style: none; margin: 0; padding: 14px; flex: 1; overflow-y: auto; display: flex; flex-direction: column; gap: 10px; }
+.log { flex: 1; overflow-y: auto; }
+.list { list-style: none; margin: 0; padding: 14px; display: flex; flex-direction: column; gap: 10px; }
 .msg { max-width: 85%; display: flex; flex-direction: column; gap: 6px; }
 .msg .text { padding: 9px 13px; border-radius: 14px; white-space: pre-wrap; overflow-wrap: anywhere; }
 .bot { align-self: flex-start; }
