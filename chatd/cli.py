@@ -29,7 +29,10 @@ durably and delivered to an n8n workflow; the bot's replies come back to the bro
 Configuration: --config FILE (TOML; every key is documented in config.toml), then environment
 variables CHATD_<SECTION>__<KEY> (e.g. CHATD_SERVER__PORT=9000) and the guide's names
 (DATABASE_URL, CHAT_WEBHOOK_SECRET, CHAT_N8N_WEBHOOK_URL, CHAT_SESSION_TIMEOUT, ...).
-With no database.url, an embedded PostgreSQL runs in the state directory.
+With no database.url, an embedded PostgreSQL runs in the state directory. With no
+n8n.webhook_url, a built-in demo bot answers and GET / serves a demo shop with the chat widget.
+Shops embed the widget with <script src="{chatd}/widget.js" async></script> and list their
+origin in websocket.allowed_origins.
 """
 
 
@@ -56,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve_cmd = commands.add_parser(
         "serve",
-        help="run the chat server (HTTP API, actors, database)",
-        description="Run chatd until SIGTERM or SIGINT.",
+        help="run the chat server (HTTP API, WebSocket, widget, actors, database)",
+        description="Run chatd until SIGTERM or SIGINT. It serves the API under /api/chat, the"
+        " widget at /widget.js and, in demo mode (no n8n.webhook_url), a demo shop at /.",
     )
     serve_cmd.add_argument("--host", help="address to listen on (server.host; default 127.0.0.1)")
     serve_cmd.add_argument(

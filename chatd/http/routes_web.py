@@ -28,25 +28,25 @@ TYPES = {
 class Asset:
     body: bytes
     gzipped: bytes
-    etag: str
+    etag: str  # unquoted
     content_type: str
 
     @classmethod
     def load(cls, name: str) -> Asset:
         body = (WEB / name).read_bytes()
-        etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+        etag = hashlib.sha256(body).hexdigest()[:20]
         gzipped = gzip.compress(body, compresslevel=9, mtime=0)
         return cls(body, gzipped, etag, TYPES[Path(name).suffix])
 
     def response(self, *, max_age: int, headers: dict[str, str] | None = None) -> Response:
         common = {
-            "ETag": self.etag,
+            "ETag": f'"{self.etag}"',
             "Cache-Control": f"public, max-age={max_age}",
             "Vary": "Accept-Encoding",
             "X-Content-Type-Options": "nosniff",
             **(headers or {}),
         }
-        if self.etag in request.if_none_match:
+        if request.if_none_match.contains(self.etag):
             return Response(b"", status=304, headers=common)
         if "gzip" in request.headers.get("Accept-Encoding", ""):
             return Response(
