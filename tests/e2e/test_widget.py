@@ -10,6 +10,8 @@ to build/screenshots/.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import hmac
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from tests.sink import Hold, Reply, Status
 SHOP = "http://localhost:8111"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 MOBILE = {"width": 375, "height": 667}
+IDENTITY_SECRET = "s" * 32
 DESKTOP = {"width": 1280, "height": 800}
 
 pytestmark = pytest.mark.timeout(120)
@@ -48,6 +51,7 @@ async def shop(nursery: trio.Nursery, database_url: str) -> AsyncIterator[Pipeli
         database_url,
         websocket={"allowed_origins": SHOP, "heartbeat_interval_seconds": 2},
         chat={"rate_limit_max": 100},
+        identity={"secret": IDENTITY_SECRET},
     )
     pipe.sink.behave(Reply("How can I help you today?"))
     yield pipe
@@ -414,6 +418,48 @@ async def test_narrow_viewport_is_full_screen_with_44px_targets(
     for box in [sizes["bubble"], *sizes["targets"]]:
         assert box["width"] >= 44, box
         assert box["height"] >= 44, box
+    await browser.run(ctx.close)
+
+
+async def test_signed_identity_and_guest_email_reach_the_session(
+    browser: BrowserThread, shop: Pipeline
+) -> None:
+    user_hash = hmac.new(IDENTITY_SECRET.encode(), b"customer-42", hashlib.sha256).hexdigest()
+    attributes = (
+        f'data-user-id="customer-42" data-user-hash="{user_hash}"'
+        ' data-guest-email="ann@shop.example" data-title="Ask Ann\'s shop"'
+        ' data-strings=\'{"send": "Senden", "input": "Nachricht"}\''
+    )
+    ctx, page = await open_shop(browser, shop.chatd.url, attributes)
+
+    def converse() -> None:
+        open_widget(page)
+        expect(page.get_by_test_id("chat-window").get_by_role("heading")).to_have_text(
+            "Ask Ann's shop"
+        )
+        expect(page.get_by_role("button", name="Senden")).to_be_visible()
+        page.get_by_label("Nachricht").fill("who am I?")
+        page.get_by_role("button", name="Senden").click()
+        expect(page.get_by_test_id("message-bot")).to_have_count(1)
+
+    await browser.run(converse)
+    payload = shop.sink.requests[0].json
+    assert payload["userId"] == "customer-42"
+    assert payload["userContext"]["isAuthenticated"] is True
+    assert payload["guestEmail"] == "ann@shop.example"
+    await browser.run(ctx.close)
+
+
+async def test_reduced_motion_turns_animations_off(browser: BrowserThread, shop: Pipeline) -> None:
+    ctx, page = await open_shop(browser, shop.chatd.url, reduced_motion="reduce")
+
+    def animation() -> str:
+        open_widget(page)
+        return str(
+            page.get_by_test_id("chat-window").evaluate("w => getComputedStyle(w).animationName")
+        )
+
+    assert await browser.run(animation) == "none"
     await browser.run(ctx.close)
 
 
