@@ -151,69 +151,65 @@
     }
   }
 
-  class SseTransport { // fetch-based: EventSource cannot send the Authorization header
+  /** SSE and long-poll: GETs with the token (sends go by POST); 401 or 404: the session is gone. */
+  class HttpTransport {
     constructor(chat) { this.chat = chat; this.abort = null; this.opened = false; }
     async start() {
       const chat = this.chat;
       const abort = this.abort = new AbortController();
       let fatal = false;
-      try {
-        const response = await fetch(`${chat.server}/api/chat/events/${chat.session.id}?lastSeq=${chat.lastSeq}`,
+      const get = async (path) => {
+        const response = await fetch(`${chat.server}${path}`,
           { headers: chat.auth(), signal: abort.signal, cache: "no-store" });
         fatal = response.status === 401 || response.status === 404;
         if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
-        this.opened = true;
-        chat.up(this);
-        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buffer = "";
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buffer += value;
-          let end;
-          while ((end = buffer.indexOf("\n\n")) >= 0) {
-            const block = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            const data = block.split("\n").filter((l) => l.startsWith("data:"))
-              .map((l) => l.slice(5).trimStart()).join("\n");
-            if (data) { try { chat.onEvent(JSON.parse(data)); } catch { /* not JSON */ } }
-          }
-        }
-      } catch { /* aborted or the network went */ }
+        return response;
+      };
+      try { await this.run(get); } catch { /* aborted or the network went */ }
       if (this.abort === abort) {
         this.abort = null;
         chat.down(this, { fatal, neverOpened: !this.opened });
       }
     }
-    stop() { const a = this.abort; this.abort = null; if (a) a.abort(); }
-    send() { return false; } // sends go over HTTP
-  }
-
-  class LongPollTransport {
-    constructor(chat) { this.chat = chat; this.abort = null; this.opened = false; }
-    async start() {
-      const chat = this.chat;
-      const abort = this.abort = new AbortController();
-      let fatal = false;
-      try {
-        for (;;) {
-          const response = await fetch(
-            `${chat.server}/api/chat/messages/${chat.session.id}?afterSeq=${chat.lastSeq}&limit=100&wait=${this.opened ? 25 : 0}`,
-            { headers: chat.auth(), signal: abort.signal, cache: "no-store" });
-          fatal = response.status === 401 || response.status === 404;
-          if (!response.ok) throw new Error(`HTTP ${response.status}`);
-          const body = await response.json();
-          if (!this.opened) { this.opened = true; chat.up(this); }
-          for (const message of body.messages) chat.onEvent({ type: "new_message", message });
-        }
-      } catch { /* aborted or the network went */ }
-      if (this.abort === abort) {
-        this.abort = null;
-        chat.down(this, { fatal, neverOpened: !this.opened });
-      }
-    }
+    through() { if (!this.opened) { this.opened = true; this.chat.up(this); } }
     stop() { const a = this.abort; this.abort = null; if (a) a.abort(); }
     send() { return false; }
+  }
+
+  class SseTransport extends HttpTransport { // fetch: EventSource cannot send Authorization
+    async run(get) {
+      const chat = this.chat;
+      const response = await get(`/api/chat/events/${chat.session.id}?lastSeq=${chat.lastSeq}`);
+      this.through();
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = block.split("\n").filter((l) => l.startsWith("data:"))
+            .map((l) => l.slice(5).trimStart()).join("\n");
+          if (data) { try { chat.onEvent(JSON.parse(data)); } catch { /* not JSON */ } }
+        }
+      }
+    }
+  }
+
+  class LongPollTransport extends HttpTransport {
+    async run(get) {
+      const chat = this.chat;
+      for (;;) { // the first poll answers at once: it is what says "connected"
+        const response = await get(`/api/chat/messages/${chat.session.id}?afterSeq=${chat.lastSeq}` +
+          `&limit=100&wait=${this.opened ? 25 : 0}`);
+        const body = await response.json();
+        this.through();
+        for (const message of body.messages) chat.onEvent({ type: "new_message", message });
+      }
+    }
   }
 
   const TRANSPORT_CLASSES = { websocket: WebSocketTransport, sse: SseTransport, longpoll: LongPollTransport };
@@ -474,8 +470,11 @@
       this.messages.set(message.id, known ? { ...message, status: later(known.status, message.status) } : message);
       if (message.seq > this.lastSeq) this.lastSeq = message.seq;
       if (message.senderType !== "user") this.botTyping = false;
-      const mine = message.metadata && message.metadata.clientMessageId;
-      this.outbox = this.outbox.filter((m) => m.messageId !== message.id && m.clientMessageId !== mine);
+      if (message.senderType === "user") { // ours, maybe before its ack: the oldest in flight like it
+        const mine = this.outbox.find((m) => m.messageId === message.id) || this.outbox.find((m) =>
+          m.inFlight && !m.messageId && m.content === message.content && m.messageType === message.messageType);
+        this.outbox = this.outbox.filter((m) => m !== mine);
+      }
       this.save();
       this.render();
       this.scrollDown();
@@ -531,7 +530,7 @@
       message.messageId = ack.messageId;
       if (!this.messages.has(ack.messageId)) {
         this.messages.set(ack.messageId, { id: ack.messageId, senderType: "user", content: message.content,
-          messageType: message.messageType, metadata: { ...message.metadata, clientMessageId: message.clientMessageId },
+          messageType: message.messageType, metadata: message.metadata || {},
           status: ack.status || "pending", seq: ack.seq });
       }
       this.outbox = this.outbox.filter((m) => m !== message);
