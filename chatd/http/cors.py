@@ -7,7 +7,7 @@ browser keeps the answer from the page. n8n's callback is not a browser endpoint
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 
 from quart import Response, request
 
@@ -23,7 +23,9 @@ HEADERS = {
 }
 
 
-def cors_headers(allowed: Callable[[], Collection[str]]) -> Callable[[Response], Response]:
+def cors_headers(
+    allowed: Callable[[], Collection[str]],
+) -> Callable[[Response], Awaitable[Response]]:
     """An after_request hook; `allowed` gives the allow-list (known once the socket is bound)."""
 
     async def add(response: Response) -> Response:
@@ -37,4 +39,4 @@ def cors_headers(allowed: Callable[[], Collection[str]]) -> Callable[[Response],
             response.headers.update(HEADERS)
         return response
 
-    return add  # type: ignore[return-value]
+    return add
