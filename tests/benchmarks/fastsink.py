@@ -275,6 +275,13 @@ async def raw_post_rate(
 # --- process accounting -------------------------------------------------------------------------
 
 
+def load_average(before: tuple[float, ...] | None = None) -> str:
+    """The machine's load average (before the run and now): other work skews every figure."""
+    now = "/".join(f"{v:.1f}" for v in os.getloadavg())
+    then = "before " + "/".join(f"{v:.1f}" for v in before) + ", after " if before else ""
+    return f"load average (1/5/15 min) {then}{now} on {os.cpu_count()} CPUs"
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a live process (0 if it is gone), from /proc."""
     try:

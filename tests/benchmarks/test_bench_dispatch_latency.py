@@ -50,6 +50,7 @@ from tests.benchmarks.fastsink import (
     cpu_between,
     cpu_seconds,
     database_transactions,
+    load_average,
     postgres_cpu,
 )
 from tests.benchmarks.loadgen import read_response, request_bytes
@@ -234,13 +235,7 @@ async def test_dispatch_latency_at_100_per_second(database_url: str) -> None:
         f"postgres {pg_cpu / busy:.0%}, this process (client + sink) {own_cpu / busy:.0%} "
         f"of one core; {xacts / total:.1f} database transactions per message"
     )
-    print(
-        "  load average (1/5/15 min) before "
-        + "/".join(f"{v:.1f}" for v in load_before)
-        + ", after "
-        + "/".join(f"{v:.1f}" for v in os.getloadavg())
-        + f" on {os.cpu_count()} CPUs"
-    )
+    print("  " + load_average(load_before))
     print(
         f"  * asserted: p50 {up['p50'] * 1000:.2f} ms (target <= {P50_TARGET * 1000:g}), "
         f"p99 {up['p99'] * 1000:.2f} ms (target <= {P99_TARGET * 1000:g})"

@@ -45,6 +45,7 @@ from tests.benchmarks.fastsink import (
     cpu_seconds,
     database_transactions,
     fast_sink,
+    load_average,
     postgres_cpu,
     raw_post_rate,
 )
@@ -332,13 +333,7 @@ async def test_drain_against_raw_httpx(database_url: str, concurrency: int) -> N
         f"  jobs by status: {statuses}; the sink saw {sink.stats.requests} requests in all; "
         f"chatd ran {xacts / max(drain.drained, 1):.1f} database transactions per job"
     )
-    print(
-        "  load average (1/5/15 min) before "
-        + "/".join(f"{v:.1f}" for v in load_before)
-        + ", after "
-        + "/".join(f"{v:.1f}" for v in os.getloadavg())
-        + f" on {os.cpu_count()} CPUs"
-    )
+    print("  " + load_average(load_before))
     print("  phases: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()))
     print(f"  completions per {SLICE_SECONDS:g} s of completed_at, and the claim scan then:")
     last_slice = slices[-1][0] if slices else 0

@@ -41,7 +41,6 @@ clients, measured in the same run); p99 latency from commit to client at 200 eve
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +49,7 @@ import psycopg
 import pytest
 import trio
 
-from tests.benchmarks.fastsink import cpu_seconds, postgres_cpu
+from tests.benchmarks.fastsink import cpu_seconds, load_average, postgres_cpu
 from tests.benchmarks.server import chatd_process
 from tests.benchmarks.wsbare import bare_server
 from tests.benchmarks.wsclients import run_clients
@@ -282,11 +281,7 @@ def report(before: Run, chatd: Run, chatd_paced: Run, after: Run, echo_paced: Ru
         f" (latency s, at s, connection, seq): "
         + ", ".join(f"({a:.4f}, {b:.1f}, {c}, {d})" for a, b, c, d in result["slowest"][:3])
     )
-    print(
-        "  load average (1/5/15 min) "
-        + "/".join(f"{v:.1f}" for v in os.getloadavg())
-        + f" on {os.cpu_count()} CPUs"
-    )
+    print("  " + load_average())
     return ratio
 
 

@@ -41,7 +41,6 @@ connections, measured in the same run; and every session receives a broadcast me
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -53,7 +52,7 @@ import psycopg
 import pytest
 import trio
 
-from tests.benchmarks.fastsink import cpu_seconds, database_transactions
+from tests.benchmarks.fastsink import cpu_seconds, database_transactions, load_average
 from tests.benchmarks.server import chatd_process
 from tests.benchmarks.wsbare import bare_server, rss_bytes
 from tests.benchmarks.wsclients import IdleClients, idle_clients
@@ -282,11 +281,7 @@ def report(sides: list[Side], phases: Phases) -> None:
         f"  chatd broadcast: {len(chatd.delays)}/{SESSIONS} received, the last"
         f" {chatd.delay(1.0):.2f} s after the commit (target: all within {DELIVERY_TARGET:g} s)"
     )
-    print(
-        "  load average (1/5/15 min) "
-        + "/".join(f"{v:.1f}" for v in os.getloadavg())
-        + f" on {os.cpu_count()} CPUs"
-    )
+    print("  " + load_average())
     print(f"  phases: {phases}")
 
 
