@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import httpx
 import trio
 
 
@@ -101,3 +102,10 @@ async def run_load(
             nursery.start_soon(worker)
     result.seconds = time.perf_counter() - started
     return result
+
+
+async def new_sessions(url: str, count: int) -> list[tuple[str, str]]:
+    """`count` guest sessions on the chatd at `url`: (sessionId, sessionToken) each."""
+    async with httpx.AsyncClient(base_url=url) as client:
+        bodies = [(await client.post("/api/chat/session", json={})).json() for _ in range(count)]
+    return [(body["sessionId"], body["sessionToken"]) for body in bodies]

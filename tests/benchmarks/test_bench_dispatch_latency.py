@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import psycopg
 import pytest
 import trio
@@ -53,7 +52,7 @@ from tests.benchmarks.fastsink import (
     load_average,
     postgres_cpu,
 )
-from tests.benchmarks.loadgen import read_response, request_bytes
+from tests.benchmarks.loadgen import new_sessions, read_response, request_bytes
 from tests.benchmarks.server import chatd_process
 from tests.sink import Reply, Sink
 
@@ -145,11 +144,7 @@ async def test_dispatch_latency_at_100_per_second(database_url: str) -> None:
             CHATD_LOG__LEVEL="warning",
         ) as (url, process):
             host = urlsplit(url).netloc
-            async with httpx.AsyncClient(base_url=url) as client:
-                sessions = []
-                for _ in range(SESSIONS):
-                    body = (await client.post("/api/chat/session", json={})).json()
-                    sessions.append((body["sessionId"], body["sessionToken"]))
+            sessions = await new_sessions(url, SESSIONS)
 
             total = WARM_UP + MEASURED
             requests = []

@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
-from tests.benchmarks.loadgen import LoadResult, request_bytes, run_load
+from tests.benchmarks.loadgen import LoadResult, new_sessions, request_bytes, run_load
 from tests.benchmarks.server import chatd_process
 
 CONNECTIONS = 32
@@ -32,11 +31,7 @@ async def test_send_rate_against_hello_world(database_url: str) -> None:
     # The API path alone: delivery has its own benchmark (test_bench_drain.py).
     async with chatd_process(database_url, CHATD_QUEUE__DISPATCH="false") as (url, _process):
         host = urlsplit(url).netloc
-        async with httpx.AsyncClient(base_url=url) as client:
-            sessions = []
-            for _ in range(SESSIONS):
-                body = (await client.post("/api/chat/session", json={})).json()
-                sessions.append((body["sessionId"], body["sessionToken"]))
+        sessions = await new_sessions(url, SESSIONS)
 
         hello_request = request_bytes("GET", "/livez", host)
 
