@@ -129,6 +129,33 @@ class AdminSettings(_Section):
     token: str = ""  # empty: the admin API is closed
 
 
+class MetricsSettings(_Section):
+    listen: str = Field("", pattern=r"^(|\[?[^\s\]]*\]?:\d{1,5})$")  # "host:port"; empty: main port
+    token: str = ""  # empty: /metrics needs no token
+
+
+class AlertSettings(_Section):
+    webhook_url: str = ""  # Slack-compatible incoming webhook; empty: alerts are only logged
+    interval_seconds: float = Field(60.0, gt=0)
+    window_seconds: float = Field(300.0, gt=0)
+    timeout_seconds: float = Field(10.0, gt=0)
+    failure_rate: float = Field(0.05, ge=0, le=1)
+    failure_min_attempts: int = Field(20, ge=1)
+    failure_rate_cooldown_seconds: float = Field(900.0, ge=0)
+    queue_delay_seconds: float = Field(30.0, gt=0)
+    queue_delay_cooldown_seconds: float = Field(600.0, ge=0)
+    response_time_seconds: float = Field(5.0, gt=0)
+    response_time_cooldown_seconds: float = Field(300.0, ge=0)
+
+
+class MaintenanceSettings(_Section):
+    interval_seconds: float = Field(3600.0, ge=0)  # 0: no periodic cleanup (`chatd cleanup` only)
+    batch_size: int = Field(1000, ge=1, le=100000)
+    session_retention_days: float = Field(30.0, gt=0)
+    completed_job_retention_days: float = Field(7.0, gt=0)
+    dead_letter_retention_days: float = Field(30.0, gt=0)
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -140,6 +167,9 @@ class Settings(_Section):
     websocket: WebsocketSettings = WebsocketSettings()
     log: LogSettings = LogSettings()
     admin: AdminSettings = AdminSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    alerts: AlertSettings = AlertSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
 
     @property
     def public_url(self) -> str:

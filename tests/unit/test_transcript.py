@@ -1,0 +1,61 @@
+"""Transcripts: JSON in the wire shapes, text one line per message, never the token hash."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from chatd.core.transcript import transcript_json, transcript_text
+
+T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
+
+
+def session(**overrides: Any) -> dict[str, Any]:
+    return {
+        "id": "s1",
+        "user_id": None,
+        "guest_email": "ann@example.com",
+        "status": "active",
+        "metadata": {"page": "/cart"},
+        "created_at": T0,
+        "updated_at": T0,
+        "expires_at": None,
+        "last_seq": 2,
+        "token_hash": b"secret",
+        **overrides,
+    }
+
+
+def message(seq: int, sender: str, content: str, status: str = "delivered") -> dict[str, Any]:
+    return {
+        "id": f"m{seq}",
+        "session_id": "s1",
+        "sender_type": sender,
+        "content": content,
+        "message_type": "text",
+        "metadata": None,
+        "status": status,
+        "seq": seq,
+        "created_at": T0,
+    }
+
+
+def test_json_has_session_and_wire_messages_but_no_token_hash() -> None:
+    doc = transcript_json(session(), [message(1, "user", "hi"), message(2, "bot", "hello")])
+    assert doc["session"]["guestEmail"] == "ann@example.com"
+    assert doc["session"]["expiresAt"] is None
+    assert "token_hash" not in str(doc) and "secret" not in str(doc)
+    assert [m["content"] for m in doc["messages"]] == ["hi", "hello"]
+    assert doc["messages"][0]["createdAt"] == "2026-11-25T10:00:00Z"
+
+
+def test_text_is_one_line_per_message_with_speaker_and_problem_status() -> None:
+    text = transcript_text(
+        session(user_id="u-7"),
+        [message(1, "user", "line one\nline two", "failed"), message(2, "bot", "sorry")],
+    )
+    assert text.splitlines() == [
+        "Chat s1 with u-7, started 2026-11-25T10:00:00Z",
+        "2026-11-25T10:00:00Z Shopper [failed]: line one line two",
+        "2026-11-25T10:00:00Z Bot: sorry",
+    ]
