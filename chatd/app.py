@@ -1,19 +1,24 @@
 """The process tree of `chatd serve` (DESIGN.md): one trio.run, every task in a nursery here.
 
     serve
-    ├─ signal watcher          SIGTERM/SIGINT: graceful stop (a second one: stop now)
-    └─ database (embedded PostgreSQL child, or the configured URL)
+    ├─ signal watcher          SIGTERM/SIGINT: graceful stop (a second one: stop now); SIGHUP: reload
+    ├─ sd_notify watchdog      WATCHDOG=1 from this loop (a stalled loop gets restarted)
+    └─ database (embedded PostgreSQL child, or the configured URL, waited for if down)
        └─ pool ── migrations checked/applied
           └─ webhook sender (httpx) + background nursery
              ├─ SessionRegistry ── one SessionActor task per live session
              ├─ EventRouter ── notified events → messages read in batches → local feeds (Hub)
-             ├─ Listener ── the LISTEN connection; NOTIFY wakes the dispatchers and the router
+             ├─ Listener ── the LISTEN connection; NOTIFY wakes the dispatchers and the router;
+             │              once it is up, READY=1 goes to systemd
+             ├─ maintenance, alerts ── one leader at a time (advisory lock) across the cluster
+             ├─ STATUS= line for systemd, refreshed every few seconds
              └─ front nursery
-                ├─ HTTP (hypercorn + QuartTrio: API, WebSocket, SSE, callbacks, demo bot)
+                ├─ HTTP (hypercorn + QuartTrio: API, WebSocket, SSE, callbacks, admin, metrics)
+                ├─ metrics listener (metrics.listen, if set)
                 └─ Dispatcher ── N workers claiming jobs, one rescuing expired leases
 
-Shutdown runs inside out: stop accepting and claiming; live connections close (1001, end of
-stream) so clients reconnect elsewhere; requests and webhook calls in flight
+Shutdown runs inside out: STOPPING=1; stop accepting and claiming; live connections close (1001,
+end of stream) so clients reconnect elsewhere; requests and webhook calls in flight
 finish within the grace period (calls still running then release their jobs untouched); then
 the actors and the LISTEN connection stop, the pool closes, the embedded PostgreSQL stops.
 """
@@ -21,6 +26,8 @@ the actors and the LISTEN connection stop, the pool closes, the embedded Postgre
 from __future__ import annotations
 
 import logging
+import os
+import random
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -35,6 +42,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from chatd.actors.registry import SessionRegistry
 from chatd.actors.session import SessionActor, SessionActorConfig, SessionCommand
+from chatd.core.backoff import exponential_backoff
 from chatd.core.frames import normalize_origin
 from chatd.core.ratelimit import ConnectionLimit, KeyedLimiter
 from chatd.db.embedded import Cluster, open_embedded_postgres, running_url
@@ -44,16 +52,21 @@ from chatd.db.migrate import migrate, pending
 from chatd.db.pool import Pool, PoolConfig, open_pool
 from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
 from chatd.db.sessions import SessionStore
-from chatd.errors import MigrationError
+from chatd.errors import ConfigError, DatabaseUnavailable, MigrationError
 from chatd.gc_policy import run_gc_policy
-from chatd.http.app import create_app
+from chatd.http.app import create_app, create_metrics_app
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
 from chatd.http.services import Services
+from chatd.ops.alerter import run_alerts
+from chatd.ops.maintenance import run_maintenance
+from chatd.ops.metrics import Metrics
+from chatd.ops.sd_notify import Notifier, activation_binds
+from chatd.ops.status import run_status
 from chatd.queue.dispatcher import DispatchConfig, Dispatcher
 from chatd.queue.sender import SenderConfig, open_sender
 from chatd.realtime.hub import Hub
 from chatd.realtime.router import EventRouter
-from chatd.settings import Settings
+from chatd.settings import Settings, reload_settings
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +75,7 @@ log = structlog.get_logger(__name__)
 class ServeOptions:
     state_dir: Path
     migrate: bool = True
+    reload: Callable[[], Settings] | None = None  # SIGHUP: the settings as they are now
 
 
 @dataclass(frozen=True)
@@ -112,6 +126,22 @@ def pool_config(settings: Settings, url: str) -> PoolConfig:
     )
 
 
+async def wait_for_database(config: PoolConfig, notifier: Notifier) -> None:
+    """Until PostgreSQL answers: a daemon started before its database waits for it, saying so
+    (log, STATUS=), rather than exiting into a restart loop."""
+    attempt = 0
+    while True:
+        try:
+            async with open_pool(config):
+                return
+        except DatabaseUnavailable as exc:
+            attempt += 1
+            delay = exponential_backoff(attempt, base=0.5, cap=10.0, rand=random.random())
+            log.warning("database_waiting", error=str(exc), retry_in_seconds=round(delay, 2))
+            await notifier.status(f"waiting for PostgreSQL: {exc}")
+            await trio.sleep(delay)
+
+
 async def prepare_schema(pool: Pool, apply: bool) -> None:
     async with pool.connection() as conn:
         if apply:
@@ -143,9 +173,10 @@ def build_services(settings: Settings, pool: Pool) -> Services:
     )
 
     hub = Hub()
+    metrics = Metrics()
 
     def spawn(session_id: str, mailbox: trio.MemoryReceiveChannel[SessionCommand]) -> SessionActor:
-        return SessionActor(session_id, mailbox, messages, queue, hub, actor_config)
+        return SessionActor(session_id, mailbox, messages, queue, hub, actor_config, metrics)
 
     registry = SessionRegistry[SessionCommand](
         spawn,
@@ -153,7 +184,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         call_timeout=settings.actors.call_timeout_seconds,
         restart_backoff_max=settings.actors.restart_backoff_max_seconds,
     )
-    return Services(
+    services = Services(
         settings=settings,
         pool=pool,
         sessions=SessionStore(
@@ -169,7 +200,10 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         ),
         hub=hub,
         live_connections=ConnectionLimit(settings.websocket.max_connections_per_ip),
+        metrics=metrics,
     )
+    metrics.attach(services)
+    return services
 
 
 def dispatch_config(settings: Settings, base_url: str) -> DispatchConfig:
@@ -203,11 +237,19 @@ def sender_config(settings: Settings) -> SenderConfig:
 
 def hypercorn_config(settings: Settings) -> HypercornConfig:
     config = HypercornConfig()
-    config.bind = [f"{settings.server.host}:{settings.server.port}"]
+    # systemd/chatd.socket may hand us the listening socket (socket activation).
+    activated = activation_binds(os.environ, os.getpid())
+    config.bind = activated or [f"{settings.server.host}:{settings.server.port}"]
     config.graceful_timeout = settings.server.shutdown_grace_seconds
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")  # one handler: ours (chatd/logs.py)
     config.websocket_max_message_size = settings.websocket.max_frame_bytes  # larger: close 1009
+    return config
+
+
+def metrics_hypercorn_config(settings: Settings) -> HypercornConfig:
+    config = hypercorn_config(settings)
+    config.bind = [settings.metrics.listen]
     return config
 
 
@@ -223,10 +265,17 @@ def allowed_origins(settings: Settings, urls: list[str]) -> tuple[str, ...]:
 
 
 async def run_services(
-    services: Services, stop: trio.Event, on_ready: Callable[[list[str]], None]
+    services: Services,
+    stop: trio.Event,
+    on_ready: Callable[[list[str]], None],
+    notifier: Notifier | None = None,
 ) -> None:
     """Everything that serves, until `stop`: HTTP and the dispatchers drain together (within the
-    grace period), then the actors and the LISTEN connection go."""
+    grace period), then the actors and the LISTEN connection go.
+
+    `on_ready` is called once HTTP is bound; systemd hears READY=1 only once LISTEN is active too.
+    """
+    notifier = notifier or Notifier(None)
     settings = services.settings
     router = EventRouter(services.hub, services.messages)
     async with open_sender(sender_config(settings)) as sender, trio.open_nursery() as background:
@@ -241,6 +290,7 @@ async def run_services(
 
             async def close_live_connections() -> None:
                 await stop.wait()
+                services.stopping = True  # /readyz: send new clients elsewhere
                 services.hub.close()  # WebSockets close with 1001, event streams end
 
             front.start_soon(close_live_connections)
@@ -253,6 +303,16 @@ async def run_services(
                 )
             )
             services.allowed_origins = allowed_origins(settings, urls)
+            if settings.metrics.listen:
+                services.metrics_urls = await front.start(
+                    partial(
+                        hypercorn_serve,
+                        create_metrics_app(services),
+                        metrics_hypercorn_config(settings),
+                        shutdown_trigger=stop.wait,
+                    )
+                )
+                log.info("metrics_listening", urls=services.metrics_urls)
             base_url = settings.server.public_url.rstrip("/") or urls[0]
             dispatcher = Dispatcher(
                 services.queue, sender, services.registry, dispatch_config(settings, base_url)
@@ -276,12 +336,31 @@ async def run_services(
                 on_notify=on_notify,
                 on_connect=on_connect,
             )
+
+            async def listen_then_notify_ready() -> None:
+                async with trio.open_nursery() as listening:
+                    await listening.start(listener.run)
+                    await notifier.ready()
+                    log.info("chatd_ready_notified", systemd=notifier.enabled)
+
             # Not awaited: HTTP serves (health says why) while the database is away.
-            background.start_soon(listener.run)
+            background.start_soon(listen_then_notify_ready)
             services.listener = listener
             if dispatch:
                 await front.start(dispatcher.run, stop)
                 services.dispatcher = dispatcher
+            background.start_soon(run_status, services, notifier)
+            background.start_soon(
+                run_maintenance, services.pool, lambda: services.settings.maintenance
+            )
+            background.start_soon(
+                partial(
+                    run_alerts,
+                    services.pool,
+                    lambda: services.settings.alerts,
+                    instance=settings.server.public_url or urls[0],
+                )
+            )
             on_ready(urls)
         background.cancel_scope.cancel()
 
@@ -292,17 +371,40 @@ async def serve(
     """Run chatd until SIGTERM/SIGINT; returns after an orderly shutdown."""
     stop = trio.Event()
     serving = False
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    services: Services | None = None
+    notifier = Notifier.from_environ()
+
+    async def reload() -> None:
+        await notifier.reloading()
+        try:
+            fresh = options.reload() if options.reload else settings
+        except ConfigError as exc:
+            log.error("reload_refused", error=str(exc))  # keep running as we are
+        else:
+            if services is not None:
+                services.settings, restart = reload_settings(services.settings, fresh)
+                log.info("reloaded", changed_but_need_restart=restart)
+        await notifier.ready()
+
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with trio.open_nursery() as root:
 
             async def watch_signals() -> None:
                 async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        await reload()
+                        continue
                     log.info("shutdown_requested", signal=signal.Signals(signum).name)
                     if not serving or stop.is_set():
                         root.cancel_scope.cancel()  # still starting, or asked twice: stop now
                     stop.set()
+                    await notifier.stopping()
 
             root.start_soon(watch_signals)
+            # From the event loop itself and from the start: waiting for the database is not a
+            # stall, but a loop that stops turning is (systemd restarts chatd after WatchdogSec).
+            root.start_soon(notifier.run_watchdog)
+            await notifier.status("starting")
             async with open_database_url(settings, options.state_dir) as (url, kind):
 
                 def ready(urls: list[str]) -> None:
@@ -319,8 +421,12 @@ async def serve(
                             Ready(urls, kind, options.state_dir if kind == "embedded" else None)
                         )
 
+                if kind == "configured":
+                    await wait_for_database(pool_config(settings, url), notifier)
                 async with open_pool(pool_config(settings, url)) as pool:
+                    await notifier.status("checking migrations")
                     await prepare_schema(pool, options.migrate)
-                    await run_services(build_services(settings, pool), stop, ready)
-            root.cancel_scope.cancel()  # the signal watcher
+                    services = build_services(settings, pool)
+                    await run_services(services, stop, ready, notifier)
+            root.cancel_scope.cancel()  # the signal watcher and the watchdog
     log.info("chatd_stopped")

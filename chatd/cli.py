@@ -17,6 +17,7 @@ from chatd.db.pool import open_pool
 from chatd.errors import ChatdError, ConfigError, DatabaseUnavailable
 from chatd.logs import configure_logging
 from chatd.n8n.workflow import build_workflow
+from chatd.ops_cli import add_ops_commands, run_ops_command
 from chatd.queue_cli import add_queue_commands, run_queue_command
 from chatd.settings import Settings, load_settings
 
@@ -33,6 +34,12 @@ With no database.url, an embedded PostgreSQL runs in the state directory. With n
 n8n.webhook_url, a built-in demo bot answers and GET / serves a demo shop with the chat widget.
 Shops embed the widget with <script src="{chatd}/widget.js" async></script> and list their
 origin in websocket.allowed_origins.
+
+Operations: /livez, /readyz and /api/chat/health; /metrics (Prometheus; metrics.token,
+metrics.listen); the admin page at /admin with admin.token; alerts to alerts.webhook_url;
+periodic cleanup ([maintenance]). Under systemd (systemd/chatd.service) chatd speaks sd_notify
+(READY, WATCHDOG, STATUS, STOPPING), reads secrets from $CREDENTIALS_DIRECTORY, and reloads
+[admin], metrics.token, [alerts] and [maintenance] on SIGHUP (systemctl reload chatd).
 """
 
 
@@ -60,8 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd = commands.add_parser(
         "serve",
         help="run the chat server (HTTP API, WebSocket, widget, actors, database)",
-        description="Run chatd until SIGTERM or SIGINT. It serves the API under /api/chat, the"
-        " widget at /widget.js and, in demo mode (no n8n.webhook_url), a demo shop at /.",
+        description="Run chatd until SIGTERM or SIGINT (SIGHUP reloads what can change safely)."
+        " It serves the API under /api/chat, the widget at /widget.js, the admin page at"
+        " /admin, /metrics, and, in demo mode (no n8n.webhook_url), a demo shop at /. With a"
+        " configured database.url that is down at start, it waits for it (systemd sees no"
+        " READY until then).",
     )
     serve_cmd.add_argument("--host", help="address to listen on (server.host; default 127.0.0.1)")
     serve_cmd.add_argument(
@@ -79,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Apply pending migrations (safe to run from several processes at once).",
     )
     add_queue_commands(commands)
+    add_ops_commands(commands)
 
     workflow = commands.add_parser(
         "n8n-workflow",
@@ -114,11 +125,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             apply = settings.database.migrate_on_start and not args.no_migrate
-            trio.run(serve, settings, ServeOptions(state_dir, migrate=apply), _announce)
+            options = ServeOptions(
+                state_dir,
+                migrate=apply,
+                reload=lambda: _with_server_overrides(
+                    load_settings(args.config), args.host, args.port
+                ),
+            )
+            trio.run(serve, settings, options, _announce)
         elif args.command == "migrate":
             trio.run(_migrate, settings, state_dir)
-        else:
+        elif args.command == "queue":
             return trio.run(_queue, settings, state_dir, args)
+        else:
+            return trio.run(_ops, settings, state_dir, args)
     except ChatdError as exc:
         log.error("chatd_failed", error=str(exc), kind=type(exc).__name__)
         if isinstance(exc, DatabaseUnavailable):
@@ -158,3 +178,12 @@ async def _queue(settings: Settings, state_dir: Path, args: argparse.Namespace) 
     ):
         await prepare_schema(pool, apply=False)
         return await run_queue_command(args, pool)
+
+
+async def _ops(settings: Settings, state_dir: Path, args: argparse.Namespace) -> int:
+    async with (
+        open_database_url(settings, state_dir, share=True) as (url, _kind),
+        open_pool(pool_config(settings, url), fill=False) as pool,
+    ):
+        await prepare_schema(pool, apply=False)
+        return await run_ops_command(args, pool, settings)

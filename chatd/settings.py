@@ -1,4 +1,6 @@
-"""One typed, frozen Settings: defaults < config file < the guide's env names < CHATD_<SECTION>__<KEY>.
+"""One typed, frozen Settings, strongest last: defaults < config file < systemd credentials
+(files named `<section>.<key>` in $CREDENTIALS_DIRECTORY, e.g. `admin.token`) < the guide's env
+names < CHATD_<SECTION>__<KEY>.
 
 Every key is documented in the repo's config.toml. Unknown sections or keys and bad values raise
 ConfigError naming the key and where it came from (file or environment variable).
@@ -176,6 +178,27 @@ class Settings(_Section):
         return self.server.public_url.rstrip("/") or f"http://{self.server.host}:{self.server.port}"
 
 
+# What SIGHUP (`systemctl reload chatd`) may change in a running chatd: what is read where it is
+# used. Loggers are cached on first use, so [log] is not among them.
+RELOADABLE = ("admin", "metrics.token", "alerts", "maintenance")
+
+
+def reload_settings(current: Settings, new: Settings) -> tuple[Settings, list[str]]:
+    """(`current` with the reloadable parts of `new`, the other changed keys: need a restart)."""
+    merged = current.model_dump()
+    fresh = new.model_dump()
+    restart: list[str] = []
+    for section, keys in fresh.items():
+        for key, value in keys.items():
+            if value == merged[section][key]:
+                continue
+            if section in RELOADABLE or f"{section}.{key}" in RELOADABLE:
+                merged[section][key] = value
+            else:
+                restart.append(f"{section}.{key}")
+    return Settings.model_validate(merged), restart
+
+
 def _ms(value: str) -> float:
     return float(value) / 1000.0
 
@@ -197,6 +220,7 @@ GUIDE_ENV: dict[str, tuple[str, str, Callable[[str], Any]]] = {
 }
 
 ENV_PREFIX = "CHATD_"
+CREDENTIAL_PREFIX = "chatd_"  # systemd/chatd.service: LoadCredential=chatd:/etc/chatd/credentials
 _SECRET_KEYS = frozenset({"secret", "webhook_secret", "token", "url"})  # never echoed in errors
 
 
@@ -212,6 +236,10 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
             for key, value in keys.items():
                 raw.setdefault(section, {})[key] = value
                 origin[(section, key)] = f"{path}: {section}.{key}"
+    if credentials := env.get("CREDENTIALS_DIRECTORY"):
+        for (section, key), (value, where) in _read_credentials(Path(credentials)).items():
+            raw.setdefault(section, {})[key] = value
+            origin[(section, key)] = where
     for name, (section, key, convert) in GUIDE_ENV.items():
         if name in env:
             try:
@@ -229,6 +257,31 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         return Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, origin, path)) from None
+
+
+def _read_credentials(directory: Path) -> dict[tuple[str, str], tuple[str, str]]:
+    """{(section, key): (value, where)} from systemd's credential files (LoadCredential=).
+
+    A directory loaded as `LoadCredential=chatd:/etc/chatd/credentials` names its files
+    `chatd_<file>`: that prefix is dropped. Files without a dot in their name are not settings
+    (another program's credentials) and are left alone; a dotted name that is no setting is
+    reported like an unknown key.
+    """
+    found: dict[tuple[str, str], tuple[str, str]] = {}
+    try:
+        files = sorted(p for p in directory.iterdir() if p.is_file())
+    except OSError as exc:
+        raise ConfigError(f"CREDENTIALS_DIRECTORY {directory}: cannot be read ({exc})") from None
+    for path in files:
+        section, dot, key = path.name.removeprefix(CREDENTIAL_PREFIX).partition(".")
+        if not dot:
+            continue
+        try:
+            value = path.read_text(encoding="utf-8").rstrip("\r\n")  # `echo` adds a newline
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"credential {path}: cannot be read ({exc})") from None
+        found[(section, key)] = (value, f"credential {path.name}")
+    return found
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from chatd.core.ratelimit import SlidingWindow
 from chatd.db.messages import MessageStore, NewMessage, StoredMessage
 from chatd.db.queue import BotMessage, QueueStore, Settle, StoredReply
 from chatd.errors import ClientError, DatabaseUnavailable, RateLimited
+from chatd.ops.metrics import Metrics
 from chatd.realtime.hub import Hub
 
 log = structlog.get_logger(__name__)
@@ -63,6 +64,7 @@ class SessionActor:
         queue: QueueStore,
         hub: Hub,
         config: SessionActorConfig,
+        metrics: Metrics,
     ) -> None:
         self.session_id = session_id
         self._mailbox = mailbox
@@ -70,6 +72,7 @@ class SessionActor:
         self._queue = queue
         self._hub = hub
         self._config = config
+        self._metrics = metrics
         self._sends = SlidingWindow(config.rate_limit_max, config.rate_limit_window)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -113,6 +116,7 @@ class SessionActor:
             )
         stored = await self._messages.send(self.session_id, command.token_hash, command.message)
         if stored.created:
+            self._metrics.messages_sent.inc()
             self._sends.record(now)
             self._hub.publish_message(stored.row)  # this process's clients need no notification
             log.info("message_stored", message_id=stored.row["id"], seq=stored.row["seq"])
@@ -122,6 +126,10 @@ class SessionActor:
         stored = await self._queue.store_bot_message(
             command.message, reply_status=command.reply_status, settle=command.settle
         )
+        if stored.duplicate:
+            self._metrics.duplicate_replies.inc()
+        if stored.response_seconds is not None:
+            self._metrics.response_time.observe(stored.response_seconds)
         if stored.row is not None and not stored.duplicate:
             self._hub.publish_message(stored.row)
             log.info("reply_stored", message_id=stored.row["id"], seq=stored.row["seq"])

@@ -17,6 +17,11 @@ class HealthCounts:
     oldest_pending_seconds: float
 
 
+async def ping(pool: Pool) -> None:
+    async with pool.connection() as conn:
+        await conn.execute(query("ping"))
+
+
 async def health_counts(pool: Pool) -> HealthCounts:
     async with pool.connection() as conn:
         row = await (await conn.execute(query("health_counts"))).fetchone()

@@ -60,6 +60,7 @@ class StoredReply:
     row: dict[str, Any] | None  # the reply as stored (None: its job's lease was lost)
     duplicate: bool  # the same reply was stored before
     settled: bool  # the job given was settled by this call
+    response_seconds: float | None = None  # stored now: since the message it answers was stored
 
 
 class QueueStore:
@@ -132,8 +133,9 @@ class QueueStore:
                 raise AssertionError("store_bot_message lost the same race twice")
             assert row is not None  # the statement always returns its one summary row
             settled = bool(row.pop("settled"))
+            waited = row.pop("response_seconds")
             if row["id"] is not None:
-                return StoredReply(row, duplicate=False, settled=settled)
+                return StoredReply(row, duplicate=False, settled=settled, response_seconds=waited)
             if job is not None and not settled:
                 return StoredReply(None, duplicate=False, settled=False)
             existing = await (await conn.execute(query("reply_by_key"), params)).fetchone()

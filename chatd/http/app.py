@@ -9,10 +9,12 @@ from quart_trio import QuartTrio
 from chatd.core.tokens import new_id
 from chatd.http.cors import cors_headers
 from chatd.http.errors import register_error_handlers
+from chatd.http.routes_admin import admin_routes
 from chatd.http.routes_chat import chat_routes
 from chatd.http.routes_demo_bot import demo_bot_routes
 from chatd.http.routes_events import events_routes
 from chatd.http.routes_health import health_routes
+from chatd.http.routes_metrics import metrics_routes
 from chatd.http.routes_web import web_routes
 from chatd.http.routes_webhook import webhook_routes
 from chatd.http.routes_ws import ws_routes
@@ -20,7 +22,32 @@ from chatd.http.services import Services
 
 
 def create_app(services: Services) -> QuartTrio:
-    app = QuartTrio("chatd")
+    app = _base_app("chatd", services)
+    app.register_blueprint(chat_routes(services))
+    app.register_blueprint(health_routes(services))
+    app.register_blueprint(webhook_routes(services))
+    app.register_blueprint(ws_routes(services))
+    app.register_blueprint(events_routes(services))
+    app.register_blueprint(admin_routes(services))
+    demo = not services.settings.n8n.webhook_url
+    if demo:
+        app.register_blueprint(demo_bot_routes(services.settings))
+    app.register_blueprint(web_routes(demo=demo))
+    if not services.settings.metrics.listen:
+        app.register_blueprint(metrics_routes(services))
+    app.after_request(cors_headers(lambda: services.allowed_origins))
+    return app
+
+
+def create_metrics_app(services: Services) -> QuartTrio:
+    """/metrics alone, for metrics.listen (an address only Prometheus reaches)."""
+    app = _base_app("chatd-metrics", services)
+    app.register_blueprint(metrics_routes(services))
+    return app
+
+
+def _base_app(name: str, services: Services) -> QuartTrio:
+    app = QuartTrio(name)
     app.config["MAX_CONTENT_LENGTH"] = services.settings.server.max_body_bytes
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -31,15 +58,5 @@ def create_app(services: Services) -> QuartTrio:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=new_id(), path=request.path)
 
-    app.register_blueprint(chat_routes(services))
-    app.register_blueprint(health_routes(services))
-    app.register_blueprint(webhook_routes(services))
-    app.register_blueprint(ws_routes(services))
-    app.register_blueprint(events_routes(services))
-    demo = not services.settings.n8n.webhook_url
-    if demo:
-        app.register_blueprint(demo_bot_routes(services.settings))
-    app.register_blueprint(web_routes(demo=demo))
-    app.after_request(cors_headers(lambda: services.allowed_origins))
     register_error_handlers(app)
     return app

@@ -1,6 +1,9 @@
-"""Session tokens at the edge: `Authorization: Bearer <sessionToken>`."""
+"""Bearer tokens at the edge: session tokens, and the operators' secrets (metrics, admin)."""
 
 from __future__ import annotations
+
+import hashlib
+import hmac
 
 from quart import request
 
@@ -15,3 +18,20 @@ def request_token_hash() -> bytes:
             "send the session token as 'Authorization: Bearer <sessionToken>'", code="missing_token"
         )
     return token_hash(token)
+
+
+def check_operator_token(authorization: str | None, expected: str, who: str) -> None:
+    """401 unless `Authorization: Bearer <expected>`: the operators' tokens (`who`: "admin",
+    "metrics"), compared in constant time. Codes: missing_<who>_token, bad_<who>_token."""
+    if not authorization or not authorization.strip():
+        raise Unauthorized(
+            f"send the {who} token as 'Authorization: Bearer <{who}.token>'",
+            code=f"missing_{who}_token",
+        )
+    scheme, _, given = authorization.strip().partition(" ")
+    # Digests of equal length: the comparison reveals neither the token nor its length.
+    given_digest = hashlib.sha256(given.strip().encode("utf-8", "surrogatepass")).digest()
+    expected_digest = hashlib.sha256(expected.encode("utf-8", "surrogatepass")).digest()
+    matches = hmac.compare_digest(given_digest, expected_digest)
+    if scheme.lower() != "bearer" or not matches:
+        raise Unauthorized(f"wrong {who} token", code=f"bad_{who}_token")

@@ -1,5 +1,7 @@
-"""Health: /api/chat/health in the guide's format (503 "unhealthy" without a database), and
-/livez, which only says the process and its event loop answer (no database: for liveness probes).
+"""Health: /api/chat/health in the guide's format (503 "unhealthy" without a database);
+/livez, which only says the process and its event loop answer (liveness: restart me if not);
+/readyz, whether this process should get new clients now (readiness: the database answers, the
+LISTEN connection is up, and it is not shutting down).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any
 import trio
 from quart import Blueprint
 
-from chatd.db.health import health_counts
+from chatd.db.health import health_counts, ping
 from chatd.errors import DatabaseUnavailable
 from chatd.http.services import Services
 
@@ -25,6 +27,21 @@ def health_routes(services: Services) -> Blueprint:
     @bp.get("/livez")
     async def live() -> dict[str, str]:
         return {"status": "alive"}
+
+    @bp.get("/readyz")
+    async def ready() -> tuple[dict[str, Any], int]:
+        checks = {
+            "accepting": "no (shutting down)" if services.stopping else "yes",
+            "listen": "up" if services.listener and services.listener.connected else "down",
+        }
+        try:
+            with trio.fail_after(HEALTH_TIMEOUT_SECONDS):
+                await ping(services.pool)
+            checks["database"] = "up"
+        except (DatabaseUnavailable, trio.TooSlowError):
+            checks["database"] = "down"
+        ok = checks == {"accepting": "yes", "listen": "up", "database": "up"}
+        return {"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503
 
     @bp.get("/api/chat/health")
     async def health() -> tuple[dict[str, Any], int]:

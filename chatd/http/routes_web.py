@@ -3,6 +3,8 @@
 The files live in chatd/web/ and are read once at start. The widget is served with an ETag and
 gzip, and may be loaded from any shop's page; the demo page carries a strict
 Content-Security-Policy (no inline script or style), which the widget is built to work under.
+The admin page (/admin) is a static shell holding no data: it asks for the admin token and
+reads the admin API (routes_admin.py) from this origin only, under a stricter policy still.
 """
 
 from __future__ import annotations
@@ -66,6 +68,13 @@ def demo_csp(host: str, secure: bool) -> str:
     )
 
 
+ADMIN_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self';"
+    " img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+ADMIN_HEADERS = {"Content-Security-Policy": ADMIN_CSP, "Referrer-Policy": "no-referrer"}
+
+
 def web_routes(*, demo: bool) -> Blueprint:
     bp = Blueprint("web", __name__)
     widget = Asset.load("widget.js")
@@ -90,5 +99,23 @@ def web_routes(*, demo: bool) -> Blueprint:
         if not demo:
             raise NotFound("the demo shop is served only in demo mode")
         return style.response(max_age=300)
+
+    admin_page, admin_js, admin_css = (
+        Asset.load("admin.html"),
+        Asset.load("admin.js"),
+        Asset.load("admin.css"),
+    )
+
+    @bp.get("/admin")
+    async def admin() -> Response:
+        return admin_page.response(max_age=0, headers=ADMIN_HEADERS)
+
+    @bp.get("/admin.js")
+    async def admin_script() -> Response:
+        return admin_js.response(max_age=0, headers=ADMIN_HEADERS)
+
+    @bp.get("/admin.css")
+    async def admin_style() -> Response:
+        return admin_css.response(max_age=0, headers=ADMIN_HEADERS)
 
     return bp

@@ -69,7 +69,11 @@ def ws_routes(services: Services) -> Blueprint:
         services.admit_connection(ip)
         with services.live_connections.hold(ip):
             await websocket.accept()
-            await Connection(services).run()
+            services.websockets += 1
+            try:
+                await Connection(services).run()
+            finally:
+                services.websockets -= 1
         return None
 
     return bp

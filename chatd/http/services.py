@@ -18,6 +18,7 @@ from chatd.db.pool import Pool
 from chatd.db.queue import QueueStore
 from chatd.db.sessions import SessionStore
 from chatd.errors import RateLimited
+from chatd.ops.metrics import Metrics
 from chatd.queue.dispatcher import Dispatcher
 from chatd.realtime.hub import Hub
 from chatd.settings import Settings
@@ -34,12 +35,16 @@ class Services:
     session_creation: KeyedLimiter  # per client IP
     hub: Hub
     live_connections: ConnectionLimit  # WebSocket + SSE, per client address
+    metrics: Metrics
     signature_failures: Counter[str] = field(default_factory=Counter)  # by reason
     dispatcher: Dispatcher | None = None  # set once serving (its target needs the bound URL)
     listener: Listener | None = None  # set once serving
     # Pages that may open a WebSocket; set once serving (the default is the bound origin).
     allowed_origins: tuple[str, ...] = ()
     close_codes: Counter[int] = field(default_factory=Counter)  # WebSocket closes by code
+    websockets: int = 0  # open now
+    metrics_urls: list[str] = field(default_factory=list)  # metrics.listen, once bound
+    stopping: bool = False  # shutdown began: not ready for new clients
     _connection_ids: itertools.count[int] = field(default_factory=itertools.count)
     _process_tag: str = field(default_factory=lambda: secrets.token_hex(4))
 

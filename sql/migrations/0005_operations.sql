@@ -12,3 +12,8 @@ CREATE TABLE chat_alerts (
 CREATE INDEX idx_chat_sessions_created_at ON chat_sessions (created_at);
 CREATE INDEX idx_chat_webhook_queue_completed ON chat_webhook_queue (completed_at)
     WHERE status = 'completed';
+-- Deleting a message clears reply_to in the replies pointing at it: without this index, one scan
+-- of chat_messages per deleted message (a 1000-session cleanup batch took 27 s at 200k messages).
+CREATE INDEX idx_chat_messages_reply_to ON chat_messages (reply_to) WHERE reply_to IS NOT NULL;
+-- The admin page lists sessions by last activity.
+CREATE INDEX idx_chat_sessions_updated_at ON chat_sessions (updated_at);

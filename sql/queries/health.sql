@@ -7,3 +7,6 @@ SELECT (SELECT count(*) FROM chat_webhook_queue WHERE status = 'pending') AS pen
        (SELECT count(*) FROM chat_webhook_queue WHERE status = 'dead') AS dead_letters,
        (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
           FROM chat_webhook_queue WHERE status = 'pending') AS oldest_pending_seconds
+
+-- name: ping
+SELECT 1 AS ok

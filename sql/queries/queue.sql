@@ -80,7 +80,7 @@ RETURNING id
 -- A bot reply, in one transaction with what it settles: the job (when `job_id` is given, only if
 -- we still hold its lease: a late finisher stores nothing), a new seq under the session row lock
 -- (skipped if the same reply, by reply_key, is already stored), and the answered user message's
--- status. A racing identical reply can make this fail on the unique key: everything rolls back
+-- status (and how long after it the reply came). A racing identical reply can make this fail on the unique key: everything rolls back
 -- (no seq used up) and the caller runs it again.
 WITH job AS (
     UPDATE chat_webhook_queue
@@ -110,7 +110,9 @@ WITH job AS (
      WHERE u.id = %(reply_to)s AND u.session_id = %(session_id)s AND u.status <> 'delivered'
        AND (EXISTS (SELECT 1 FROM m) OR EXISTS (SELECT 1 FROM job))
 )
-SELECT m.*, (SELECT count(*) FROM job) AS settled
+SELECT m.*, (SELECT count(*) FROM job) AS settled,
+       (SELECT extract(epoch FROM now() - u.created_at)::float8 FROM chat_messages u
+         WHERE u.id = %(reply_to)s AND EXISTS (SELECT 1 FROM m)) AS response_seconds
   FROM (SELECT 1) AS one LEFT JOIN m ON true
 
 -- name: reply_by_key

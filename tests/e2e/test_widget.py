@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +34,6 @@ IDENTITY_SECRET = "s" * 32
 DESKTOP = {"width": 1280, "height": 800}
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[BrowserThread]:
-    thread = BrowserThread()
-    thread.start()
-    yield thread
-    thread.stop()
 
 
 @pytest.fixture

@@ -25,15 +25,14 @@ async def test_only_one_holder_at_a_time_and_released_after(settings: Settings) 
 
 async def test_a_dead_holder_hands_the_lock_over(settings: Settings, pool: Pool) -> None:
     url = settings.database.url
-    async with open_pool(PoolConfig(url)) as other:
-        async with leadership(pool, "cleanup") as held:
-            assert held is not None
-            pid = held.pgconn.backend_pid
-            async with other.connection() as conn:
-                await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
-            with trio.fail_after(5):
-                while True:
-                    async with leadership(other, "cleanup") as taken:
-                        if taken is not None:
-                            break
-                    await trio.sleep(0.02)
+    async with open_pool(PoolConfig(url)) as other, leadership(pool, "cleanup") as held:
+        assert held is not None
+        pid = held.pgconn.backend_pid
+        async with other.connection() as conn:
+            await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with trio.fail_after(5):
+            while True:
+                async with leadership(other, "cleanup") as taken:
+                    if taken is not None:
+                        break
+                await trio.sleep(0.02)

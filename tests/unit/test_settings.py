@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from chatd.errors import ConfigError
-from chatd.settings import GUIDE_ENV, Settings, load_settings
+from chatd.settings import GUIDE_ENV, Settings, load_settings, reload_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -244,3 +244,46 @@ def test_errors_never_echo_secrets() -> None:
         load_settings(None, {"CHATD_IDENTITY__SECRET": "short-but-secret"})
     assert "CHATD_IDENTITY__SECRET" in str(caught.value)
     assert "short-but-secret" not in str(caught.value)
+
+
+def test_systemd_credentials_set_secrets_between_file_and_environment(tmp_path: Path) -> None:
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "admin.token").write_text("from-credential\n")  # `echo token > file` adds a newline
+    (creds / "chatd_n8n.webhook_secret").write_text("s" * 40)  # loaded as a directory
+    (creds / "unrelated").write_text("another program's")
+    config = tmp_path / "config.toml"
+    config.write_text('[admin]\ntoken = "from-file"\n[n8n]\nwebhook_secret = "file-secret"\n')
+    settings = load_settings(config, {"CREDENTIALS_DIRECTORY": str(creds)})
+    assert settings.admin.token == "from-credential"
+    assert settings.n8n.webhook_secret == "s" * 40
+    env = {"CREDENTIALS_DIRECTORY": str(creds), "CHATD_ADMIN__TOKEN": "from-env"}
+    assert load_settings(config, env).admin.token == "from-env"
+
+
+def test_a_misnamed_credential_is_named_in_the_error(tmp_path: Path) -> None:
+    (tmp_path / "admin.tokn").write_text("x")
+    with pytest.raises(ConfigError, match=r"credential admin\.tokn: unknown key"):
+        load_settings(None, {"CREDENTIALS_DIRECTORY": str(tmp_path)})
+
+
+def test_reload_takes_what_is_safe_and_names_what_needs_a_restart() -> None:
+    current = Settings()
+    new = Settings.model_validate(
+        {
+            "log": {"level": "debug"},  # cached in every logger: at the next start
+            "admin": {"token": "new-admin"},
+            "metrics": {"token": "new-prom", "listen": "127.0.0.1:9100"},
+            "alerts": {"webhook_url": "https://hooks.example/x"},
+            "server": {"port": 9000},
+        }
+    )
+    merged, restart = reload_settings(current, new)
+    assert merged.log.level == "info"
+    assert merged.admin.token == "new-admin"
+    assert merged.metrics.token == "new-prom"
+    assert merged.alerts.webhook_url == "https://hooks.example/x"
+    assert merged.metrics.listen == ""
+    assert merged.server.port == 8000
+    assert sorted(restart) == ["log.level", "metrics.listen", "server.port"]
+    assert reload_settings(current, current) == (current, [])

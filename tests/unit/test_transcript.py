@@ -44,7 +44,8 @@ def test_json_has_session_and_wire_messages_but_no_token_hash() -> None:
     doc = transcript_json(session(), [message(1, "user", "hi"), message(2, "bot", "hello")])
     assert doc["session"]["guestEmail"] == "ann@example.com"
     assert doc["session"]["expiresAt"] is None
-    assert "token_hash" not in str(doc) and "secret" not in str(doc)
+    assert "token_hash" not in str(doc)
+    assert "secret" not in str(doc)
     assert [m["content"] for m in doc["messages"]] == ["hi", "hello"]
     assert doc["messages"][0]["createdAt"] == "2026-11-25T10:00:00Z"
 

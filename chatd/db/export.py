@@ -1,0 +1,78 @@
+"""Bulk export: sessions active in a time range with their messages, page by page, oldest first.
+
+Keyset pagination by (created_at, id): each page is one short query for the sessions and one for
+their messages, so memory holds one page whatever the range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from chatd.db.bridge import translate
+from chatd.db.pool import Pool
+from chatd.db.queries import query
+
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ExportRange:
+    """Sessions whose lifetime (created_at to updated_at) overlaps [since, until)."""
+
+    since: datetime = EARLIEST
+    until: datetime = LATEST
+    session_ids: Sequence[str] | None = None  # only these sessions (None: all)
+
+
+@dataclass(frozen=True)
+class Transcript:
+    session: dict[str, Any]  # chat_sessions columns, without the token hash
+    messages: list[dict[str, Any]]  # oldest first
+
+
+async def transcript_pages(
+    pool: Pool, spec: ExportRange, *, page_size: int = 200
+) -> AsyncIterator[list[Transcript]]:
+    """Pages of transcripts in (created_at, id) order. No connection is held between pages."""
+    after: tuple[datetime, str] = (EARLIEST, "")
+    while True:
+        try:
+            page = await _page(pool, spec, after, page_size)
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+        if page:
+            yield page
+        if len(page) < page_size:
+            return
+        last = page[-1].session
+        after = (last["created_at"], last["id"])
+
+
+async def _page(
+    pool: Pool, spec: ExportRange, after: tuple[datetime, str], limit: int
+) -> list[Transcript]:
+    params = {
+        "since": spec.since,
+        "until": spec.until,
+        "session_ids": list(spec.session_ids) if spec.session_ids is not None else None,
+        "after_created_at": after[0],
+        "after_id": after[1],
+        "limit": limit,
+    }
+    async with pool.connection() as conn:
+        sessions = await (await conn.execute(query("export_sessions"), params)).fetchall()
+        if not sessions:
+            return []
+        ids = [s["id"] for s in sessions]
+        cur = await conn.execute(query("export_messages"), {"session_ids": ids})
+        messages = await cur.fetchall()
+    by_session: dict[str, list[dict[str, Any]]] = {sid: [] for sid in ids}
+    for message in messages:
+        by_session[message["session_id"]].append(message)
+    return [Transcript(s, by_session[s["id"]]) for s in sessions]

@@ -1,0 +1,30 @@
+"""GET /metrics: Prometheus text format, behind metrics.token when one is set.
+
+Served on the main port, or alone on metrics.listen (a private address) when that is set.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from quart import Blueprint, Response, request
+
+from chatd.http.auth import check_operator_token
+from chatd.http.services import Services
+
+
+def metrics_routes(services: Services) -> Blueprint:
+    bp = Blueprint("metrics", __name__)
+
+    @bp.get("/metrics")
+    async def metrics() -> Response:
+        token = services.settings.metrics.token
+        if token:
+            check_operator_token(request.headers.get("Authorization"), token, "metrics")
+        await services.metrics.refresh(services.pool)
+        return Response(
+            services.metrics.render(),
+            content_type=CONTENT_TYPE_LATEST,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    return bp

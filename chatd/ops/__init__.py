@@ -1,0 +1,1 @@
+"""Operations: what keeps chatd running unattended (systemd, metrics, alerts, maintenance)."""

@@ -1,0 +1,250 @@
+"""`chatd cleanup` and `chatd export`: delete what retention says should go; dump transcripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from chatd.core.durations import parse_duration
+from chatd.core.transcript import transcript_json, transcript_text
+from chatd.db.cleanup import LABELS, CleanupProgress, CleanupSummary, run_cleanup
+from chatd.db.export import EARLIEST, LATEST, ExportRange, Transcript, transcript_pages
+from chatd.db.leader import leadership
+from chatd.db.pool import Pool
+from chatd.ops.maintenance import LOCK
+from chatd.settings import MaintenanceSettings, Settings
+
+COMMANDS = ("cleanup", "export")
+PROGRESS_SECONDS = 2.0  # cleanup: at most one progress line on stderr this often
+EXPORT_PROGRESS_SESSIONS = 1000  # export: one progress line on stderr per this many sessions
+EXPORT_PAGE_SIZE = 200
+LOCK_POLL_SECONDS = 1.0
+
+CLEANUP_DESCRIPTION = """\
+Delete, in batches of maintenance.batch_size rows (one short transaction each):
+  - expired sessions (expires_at in the past), with their messages and webhook jobs;
+  - sessions created more than maintenance.session_retention_days ago, expired or not;
+  - completed webhook jobs older than maintenance.completed_job_retention_days (messages stay);
+  - dead letters not touched for maintenance.dead_letter_retention_days (messages stay, failed).
+A session with a message still to deliver to n8n (a pending or processing job) is never deleted;
+the summary counts it as "kept (undelivered)". A running chatd does the same every
+maintenance.interval_seconds. Only one cleanup runs at a time across all chatd processes: if
+another holds the lock, this one waits for it (up to --wait seconds), then exits 1.
+"""
+
+EXPORT_DESCRIPTION = """\
+Print one JSON line per session, oldest first: {"session": {...}, "messages": [...]}, the shapes
+of the HTTP API (never the session token or its hash). A session is included when its lifetime
+(created to last updated) overlaps [--since, --until). WHEN is a date (2026-11-01, midnight UTC),
+a date and time (2026-11-01T10:00:00Z; without a zone, UTC) or a duration back from now (7d,
+12h, 30m). Sessions are read page by page, so any range fits in memory.
+"""
+
+
+def add_ops_commands(commands: Any) -> None:
+    cleanup = commands.add_parser(
+        "cleanup",
+        help="delete expired and old sessions, old completed jobs and dead letters now",
+        description=CLEANUP_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cleanup.add_argument(
+        "--dry-run", action="store_true", help="count what would be deleted; delete nothing"
+    )
+    cleanup.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    cleanup.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another chatd's cleanup to finish (default 60; 0: do not wait)",
+    )
+
+    export = commands.add_parser(
+        "export",
+        help="export conversations as JSON lines (one per session)",
+        description=EXPORT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument(
+        "--since",
+        type=_when,
+        metavar="WHEN",
+        help="start of the range (required unless --session is given)",
+    )
+    export.add_argument(
+        "--until", type=_when, metavar="WHEN", help="end of the range (default now)"
+    )
+    export.add_argument(
+        "--session",
+        action="append",
+        metavar="ID",
+        help="only this session (repeat for several); with --since/--until, both must match",
+    )
+    export.add_argument(
+        "--format",
+        choices=["jsonl", "text"],
+        default="jsonl",
+        help="jsonl (default): one JSON object per line; text: readable transcripts",
+    )
+    export.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write here (atomically: a temporary file renamed when complete) instead of stdout",
+    )
+
+
+def parse_when(text: str, now: datetime) -> datetime:
+    """An ISO date or date-time (UTC unless it names a zone), or a duration back from `now`."""
+    try:
+        return now - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"not a date, time or duration: {text!r}"
+            " (use e.g. 2026-11-01, 2026-11-01T10:00:00Z, 7d or 12h)"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _when(text: str) -> datetime:
+    try:
+        return parse_when(text, datetime.now(UTC))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+async def run_ops_command(args: argparse.Namespace, pool: Pool, settings: Settings) -> int:
+    if args.command == "cleanup":
+        return await _cleanup(args, pool, settings.maintenance)
+    return await _export(args, pool)
+
+
+# cleanup
+
+
+async def _cleanup(args: argparse.Namespace, pool: Pool, config: MaintenanceSettings) -> int:
+    if args.dry_run:  # deletes nothing, so it needs no lock
+        summary: CleanupSummary | None = await run_cleanup(pool, config, dry_run=True)
+    else:
+        summary = await cleanup_as_leader(pool, config, wait=args.wait, on_progress=_Progress())
+    if summary is None:
+        print(
+            f"chatd cleanup: another chatd is still cleaning up after {args.wait:g}s;"
+            " nothing done (try again later)",
+            file=sys.stderr,
+        )
+        return 1
+    print(json.dumps(summary.as_dict()) if args.json else summary.describe())
+    return 0
+
+
+async def cleanup_as_leader(
+    pool: Pool,
+    config: MaintenanceSettings,
+    *,
+    wait: float,
+    on_progress: Callable[[CleanupProgress], None] | None = None,
+) -> CleanupSummary | None:
+    """One cleanup under the cleanup lock, waiting up to `wait` seconds for it; None: no lock."""
+    deadline = trio.current_time() + wait
+    told = False
+    while True:
+        async with leadership(pool, LOCK) as leader:
+            if leader is not None:
+                return await run_cleanup(pool, config, on_progress=on_progress)
+        if trio.current_time() + LOCK_POLL_SECONDS > deadline:
+            return None
+        if not told:
+            print(
+                f"chatd cleanup: another chatd is cleaning up; waiting up to {wait:g}s for it",
+                file=sys.stderr,
+            )
+            told = True
+        await trio.sleep(LOCK_POLL_SECONDS)
+
+
+class _Progress:
+    """At most one line on stderr every PROGRESS_SECONDS: what a long cleanup did so far."""
+
+    def __init__(self) -> None:
+        self._next = trio.current_time() + PROGRESS_SECONDS
+
+    def __call__(self, progress: CleanupProgress) -> None:
+        now = trio.current_time()
+        if now < self._next:
+            return
+        self._next = now + PROGRESS_SECONDS
+        r = progress.removed
+        print(
+            f"chatd cleanup: {LABELS[progress.category]}: {progress.batches} batch(es) so far,"
+            f" {r.sessions} sessions, {r.messages} messages, {r.jobs} jobs",
+            file=sys.stderr,
+        )
+
+
+# export
+
+
+async def _export(args: argparse.Namespace, pool: Pool) -> int:
+    if args.since is None and not args.session:
+        print("chatd export: give --since WHEN (or --session ID)", file=sys.stderr)
+        return 2
+    spec = ExportRange(args.since or EARLIEST, args.until or LATEST, args.session)
+    if spec.since >= spec.until:
+        print("chatd export: --since must be before --until", file=sys.stderr)
+        return 2
+    render = _jsonl if args.format == "jsonl" else _text
+    sessions = messages = 0
+    async with _open_output(args.output) as write:
+        async for page in transcript_pages(pool, spec, page_size=EXPORT_PAGE_SIZE):
+            await write("".join(render(t) for t in page))
+            before, sessions = sessions, sessions + len(page)
+            messages += sum(len(t.messages) for t in page)
+            if sessions // EXPORT_PROGRESS_SESSIONS > before // EXPORT_PROGRESS_SESSIONS:
+                print(f"chatd export: {sessions} sessions so far", file=sys.stderr)
+    where = args.output or "stdout"
+    print(f"chatd export: {sessions} session(s), {messages} message(s) to {where}", file=sys.stderr)
+    return 0
+
+
+def _jsonl(t: Transcript) -> str:
+    return json.dumps(transcript_json(t.session, t.messages), ensure_ascii=False) + "\n"
+
+
+def _text(t: Transcript) -> str:
+    return transcript_text(t.session, t.messages) + "\n"
+
+
+@asynccontextmanager
+async def _open_output(path: Path | None) -> AsyncIterator[Callable[[str], Awaitable[Any]]]:
+    """An async write function to stdout, or to a temporary file renamed to `path` only when
+    the block completes (a failed export leaves no partial file behind)."""
+    if path is None:
+        stdout = trio.wrap_file(sys.stdout)
+        yield stdout.write
+        await stdout.flush()
+        return
+    tmp = trio.Path(path.with_name(f".{path.name}.{os.getpid()}.tmp"))
+    try:
+        async with await trio.open_file(tmp, "w", encoding="utf-8") as out:
+            yield out.write
+            await out.flush()
+            await trio.to_thread.run_sync(os.fsync, out.fileno())
+        await tmp.replace(path)
+    finally:
+        with trio.CancelScope(shield=True):
+            await tmp.unlink(missing_ok=True)

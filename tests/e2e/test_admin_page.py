@@ -1,0 +1,275 @@
+"""The admin page (/admin) in a real Chromium against a real chatd, PostgreSQL and n8n sink:
+strict CSP, token sign-in, live queue and dead letters, retry and purge, transcripts, downloads,
+accessibility (axe-core) and a screenshot in build/screenshots/admin.png.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from playwright.sync_api import BrowserContext, Page, expect
+
+from chatd.http.routes_web import ADMIN_CSP
+from tests.browser import BrowserThread, axe_source
+from tests.chat import Session, new_session, send
+from tests.integration.test_delivery import Pipeline, open_pipeline
+from tests.sink import Reply, Status
+
+TOKEN = "admin-page-token-0123456789abcdefghij"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+DESKTOP = {"width": 1280, "height": 1000}
+XSS = '<img src=x onerror="window.__xss=1">'
+# Chromium logs every 4xx answer to fetch() as a console error; a wrong token is one on purpose.
+EXPECTED_401 = "the server responded with a status of 401"
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+async def ops(nursery: trio.Nursery, database_url: str) -> AsyncIterator[Pipeline]:
+    pipe = await open_pipeline(nursery, database_url, admin={"token": TOKEN})
+    pipe.sink.behave(Reply("Happy to help."))
+    yield pipe
+    pipe.chatd.stop.set()
+
+
+async def chat(pipe: Pipeline, content: str, **session: Any) -> tuple[Session, str]:
+    async with pipe.chatd.client() as client:
+        s = await new_session(client, **session)
+        message_id = (await send(client, s, content)).json()["messageId"]
+    return s, message_id
+
+
+async def dead_letter(pipe: Pipeline, content: str) -> tuple[Session, str]:
+    pipe.sink.behave(Status(400, b'{"message": "Bad request"}'))  # refused: dead at once
+    s, message_id = await chat(pipe, content)
+    await pipe.wait_job(message_id, "dead")
+    return s, message_id
+
+
+async def open_admin(browser: BrowserThread, url: str) -> tuple[BrowserContext, Page, str]:
+    ctx, page = await browser.new_page(viewport=DESKTOP, accept_downloads=True)
+
+    def go() -> str:
+        response = page.goto(f"{url}/admin")
+        assert response is not None
+        assert response.status == 200
+        return str(response.headers["content-security-policy"])
+
+    return ctx, page, await browser.run(go)
+
+
+def sign_in(page: Page, token: str) -> None:
+    expect(page.get_by_test_id("token-input")).to_be_focused()  # keyboard: type, then Enter
+    page.keyboard.type(token)
+    page.keyboard.press("Enter")
+
+
+def unexpected_errors(page: Page) -> list[str]:
+    errors: list[str] = page.errors  # type: ignore[attr-defined]
+    return [e for e in errors if EXPECTED_401 not in e]
+
+
+async def test_the_page_loads_under_its_csp_and_a_wrong_token_shows_the_form_again(
+    browser: BrowserThread, ops: Pipeline
+) -> None:
+    ctx, page, csp = await open_admin(browser, ops.chatd.url)
+
+    def wrong_then_right() -> None:
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        expect(page.get_by_test_id("auth-error")).to_be_hidden()
+        sign_in(page, TOKEN[:-1] + "x")
+        expect(page.get_by_test_id("auth-error")).to_contain_text("Wrong token")
+        expect(page.get_by_test_id("token-input")).to_be_visible()
+        expect(page.get_by_test_id("queue-depth")).to_be_hidden()
+        assert page.evaluate("sessionStorage.length") == 0
+        page.get_by_test_id("token-input").fill(TOKEN)
+        page.get_by_test_id("token-submit").click()
+        expect(page.get_by_test_id("queue-depth")).to_have_text("0")
+        expect(page.get_by_test_id("auth-error")).to_be_hidden()
+        page.reload()  # the token is kept for this tab
+        expect(page.get_by_test_id("queue-depth")).to_have_text("0")
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_test_id("token-input")).to_be_visible()
+        assert page.evaluate("sessionStorage.length") == 0
+
+    await browser.run(wrong_then_right)
+    assert csp == ADMIN_CSP
+    assert "unsafe-inline" not in csp
+    assert unexpected_errors(page) == []  # the CSP refused nothing
+    await browser.run(ctx.close)
+
+
+async def test_dead_letter_retry_from_the_page_delivers_and_transcript_shows(
+    browser: BrowserThread, ops: Pipeline
+) -> None:
+    _, first = await chat(ops, "Where is my order?", guestEmail="ann@shop.example")
+    await ops.wait_job(first, "completed")
+    refused_session, refused = await dead_letter(ops, f"Please retry me {XSS}")
+    ops.sink.behave(Reply("Delivered on the second try."))
+    ctx, page, _ = await open_admin(browser, ops.chatd.url)
+
+    def until_retried() -> None:
+        sign_in(page, TOKEN)
+        expect(page.get_by_test_id("queue-depth")).to_have_text("0")
+        expect(page.get_by_test_id("throughput-chart").locator("svg rect")).not_to_have_count(0)
+        expect(page.get_by_test_id("webhook-health")).to_contain_text("Status")
+        expect(page.get_by_test_id("error-row")).to_have_count(1)
+        expect(page.get_by_test_id("error-row")).to_contain_text("Please retry me")
+        letter = page.get_by_test_id("dead-letter")
+        expect(letter).to_have_count(1)
+        expect(letter).to_contain_text(f"Please retry me {XSS}")  # as text, not as markup
+        assert letter.locator("img").count() == 0
+        letter.get_by_test_id("dead-retry").click()
+        expect(page.get_by_test_id("dead-letter")).to_have_count(0)
+
+    await browser.run(until_retried)
+    await ops.wait_job(refused, "completed")
+    assert ops.sink.requests[-1].json["messageId"] == refused
+    messages = await ops.wait_messages(refused_session, 3)
+    assert messages[0]["status"] == "delivered"
+
+    def transcript() -> None:
+        row = page.get_by_test_id("session-row").filter(has_text=refused_session.id[:8])
+        row.get_by_role("button").click()
+        shown = page.get_by_test_id("transcript")
+        expect(shown).to_contain_text(f"Please retry me {XSS}")
+        expect(shown).to_contain_text("Delivered on the second try.")
+        assert shown.locator("img").count() == 0
+        expect(page.get_by_role("heading", name="Transcript")).to_be_focused()
+        assert page.evaluate("window.__xss") is None
+
+    await browser.run(transcript)
+    assert unexpected_errors(page) == []
+    await browser.run(ctx.close)
+
+
+async def test_purge_needs_a_second_click_and_retry_all_empties_the_list(
+    browser: BrowserThread, ops: Pipeline
+) -> None:
+    _, purged = await dead_letter(ops, "purge me")
+    _, kept = await dead_letter(ops, "retry me")
+    ops.sink.behave(Reply("ok"))
+    ctx, page, _ = await open_admin(browser, ops.chatd.url)
+
+    def purge() -> None:
+        sign_in(page, TOKEN)
+        row = page.get_by_test_id("dead-letter").filter(has_text="purge me")
+        button = row.get_by_test_id("dead-purge")
+        button.click()
+        expect(button).to_have_text("Confirm purge")
+        expect(page.get_by_test_id("dead-letter")).to_have_count(2)
+        button.click()
+        expect(page.get_by_test_id("dead-letter")).to_have_count(1)
+
+    await browser.run(purge)
+    async with ops.chatd.services.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) AS n FROM chat_webhook_queue WHERE message_id = %s", [purged]
+        )
+        assert await cur.fetchone() == {"n": 0}
+
+    def retry_all() -> None:
+        page.get_by_test_id("dead-retry-all").click()
+        expect(page.get_by_test_id("dead-letter")).to_have_count(0)
+        expect(page.get_by_test_id("dead-retry-all")).to_be_disabled()
+
+    await browser.run(retry_all)
+    await ops.wait_job(kept, "completed")
+    await browser.run(ctx.close)
+
+
+async def test_session_search_and_transcript_downloads(
+    browser: BrowserThread, ops: Pipeline
+) -> None:
+    ann, first = await chat(ops, "Hello from Ann", guestEmail="ann@shop.example")
+    bob, second = await chat(ops, "Hello from Bob", guestEmail="bob@shop.example")
+    await ops.wait_job(first, "completed")
+    await ops.wait_job(second, "completed")
+    ctx, page, _ = await open_admin(browser, ops.chatd.url)
+
+    def search_and_download() -> dict[str, Any]:
+        sign_in(page, TOKEN)
+        expect(page.get_by_test_id("session-row")).to_have_count(2)
+        page.get_by_label("Search by session id, user id or email").fill("bob@")
+        expect(page.get_by_test_id("session-row")).to_have_count(1)
+        expect(page.get_by_test_id("session-row")).to_contain_text("bob@shop.example")
+        page.get_by_test_id("session-row").click()
+        expect(page.get_by_test_id("transcript")).to_contain_text("Hello from Bob")
+        with page.expect_download() as json_download:
+            page.get_by_role("button", name="Download JSON").click()
+        with page.expect_download() as text_download:
+            page.get_by_role("button", name="Download text").click()
+        as_json, as_text = json_download.value, text_download.value
+        return {
+            "json_name": as_json.suggested_filename,
+            "json": Path(as_json.path()).read_text(),
+            "text_name": as_text.suggested_filename,
+            "text": Path(as_text.path()).read_text(),
+        }
+
+    got = await browser.run(search_and_download)
+    assert got["json_name"] == f"chat-{bob.id}.json"
+    assert json.loads(got["json"])["session"]["id"] == bob.id
+    assert got["text_name"] == f"chat-{bob.id}.txt"
+    assert "Shopper: Hello from Bob" in got["text"]
+    assert ann.id not in got["text"]
+    assert unexpected_errors(page) == []
+    await browser.run(ctx.close)
+
+
+async def test_axe_finds_no_serious_violations_and_a_screenshot(
+    browser: BrowserThread, ops: Pipeline
+) -> None:
+    for n in range(3):
+        _, message_id = await chat(ops, f"Question {n}: where is order #10{n}?")
+        await ops.wait_job(message_id, "completed")
+    await dead_letter(ops, "Can I change the delivery address?")
+    ops.sink.behave(Reply("ok"))
+    axe = await trio.to_thread.run_sync(axe_source)
+    ctx, page, _ = await open_admin(browser, ops.chatd.url)
+
+    def audit() -> list[Any]:
+        page.get_by_test_id("token-input").wait_for()
+        signed_out = page.evaluate(axe + "\n;axe.run(document)")
+        sign_in(page, TOKEN)
+        expect(page.get_by_test_id("dead-letter")).to_have_count(1)
+        expect(page.get_by_test_id("session-row")).to_have_count(4)
+        page.get_by_test_id("session-row").first.get_by_role("button").click()
+        expect(page.get_by_test_id("transcript").locator("li")).not_to_have_count(0)
+        signed_in = page.evaluate("axe.run(document)")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "admin.png"), full_page=True)
+        return [signed_out, signed_in]
+
+    runs = await browser.run(audit)
+    bad = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]])
+        for run in runs
+        for v in run["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert bad == []
+    assert (SCREENSHOTS / "admin.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert unexpected_errors(page) == []
+    await browser.run(ctx.close)
+
+
+async def test_with_admin_closed_the_page_says_how_to_open_it(
+    browser: BrowserThread, nursery: trio.Nursery, database_url: str
+) -> None:
+    pipe = await open_pipeline(nursery, database_url)
+    ctx, page, _ = await open_admin(browser, pipe.chatd.url)
+
+    def closed() -> None:
+        sign_in(page, "anything")
+        expect(page.get_by_test_id("auth-error")).to_contain_text("CHATD_ADMIN__TOKEN")
+
+    await browser.run(closed)
+    await browser.run(ctx.close)
+    pipe.chatd.stop.set()

@@ -1,0 +1,117 @@
+"""Export on a real database: sessions active in a range, or named, page by page, oldest first,
+in the transcript shape."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from chatd.core.transcript import transcript_json
+from chatd.db.export import ExportRange, Transcript, transcript_pages
+from chatd.db.pool import Pool
+
+T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+
+
+async def seed(
+    pool: Pool, sid: str, created: datetime, updated: datetime | None = None, messages: int = 0
+) -> None:
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO chat_sessions (id, token_hash, guest_email, metadata, created_at,"
+            " updated_at, expires_at, last_seq)"
+            " VALUES (%s, '\\x00', 'ann@example.com', '{\"page\": \"/cart\"}', %s, %s, %s, %s)",
+            (sid, created, updated or created, (updated or created) + timedelta(hours=1), messages),
+        )
+        for seq in range(1, messages + 1):
+            await conn.execute(
+                "INSERT INTO chat_messages (id, session_id, sender_type, content, seq, created_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (
+                    f"{sid}-m{seq}",
+                    sid,
+                    "user" if seq % 2 else "bot",
+                    f"text {seq}",
+                    seq,
+                    created + timedelta(seconds=seq),
+                ),
+            )
+
+
+async def export(pool: Pool, spec: ExportRange, page_size: int = 200) -> list[list[Transcript]]:
+    return [page async for page in transcript_pages(pool, spec, page_size=page_size)]
+
+
+def session_ids(pages: list[list[Transcript]]) -> list[str]:
+    return [t.session["id"] for page in pages for t in page]
+
+
+async def test_export_by_range_takes_sessions_whose_lifetime_overlaps_it(pool: Pool) -> None:
+    await seed(pool, "before", T0 - timedelta(days=3), T0 - timedelta(days=2))
+    await seed(pool, "spanning", T0 - timedelta(days=1), T0 + timedelta(days=3))
+    await seed(pool, "created-inside", T0 + timedelta(hours=1))
+    await seed(pool, "updated-inside", T0 - timedelta(days=1), T0 + timedelta(hours=2))
+    await seed(pool, "after", T0 + timedelta(days=2))
+    pages = await export(pool, ExportRange(T0, T0 + timedelta(days=1)))
+    # Oldest first by creation.
+    assert session_ids(pages) == ["spanning", "updated-inside", "created-inside"]
+    everything = await export(pool, ExportRange())
+    assert session_ids(everything) == [
+        "before",
+        "spanning",
+        "updated-inside",
+        "created-inside",
+        "after",
+    ]
+
+
+async def test_export_by_session(pool: Pool) -> None:
+    for n in range(3):
+        await seed(pool, f"s{n}", T0 + timedelta(minutes=n), messages=n)
+    pages = await export(pool, ExportRange(session_ids=["s2", "s0", "missing"]))
+    assert session_ids(pages) == ["s0", "s2"]
+    assert await export(pool, ExportRange(T0 + timedelta(days=1), session_ids=["s1"])) == []
+
+
+async def test_keyset_pages_cover_equal_timestamps_once_each(pool: Pool) -> None:
+    for n in (4, 1, 3, 0, 2):  # equal created_at: ties are broken by id
+        await seed(pool, f"same-{n}", T0, messages=1)
+    await seed(pool, "later", T0 + timedelta(seconds=1))
+    pages = await export(pool, ExportRange(), page_size=2)
+    assert [len(page) for page in pages] == [2, 2, 2]
+    assert session_ids(pages) == [*(f"same-{n}" for n in range(5)), "later"]
+    assert [len(t.messages) for page in pages for t in page] == [1, 1, 1, 1, 1, 0]
+    exact = await export(pool, ExportRange(), page_size=3)  # a full last page, then an empty one
+    assert [len(page) for page in exact] == [3, 3]
+
+
+async def test_exported_rows_make_the_transcript_shape(pool: Pool) -> None:
+    await seed(pool, "one", T0, T0 + timedelta(minutes=5), messages=3)
+    [[transcript]] = await export(pool, ExportRange(T0, T0 + timedelta(hours=1)))
+    assert "token_hash" not in transcript.session
+    assert transcript_json(transcript.session, transcript.messages) == {
+        "session": {
+            "id": "one",
+            "userId": None,
+            "guestEmail": "ann@example.com",
+            "status": "active",
+            "metadata": {"page": "/cart"},
+            "createdAt": "2026-11-01T10:00:00Z",
+            "updatedAt": "2026-11-01T10:05:00Z",
+            "expiresAt": "2026-11-01T11:05:00Z",
+            "lastSeq": 3,
+        },
+        "messages": [
+            {
+                "id": f"one-m{seq}",
+                "sessionId": "one",
+                "senderType": "user" if seq % 2 else "bot",
+                "content": f"text {seq}",
+                "messageType": "text",
+                "metadata": None,
+                "status": "delivered",
+                "seq": seq,
+                "createdAt": f"2026-11-01T10:00:0{seq}Z",
+            }
+            for seq in (1, 2, 3)
+        ],
+    }
