@@ -12,6 +12,7 @@ import structlog
 import trio
 
 from chatd.app import Ready, ServeOptions, open_database_url, pool_config, prepare_schema, serve
+from chatd.bench.cli import add_bench_command, run_bench
 from chatd.db.embedded import default_state_dir
 from chatd.db.pool import open_pool
 from chatd.errors import ChatdError, ConfigError, DatabaseUnavailable
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Apply pending migrations (safe to run from several processes at once).",
     )
     add_queue_commands(commands)
+    add_bench_command(commands)
     add_ops_commands(commands)
 
     workflow = commands.add_parser(
@@ -109,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "bench":  # a client of some chatd: this one's settings do not apply
+        return run_bench(args)
     try:
         settings = load_settings(args.config)
         if args.command == "serve":

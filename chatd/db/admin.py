@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from chatd.db.pool import Pool
 from chatd.db.queries import query
 
@@ -93,6 +95,17 @@ class AdminStore:
         async with self._pool.connection() as conn:
             cur = await conn.execute(query("admin_dead_letters"), {"limit": limit})
             return await cur.fetchall()
+
+    async def broadcast(self, content: str, metadata_filter: dict[str, Any] | None) -> int:
+        """Store `content` as a system message in every live session matching; how many."""
+        params = {
+            "content": content,
+            "filter": Jsonb(metadata_filter) if metadata_filter is not None else None,
+        }
+        async with self._pool.connection() as conn:
+            row = await (await conn.execute(query("admin_broadcast"), params)).fetchone()
+        assert row is not None  # count(*) always answers
+        return int(row["sessions"])
 
     async def purge_dead_job(self, job_id: str) -> bool:
         """False when there is no such dead letter."""

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, request
 
 from chatd.core.transcript import session_to_wire, transcript_json, transcript_text
-from chatd.core.wire import iso
+from chatd.core.wire import check_content, check_metadata, iso
 from chatd.db.admin import BUCKET_SECONDS, AdminStore, Overview
 from chatd.errors import BadRequest, NotFound, Unauthorized
 from chatd.http.auth import check_operator_token
@@ -40,6 +40,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 class PurgeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     olderThanSeconds: Annotated[float, Field(ge=0, le=MAX_PURGE_AGE_SECONDS)]
+
+
+class BroadcastRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    content: Annotated[str, Field(min_length=1)]
+    metadata: dict[str, Any] | None = None  # only sessions whose metadata contains this
 
 
 def admin_routes(services: Services) -> Blueprint:
@@ -103,6 +109,15 @@ def admin_routes(services: Services) -> Blueprint:
         purged = await services.queue.purge_dead(body.olderThanSeconds)
         log.info("admin_dead_letters_purged", count=purged, older_than=body.olderThanSeconds)
         return {"purged": purged}
+
+    @bp.post("/broadcast")
+    async def broadcast() -> dict[str, Any]:
+        body = await json_body(BroadcastRequest)
+        content = check_content(body.content, services.limits)
+        metadata = check_metadata(body.metadata, services.limits)
+        count = await store.broadcast(content, metadata)
+        log.info("admin_broadcast", sessions=count, filtered=metadata is not None)
+        return {"sessions": count}
 
     @bp.get("/sessions")
     async def sessions() -> dict[str, Any]:

@@ -137,3 +137,22 @@ SELECT id, session_id, sender_type, content, message_type, metadata, status, seq
  WHERE session_id = %(session_id)s
  ORDER BY seq
  LIMIT %(limit)s
+
+-- name: admin_broadcast
+-- An announcement: one system message in every live session whose metadata contains `filter`
+-- (all live sessions when it is null), each with the session's next seq, in one statement. The
+-- triggers notify every chatd process, which pushes it to the clients connected there.
+WITH s AS (
+    UPDATE chat_sessions SET last_seq = last_seq + 1, updated_at = now()
+     WHERE status = 'active' AND expires_at > now()
+       AND (%(filter)s::jsonb IS NULL OR metadata @> %(filter)s::jsonb)
+ RETURNING id, last_seq
+), m AS (
+    INSERT INTO chat_messages (id, session_id, sender_type, content, message_type, metadata,
+                               status, seq)
+    SELECT gen_random_uuid()::text, s.id, 'system', %(content)s, 'text',
+           '{"broadcast": true}'::jsonb, 'delivered', s.last_seq
+      FROM s
+ RETURNING 1
+)
+SELECT count(*) AS sessions FROM m

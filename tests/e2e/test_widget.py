@@ -44,6 +44,8 @@ async def shop(nursery: trio.Nursery, database_url: str) -> AsyncIterator[Pipeli
         websocket={"allowed_origins": SHOP, "heartbeat_interval_seconds": 2},
         chat={"rate_limit_max": 100},
         identity={"secret": IDENTITY_SECRET},
+        # A request the sink holds (typing indicator) must outlast a slow browser step.
+        n8n={"timeout_seconds": 15},
     )
     pipe.sink.behave(Reply("How can I help you today?"))
     yield pipe

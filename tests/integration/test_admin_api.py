@@ -17,6 +17,7 @@ from tests.chat import Session, new_session, send, table_counts
 from tests.conftest import RunningChatd
 from tests.integration.test_delivery import Pipeline, open_pipeline
 from tests.sink import Reply, Status
+from tests.ws import join, open_ws, receive_type
 
 TOKEN = "admin-token-for-the-tests-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -492,3 +493,35 @@ async def test_transcript_as_json_text_and_downloads(admin: Pipeline) -> None:
     assert text_file.text == as_text.text
     for response in (as_json, as_text, json_file, text_file):
         assert response.headers["Cache-Control"] == "no-store"
+
+
+async def test_broadcast_reaches_the_matching_live_sessions_in_real_time(admin: Pipeline) -> None:
+    async with admin.chatd.client() as c:
+        shop = [await new_session(c, metadata={"shop": "berlin"}) for _ in range(2)]
+        other = await new_session(c, metadata={"shop": "paris"})
+    async with open_ws(admin.chatd.url) as ws:
+        await join(ws, shop[0])
+        async with client(admin) as c:
+            sent = await c.post(
+                "/api/admin/broadcast",
+                json={"content": "We close in 10 minutes", "metadata": {"shop": "berlin"}},
+            )
+            assert sent.status_code == 200, sent.text
+            assert sent.json() == {"sessions": 2}
+            for bad in ({}, {"content": ""}, {"content": "x", "metadata": "shop"}, {"x": 1}):
+                refused = await c.post("/api/admin/broadcast", json=bad)
+                assert refused.status_code == 400, bad
+        event = await receive_type(ws, "new_message")
+    assert event["message"]["senderType"] == "system"
+    assert event["message"]["content"] == "We close in 10 minutes"
+    assert event["message"]["metadata"] == {"broadcast": True}
+    async with admin.chatd.client() as c:
+        seen = {
+            s.id: (await c.get(f"/api/chat/messages/{s.id}", headers=s.auth)).json()["messages"]
+            for s in (*shop, other)
+        }
+    assert [len(seen[s.id]) for s in shop] == [1, 1]
+    assert seen[other.id] == []  # another shop's shoppers are not told
+    async with client(admin) as c:
+        everyone = await c.post("/api/admin/broadcast", json={"content": "Hello all"})
+    assert everyone.json() == {"sessions": 3}

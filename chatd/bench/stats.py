@@ -1,0 +1,150 @@
+"""What a bench run counts, and how it reports it: pure, no I/O.
+
+Every message a virtual shopper sends is accounted for: acknowledged or failed (an error by
+kind), and then answered by the bot on the shopper's WebSocket, or lost. A message id seen twice
+on one connection, or more replies than messages, is a duplicate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0))
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile of `values` (need not be sorted); None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
+
+
+def summary_ms(values: Sequence[float]) -> dict[str, float | None]:
+    """{p50, p90, p99, max} of latencies in seconds, in milliseconds (rounded to 0.1)."""
+    ordered = sorted(values)
+    out: dict[str, float | None] = {}
+    for name, q in PERCENTILES:
+        v = percentile(ordered, q)
+        out[name] = None if v is None else round(v * 1000, 1)
+    return out
+
+
+@dataclass
+class Tally:
+    """Running counts, updated by the shoppers (one Trio thread: no locks)."""
+
+    sessions: int = 0
+    sent: int = 0
+    acked: int = 0
+    replies: int = 0
+    duplicated: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    ack_latency: list[float] = field(default_factory=list)  # send -> HTTP answer, seconds
+    reply_latency: list[float] = field(default_factory=list)  # send -> bot reply on WS
+    _last_replies: int = 0
+    _last_at: float = 0.0
+
+    def progress_line(self, elapsed: float) -> str:
+        """One line for the terminal: totals, the reply rate since the last line, latencies."""
+        window = elapsed - self._last_at
+        rate = (self.replies - self._last_replies) / window if window > 0 else 0.0
+        self._last_replies, self._last_at = self.replies, elapsed
+        recent = self.reply_latency[-2000:]
+        p50, p99 = percentile(recent, 0.5), percentile(recent, 0.99)
+        latency = (
+            f"reply p50 {p50 * 1000:.0f} ms p99 {p99 * 1000:.0f} ms"
+            if p50 is not None and p99 is not None
+            else "reply p50 - p99 -"
+        )
+        errors = sum(self.errors.values())
+        return (
+            f"{elapsed:6.1f}s  {self.sessions} sessions  {self.sent} sent  {self.replies} replies"
+            f"  {rate:.0f} replies/s  {latency}  {errors} errors"
+        )
+
+
+@dataclass(frozen=True)
+class Report:
+    scenario: str
+    url: str
+    seconds: float  # from the first shopper's start to the last reply (or the drain's end)
+    sessions: int
+    sent: int
+    acked: int
+    replies: int
+    lost: int
+    duplicated: int
+    errors: dict[str, int]
+    ack_ms: dict[str, float | None]
+    reply_ms: dict[str, float | None]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_tally(
+        cls, scenario: str, url: str, seconds: float, tally: Tally, **extra: Any
+    ) -> Report:
+        return cls(
+            scenario=scenario,
+            url=url,
+            seconds=round(seconds, 3),
+            sessions=tally.sessions,
+            sent=tally.sent,
+            acked=tally.acked,
+            replies=tally.replies,
+            lost=max(0, tally.acked - tally.replies),
+            duplicated=tally.duplicated,
+            errors=dict(sorted(tally.errors.items())),
+            ack_ms=summary_ms(tally.ack_latency),
+            reply_ms=summary_ms(tally.reply_latency),
+            extra=extra,
+        )
+
+    @property
+    def throughput(self) -> float:
+        """Replies per second over the run."""
+        return self.replies / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "url": self.url,
+            "seconds": self.seconds,
+            "sessions": self.sessions,
+            "sent": self.sent,
+            "acked": self.acked,
+            "replies": self.replies,
+            "lost": self.lost,
+            "duplicated": self.duplicated,
+            "errors": self.errors,
+            "throughput": round(self.throughput, 2),
+            "ack_ms": self.ack_ms,
+            "reply_ms": self.reply_ms,
+            **self.extra,
+        }
+
+    def table(self) -> str:
+        def ms(values: dict[str, float | None]) -> str:
+            return "  ".join(
+                f"{name} {'-' if v is None else f'{v:.1f}'}" for name, v in values.items()
+            )
+
+        rows = [
+            ("scenario", f"{self.scenario} against {self.url}"),
+            ("duration", f"{self.seconds:.1f} s"),
+            ("sessions", str(self.sessions)),
+            ("messages sent", f"{self.sent} ({self.acked} acknowledged)"),
+            ("bot replies", f"{self.replies} ({self.throughput:.1f}/s)"),
+            ("lost", str(self.lost)),
+            ("duplicated", str(self.duplicated)),
+            ("errors", ", ".join(f"{k} {v}" for k, v in self.errors.items()) or "none"),
+            ("send -> ack (ms)", ms(self.ack_ms)),
+            ("send -> reply (ms)", ms(self.reply_ms)),
+            *((key, str(value)) for key, value in self.extra.items()),
+        ]
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
