@@ -3,9 +3,6 @@ report matches what the server stored."""
 
 from __future__ import annotations
 
-import json
-import re
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,32 +11,15 @@ import psycopg
 import pytest
 import trio
 
-from tests.benchmarks.server import chatd_process
+from tests.benchmarks.server import bench_sink, chatd_process, run_bench
 
 ADMIN = "bench-admin-token"
-SINK_LISTENING = re.compile(rb"sink listening on (http://\S+)")
 
 
 @pytest.fixture
 async def sink() -> AsyncIterator[str]:
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "chatd", "bench", "--sink", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    )
-    assert process.stdout is not None
-    output = b""
-    try:
-        with trio.fail_after(30):
-            while not (match := SINK_LISTENING.search(output)):
-                chunk = await process.stdout.receive_some()
-                assert chunk, output
-                output += chunk
-        yield match.group(1).decode()
-    finally:
-        process.terminate()
-        with trio.fail_after(10):
-            await process.wait()
+    async with bench_sink() as (url, _process):
+        yield url
 
 
 @pytest.fixture
@@ -51,15 +31,8 @@ async def served(database_url: str, sink: str) -> AsyncIterator[str]:
 
 
 async def bench(*args: str) -> dict[str, Any]:
-    result = await trio.run_process(
-        [sys.executable, "-m", "chatd", "bench", *args, "--json"],
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr.decode()[-3000:]
-    report: dict[str, Any] = json.loads(result.stdout.decode().strip().splitlines()[-1])
-    assert "bot replies" in result.stderr.decode()  # the table, on stderr with --json
+    report, stderr = await run_bench(*args)
+    assert "bot replies" in stderr  # the table, on stderr with --json
     return report
 
 
