@@ -31,11 +31,12 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import trio
+
+from chatd.bench.sink import SinkConfig, SinkStats, serve_sink
 
 LISTENING = re.compile(rb"fastsink listening on (http://\S+)")
 DEFAULT_BODY = '{"output":"ok"}'
@@ -44,64 +45,19 @@ DEFAULT_BODY = '{"output":"ok"}'
 # --- the server ---------------------------------------------------------------------------------
 
 
-def _response(body: bytes) -> bytes:
-    head = (
-        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-def _content_length(head: bytes) -> int:
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return int(value)
-    return 0
-
-
 async def _serve(body: bytes) -> None:
-    response = _response(body)
-    stats = {"requests": 0, "first": 0.0, "last": 0.0}
-
-    async def connection(stream: trio.SocketStream) -> None:
-        buffer = b""
-        try:
-            async with stream:
-                while True:
-                    end = buffer.find(b"\r\n\r\n")
-                    while end < 0:
-                        chunk = await stream.receive_some(65536)
-                        if not chunk:
-                            return
-                        buffer += chunk
-                        end = buffer.find(b"\r\n\r\n")
-                    total = end + 4 + _content_length(buffer[:end])
-                    while len(buffer) < total:
-                        chunk = await stream.receive_some(65536)
-                        if not chunk:
-                            return
-                        buffer += chunk
-                    buffer = buffer[total:]
-                    now = time.perf_counter()
-                    if not stats["requests"]:
-                        stats["first"] = now
-                    stats["last"] = now
-                    stats["requests"] += 1
-                    await stream.send_all(response)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-
+    """chatd bench's sink (chatd/bench/sink.py), answering `body`, until SIGTERM/SIGINT."""
+    stats = SinkStats()
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
-            listeners = await nursery.start(
-                partial(trio.serve_tcp, connection, 0, host="127.0.0.1")
+            url = await nursery.start(
+                partial(serve_sink, "127.0.0.1", 0, SinkConfig(body=body), stats)
             )
-            port = listeners[0].socket.getsockname()[1]
-            print(f"fastsink listening on http://127.0.0.1:{port}", flush=True)
+            print(f"fastsink listening on {url}", flush=True)
             async for _ in signals:
                 break
             nursery.cancel_scope.cancel()
-    print(json.dumps(stats), flush=True)
+    print(json.dumps({"requests": stats.requests, "first": stats.first, "last": stats.last}))
 
 
 # --- the baseline client ------------------------------------------------------------------------
@@ -175,13 +131,6 @@ async def _post(url: str, concurrency: int, seconds: float, body_size: int) -> N
 
 
 # --- from a Trio test ---------------------------------------------------------------------------
-
-
-@dataclass
-class SinkStats:
-    requests: int
-    first: float
-    last: float
 
 
 class FastSink:
