@@ -25,8 +25,6 @@ the actors and the LISTEN connection stop, the pool closes, the embedded Postgre
 
 from __future__ import annotations
 
-import logging
-import os
 import random
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -37,13 +35,19 @@ from pathlib import Path
 
 import structlog
 import trio
-from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from chatd.actors.registry import SessionRegistry
 from chatd.actors.session import SessionActor, SessionActorConfig, SessionCommand
+from chatd.component_config import (
+    allowed_origins,
+    dispatch_config,
+    hypercorn_config,
+    metrics_hypercorn_config,
+    pool_config,
+    sender_config,
+)
 from chatd.core.backoff import exponential_backoff
-from chatd.core.frames import normalize_origin
 from chatd.core.ratelimit import ConnectionLimit, KeyedLimiter
 from chatd.db.embedded import Cluster, open_embedded_postgres, running_url
 from chatd.db.listen import Listener
@@ -60,10 +64,10 @@ from chatd.http.services import Services
 from chatd.ops.alerter import run_alerts
 from chatd.ops.maintenance import run_maintenance
 from chatd.ops.metrics import Metrics
-from chatd.ops.sd_notify import Notifier, activation_binds
+from chatd.ops.sd_notify import Notifier
 from chatd.ops.status import run_status
-from chatd.queue.dispatcher import DispatchConfig, Dispatcher
-from chatd.queue.sender import SenderConfig, open_sender
+from chatd.queue.dispatcher import Dispatcher
+from chatd.queue.sender import open_sender
 from chatd.realtime.hub import Hub
 from chatd.realtime.router import EventRouter
 from chatd.settings import Settings, reload_settings
@@ -111,19 +115,6 @@ async def open_database_url(
         return
     async with open_embedded_postgres(Cluster(state_dir)) as url:
         yield url, "embedded"
-
-
-def pool_config(settings: Settings, url: str) -> PoolConfig:
-    db = settings.database
-    return PoolConfig(
-        url,
-        db.pool_min_size,
-        db.pool_max_size,
-        db.connect_timeout_seconds,
-        db.acquire_timeout_seconds,
-        db.statement_timeout_ms,
-        db.idle_in_transaction_timeout_ms,
-    )
 
 
 async def wait_for_database(config: PoolConfig, notifier: Notifier) -> None:
@@ -204,64 +195,6 @@ def build_services(settings: Settings, pool: Pool) -> Services:
     )
     metrics.attach(services)
     return services
-
-
-def dispatch_config(settings: Settings, base_url: str) -> DispatchConfig:
-    """`base_url`: how n8n reaches us (public_url, else the address we bound)."""
-    n8n, queue = settings.n8n, settings.queue
-    return DispatchConfig(
-        target_url=n8n.webhook_url or f"{base_url}{DEMO_WEBHOOK_PATH}",
-        concurrency=queue.concurrency,
-        lease_seconds=queue.lease_seconds,
-        poll_interval=queue.poll_interval_seconds,
-        retry_base_delay=queue.retry_base_delay_seconds,
-        retry_max_delay=queue.retry_max_delay_seconds,
-        callback_url=f"{base_url}/api/chat/webhook",
-        mode=n8n.mode,
-        secrets=n8n.secrets,
-        fallback_reply=n8n.fallback_reply,
-        max_reply_length=n8n.max_reply_length,
-        grace_seconds=settings.server.shutdown_grace_seconds,
-    )
-
-
-def sender_config(settings: Settings) -> SenderConfig:
-    n8n = settings.n8n
-    return SenderConfig(
-        n8n.timeout_seconds,
-        n8n.connect_timeout_seconds,
-        n8n.max_response_bytes,
-        max_connections=max(8, settings.queue.concurrency * 2),
-    )
-
-
-def hypercorn_config(settings: Settings) -> HypercornConfig:
-    config = HypercornConfig()
-    # systemd/chatd.socket may hand us the listening socket (socket activation).
-    activated = activation_binds(os.environ, os.getpid())
-    config.bind = activated or [f"{settings.server.host}:{settings.server.port}"]
-    config.graceful_timeout = settings.server.shutdown_grace_seconds
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")  # one handler: ours (chatd/logs.py)
-    config.websocket_max_message_size = settings.websocket.max_frame_bytes  # larger: close 1009
-    return config
-
-
-def metrics_hypercorn_config(settings: Settings) -> HypercornConfig:
-    config = hypercorn_config(settings)
-    config.bind = [settings.metrics.listen]
-    return config
-
-
-def allowed_origins(settings: Settings, urls: list[str]) -> tuple[str, ...]:
-    """The configured allow-list, else this server's own public origin(s)."""
-    if settings.websocket.origins:
-        configured = settings.websocket.origins
-    elif settings.server.public_url:
-        configured = (settings.server.public_url,)
-    else:
-        configured = tuple(urls)
-    return tuple(o for o in map(normalize_origin, configured) if o is not None)
 
 
 async def run_services(

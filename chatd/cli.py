@@ -11,8 +11,9 @@ from pathlib import Path
 import structlog
 import trio
 
-from chatd.app import Ready, ServeOptions, open_database_url, pool_config, prepare_schema, serve
+from chatd.app import Ready, ServeOptions, open_database_url, prepare_schema, serve
 from chatd.bench.cli import add_bench_command, run_bench
+from chatd.component_config import pool_config
 from chatd.db.embedded import default_state_dir
 from chatd.db.pool import open_pool
 from chatd.errors import ChatdError, ConfigError, DatabaseUnavailable

@@ -4,7 +4,7 @@
         Serves, on 127.0.0.1, one WebSocket route `/ws` that accepts and echoes every text frame
         back, and `POST /broadcast` that sends its body as one text frame to every open `/ws`
         connection, one after the other, and answers {"sent": N}. Hypercorn is configured as
-        chatd configures it (chatd/app.py hypercorn_config: default backlog, no access log).
+        chatd configures it (chatd/component_config.py hypercorn_config: default backlog, no access log).
         Prints "wsbare listening on ws://127.0.0.1:PORT/ws" on stdout; stops on SIGTERM/SIGINT.
 
 The echo is both baselines: idle connections (RSS per connection, a heartbeat being one echoed

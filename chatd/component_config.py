@@ -1,0 +1,87 @@
+"""Settings turned into each component's own config (pool, dispatcher, sender, HTTP servers)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from hypercorn.config import Config as HypercornConfig
+
+from chatd.core.frames import normalize_origin
+from chatd.db.pool import PoolConfig
+from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
+from chatd.ops.sd_notify import activation_binds
+from chatd.queue.dispatcher import DispatchConfig
+from chatd.queue.sender import SenderConfig
+from chatd.settings import Settings
+
+
+def pool_config(settings: Settings, url: str) -> PoolConfig:
+    db = settings.database
+    return PoolConfig(
+        url,
+        db.pool_min_size,
+        db.pool_max_size,
+        db.connect_timeout_seconds,
+        db.acquire_timeout_seconds,
+        db.statement_timeout_ms,
+        db.idle_in_transaction_timeout_ms,
+    )
+
+
+def dispatch_config(settings: Settings, base_url: str) -> DispatchConfig:
+    """`base_url`: how n8n reaches us (public_url, else the address we bound)."""
+    n8n, queue = settings.n8n, settings.queue
+    return DispatchConfig(
+        target_url=n8n.webhook_url or f"{base_url}{DEMO_WEBHOOK_PATH}",
+        concurrency=queue.concurrency,
+        lease_seconds=queue.lease_seconds,
+        poll_interval=queue.poll_interval_seconds,
+        retry_base_delay=queue.retry_base_delay_seconds,
+        retry_max_delay=queue.retry_max_delay_seconds,
+        callback_url=f"{base_url}/api/chat/webhook",
+        mode=n8n.mode,
+        secrets=n8n.secrets,
+        fallback_reply=n8n.fallback_reply,
+        max_reply_length=n8n.max_reply_length,
+        grace_seconds=settings.server.shutdown_grace_seconds,
+    )
+
+
+def sender_config(settings: Settings) -> SenderConfig:
+    n8n = settings.n8n
+    return SenderConfig(
+        n8n.timeout_seconds,
+        n8n.connect_timeout_seconds,
+        n8n.max_response_bytes,
+        max_connections=max(8, settings.queue.concurrency * 2),
+    )
+
+
+def hypercorn_config(settings: Settings) -> HypercornConfig:
+    config = HypercornConfig()
+    # systemd/chatd.socket may hand us the listening socket (socket activation).
+    activated = activation_binds(os.environ, os.getpid())
+    config.bind = activated or [f"{settings.server.host}:{settings.server.port}"]
+    config.graceful_timeout = settings.server.shutdown_grace_seconds
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")  # one handler: ours (chatd/logs.py)
+    config.websocket_max_message_size = settings.websocket.max_frame_bytes  # larger: close 1009
+    return config
+
+
+def metrics_hypercorn_config(settings: Settings) -> HypercornConfig:
+    config = hypercorn_config(settings)
+    config.bind = [settings.metrics.listen]
+    return config
+
+
+def allowed_origins(settings: Settings, urls: list[str]) -> tuple[str, ...]:
+    """The configured allow-list, else this server's own public origin(s)."""
+    if settings.websocket.origins:
+        configured = settings.websocket.origins
+    elif settings.server.public_url:
+        configured = (settings.server.public_url,)
+    else:
+        configured = tuple(urls)
+    return tuple(o for o in map(normalize_origin, configured) if o is not None)
