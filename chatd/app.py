@@ -67,7 +67,7 @@ from chatd.ops.metrics import Metrics
 from chatd.ops.sd_notify import Notifier
 from chatd.ops.status import run_status
 from chatd.queue.dispatcher import Dispatcher
-from chatd.queue.sender import open_sender
+from chatd.queue.sender import open_senders
 from chatd.realtime.hub import Hub
 from chatd.realtime.router import EventRouter
 from chatd.settings import Settings, reload_settings
@@ -211,7 +211,11 @@ async def run_services(
     notifier = notifier or Notifier(None)
     settings = services.settings
     router = EventRouter(services.hub, services.messages)
-    async with open_sender(sender_config(settings)) as sender, trio.open_nursery() as background:
+    # An empty webhook_url is the built-in demo bot on our own port: local, so no proxy.
+    to_n8n = open_senders(
+        sender_config(settings), settings.n8n.webhook_url, settings.queue.concurrency
+    )
+    async with to_n8n as senders, trio.open_nursery() as background:
         await background.start(services.registry.run)
         await background.start(router.run)
         await background.start(
@@ -248,7 +252,7 @@ async def run_services(
                 log.info("metrics_listening", urls=services.metrics_urls)
             base_url = settings.server.public_url.rstrip("/") or urls[0]
             dispatcher = Dispatcher(
-                services.queue, sender, services.registry, dispatch_config(settings, base_url)
+                services.queue, senders, services.registry, dispatch_config(settings, base_url)
             )
             dispatch = settings.queue.dispatch
 

@@ -50,12 +50,7 @@ def dispatch_config(settings: Settings, base_url: str) -> DispatchConfig:
 
 def sender_config(settings: Settings) -> SenderConfig:
     n8n = settings.n8n
-    return SenderConfig(
-        n8n.timeout_seconds,
-        n8n.connect_timeout_seconds,
-        n8n.max_response_bytes,
-        max_connections=max(8, settings.queue.concurrency * 2),
-    )
+    return SenderConfig(n8n.timeout_seconds, n8n.connect_timeout_seconds, n8n.max_response_bytes)
 
 
 def hypercorn_config(settings: Settings) -> HypercornConfig:

@@ -13,6 +13,7 @@ import random
 import socket
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -75,12 +76,16 @@ class Dispatcher:
     def __init__(
         self,
         store: QueueStore,
-        sender: WebhookSender,
+        senders: Sequence[WebhookSender],  # one per worker (config.concurrency)
         registry: SessionRegistry[SessionCommand],
         config: DispatchConfig,
     ) -> None:
+        if len(senders) != config.concurrency:
+            raise ValueError(
+                f"{config.concurrency} workers need as many senders, got {len(senders)}"
+            )
         self._store = store
-        self._sender = sender
+        self._senders = senders
         self._registry = registry
         self._config = config
         # Wake-up tokens: one per hint is enough, since a worker that finds a job claims again
@@ -114,6 +119,7 @@ class Dispatcher:
 
     async def _work(self, stop: trio.Event, n: int) -> None:
         worker = f"{self._worker}/{n}"
+        sender = self._senders[n]
         while not stop.is_set():
             try:
                 job = await self._store.claim(worker, self._config.lease_seconds)
@@ -121,7 +127,7 @@ class Dispatcher:
                 log.warning("dispatch_claim_failed", error=str(exc))
                 job = None
             if job is not None:
-                await self._deliver(job)
+                await self._deliver(job, sender)
                 continue
             with trio.move_on_after(self._config.poll_interval):
                 await self._wake_receive.receive()
@@ -147,7 +153,7 @@ class Dispatcher:
             with trio.move_on_after(period):
                 await stop.wait()
 
-    async def _deliver(self, job: Job) -> None:
+    async def _deliver(self, job: Job, sender: WebhookSender) -> None:
         bound = log.bind(
             session_id=job.session_id,
             message_id=job.message_id,
@@ -156,7 +162,7 @@ class Dispatcher:
         )
         self.statistics.in_flight += 1
         try:
-            attempt = await self._call(job)
+            attempt = await self._call(job, sender)
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
                 try:
@@ -186,7 +192,7 @@ class Dispatcher:
                 bound.warning("dispatch_settle_failed", error=str(exc))
         bound.error("dispatch_settle_abandoned", rescue_after_seconds=self._config.lease_seconds)
 
-    async def _call(self, job: Job) -> Attempt:
+    async def _call(self, job: Job, sender: WebhookSender) -> Attempt:
         body = json.dumps(self._body(job), separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json",
@@ -196,7 +202,7 @@ class Dispatcher:
         if self._config.secrets:
             headers["X-Webhook-Secret"] = self._config.secrets[0]
             headers.update(sign_headers(self._config.secrets, job.id, int(time.time()), body))
-        return await self._sender.post(self._config.target_url, body, headers)
+        return await sender.post(self._config.target_url, body, headers)
 
     def _body(self, job: Job) -> dict[str, Any]:
         payload = {**job.payload, "callbackUrl": self._config.callback_url, "deliveryId": job.id}

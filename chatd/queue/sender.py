@@ -8,9 +8,11 @@ sent again at once on a fresh connection and does not count as a failed attempt.
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 import trio
@@ -34,13 +36,23 @@ class SenderConfig:
     timeout: float = 10.0
     connect_timeout: float = 5.0
     max_body_bytes: int = 1 << 20
-    max_connections: int = 64
 
 
 class WebhookSender:
-    def __init__(self, client: httpx.AsyncClient, config: SenderConfig) -> None:
-        self._client = client
+    """One dispatcher worker's door to n8n, over its own keep-alive connection.
+
+    The worker has one request in flight at a time, so one connection is all its pool holds:
+    httpcore's pool scans every connection it keeps on each request (a poll() per idle one).
+    Requests go straight to the httpx transport; the client layers above it (cookies, auth,
+    redirects, default headers) are what a webhook call must not have, and cost a third of
+    each call.
+    """
+
+    def __init__(self, transport: httpx.AsyncHTTPTransport, config: SenderConfig) -> None:
+        self._transport = transport
         self._config = config
+        self._timeouts = httpx.Timeout(config.timeout, connect=config.connect_timeout).as_dict()
+        self._url_text, self._url = "", httpx.URL()  # the target, parsed once
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Attempt:
         started = time.perf_counter()
@@ -61,8 +73,12 @@ class WebhookSender:
     async def _post_once(
         self, url: str, body: bytes, headers: Mapping[str, str], started: float
     ) -> Attempt:
-        request = self._client.build_request("POST", url, content=body, headers=dict(headers))
-        response = await self._client.send(request, stream=True, follow_redirects=False)
+        if url != self._url_text:
+            self._url_text, self._url = url, httpx.URL(url)
+        request = httpx.Request(
+            "POST", self._url, content=body, headers=headers, extensions={"timeout": self._timeouts}
+        )
+        response = await self._transport.handle_async_request(request)
         cap = self._config.max_body_bytes
         chunks: list[bytes] = []
         size = 0
@@ -90,13 +106,30 @@ class WebhookSender:
         )
 
 
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) names for `url`, if any."""
+    parts = urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy is None or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
+
+
 @asynccontextmanager
-async def open_sender(config: SenderConfig) -> AsyncIterator[WebhookSender]:
+async def open_senders(
+    config: SenderConfig, url: str, count: int
+) -> AsyncIterator[list[WebhookSender]]:
+    """`count` senders to `url` (one per dispatcher worker), closed together on the way out."""
     limits = httpx.Limits(
-        max_connections=config.max_connections,
-        max_keepalive_connections=config.max_connections,
+        max_connections=1,
+        max_keepalive_connections=1,
         keepalive_expiry=4.0,  # below n8n's ~5 s idle close, so we rarely reuse a dying socket
     )
-    timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout)
-    async with httpx.AsyncClient(limits=limits, timeout=timeout, follow_redirects=False) as client:
-        yield WebhookSender(client, config)
+    tls = httpx.create_ssl_context()  # loading the CA bundle once, not per connection pool
+    async with AsyncExitStack() as stack:
+        senders = []
+        for _ in range(count):
+            transport = httpx.AsyncHTTPTransport(verify=tls, limits=limits, proxy=proxy_for(url))
+            await stack.enter_async_context(transport)
+            senders.append(WebhookSender(transport, config))
+        yield senders

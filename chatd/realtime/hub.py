@@ -68,36 +68,32 @@ class Event:
 
 
 class Subscriber:
-    __slots__ = ("_events", "_wake", "closing", "id", "limit", "overflowed")
+    __slots__ = ("_bot_quiet", "_events", "_wake", "closing", "id", "limit", "overflowed")
 
     def __init__(self, subscriber_id: str, limit: int) -> None:
         self.id = subscriber_id
         self.limit = limit
         self.overflowed = False
         self.closing = False
+        self._bot_quiet = False  # the last bot-typing news this client got: the bot stopped
         self._events: deque[Event] = deque()
         self._wake: trio.Event | None = None
 
     def put(self, event: Event) -> None:
         if self.overflowed or (event.origin and event.origin == self.id):
             return
-        if self._redundant(event):
-            return  # one frame fewer per reply
+        if event.ends_bot_typing:
+            if self._bot_quiet and event.type == "bot_typing":
+                return  # the client already knows (a reply came): one frame fewer per reply
+            self._bot_quiet = True
+        elif event.type == "bot_typing":
+            self._bot_quiet = False
         if len(self._events) >= self.limit:
             self.overflowed = True
             self._events.clear()  # nothing more will be sent from it: free the memory now
         else:
             self._events.append(event)
         self._wakeup()
-
-    def _redundant(self, event: Event) -> bool:
-        """A `bot_typing` false right behind a reply (or another false): the client knows."""
-        return (
-            event.type == "bot_typing"
-            and event.ends_bot_typing
-            and bool(self._events)
-            and self._events[-1].ends_bot_typing
-        )
 
     def close(self) -> None:
         self.closing = True
@@ -161,6 +157,12 @@ class Hub:
 
     def has(self, session_id: str) -> bool:
         return session_id in self._feeds
+
+    def published(self, session_id: str, seq: int) -> bool:
+        """True if message `seq` of the session has been published here already (or is moot:
+        no local clients), so a notification of it needs no read."""
+        feed = self._feeds.get(session_id)
+        return feed is None or seq <= feed.last_seq
 
     def last_seqs(self) -> dict[str, int]:
         """Each session with local clients, and the highest seq published to it."""

@@ -81,6 +81,10 @@ class EventRouter:
             note = parse_notification(payload)
             if note is None:
                 log.warning("events_bad_notification", payload=payload[:200])
+            elif note["type"] == "new_message":
+                # Most were published by this process's actor already: those need no read.
+                if not self._hub.published(note["sessionId"], note["seq"]):
+                    notes.append(note)
             elif self._hub.has(note["sessionId"]):
                 notes.append(note)
         ids = [note["messageId"] for note in notes if note["type"] == "new_message"]
@@ -117,6 +121,8 @@ def parse_notification(payload: str) -> dict[str, Any] | None:
         return None
     if not isinstance(note.get("sessionId"), str):
         return None
-    if note["type"] == "new_message" and not isinstance(note.get("messageId"), str):
+    if note["type"] == "new_message" and not (
+        isinstance(note.get("messageId"), str) and type(note.get("seq")) is int
+    ):
         return None
     return note

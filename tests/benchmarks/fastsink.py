@@ -8,8 +8,8 @@
         time.perf_counter(), CLOCK_MONOTONIC, comparable across processes on Linux).
 
     python -m tests.benchmarks.fastsink post URL --concurrency C --seconds S --body-size B
-        The baseline: chatd's own sender (chatd.queue.sender.open_sender with the SenderConfig
-        chatd builds for queue.concurrency = C; the same headers as the dispatcher) POSTing a
+        The baseline: chatd's own senders (chatd.queue.sender.open_senders as chatd opens them
+        for queue.concurrency = C, one per task; the same headers as the dispatcher) POSTing a
         B-byte JSON body back to back from C tasks for S seconds. Prints one JSON line
         {"requests": N, "seconds": T, "cpu": CPU seconds of the client over T, "errors": E,
         "statuses": {...}}.
@@ -83,21 +83,21 @@ def payload_of_size(size: int) -> bytes:
 
 
 async def _post(url: str, concurrency: int, seconds: float, body_size: int) -> None:
-    from chatd.queue.sender import SenderConfig, open_sender
+    from chatd.queue.sender import SenderConfig, WebhookSender, open_senders
 
-    # Exactly what chatd.app.sender_config builds from the default [n8n] settings.
-    config = SenderConfig(10.0, 5.0, 1 << 20, max_connections=max(8, concurrency * 2))
+    # Exactly what chatd.app builds from the default [n8n] settings: one sender per worker.
+    config = SenderConfig(10.0, 5.0, 1 << 20)
     body = payload_of_size(body_size)
     headers = {"Content-Type": "application/json", "User-Agent": "chatd", "X-Chatd-Attempt": "1"}
     statuses: dict[str, int] = {}
     errors = 0
     done = 0
-    async with open_sender(config) as sender:
-        for _ in range(concurrency):  # warm the connections, as a running chatd has them
+    async with open_senders(config, url, concurrency) as senders:
+        for sender in senders:  # warm the connections, as a running chatd has them
             await sender.post(url, body, headers)
         stop = False
 
-        async def worker() -> None:
+        async def worker(sender: WebhookSender) -> None:
             nonlocal done, errors
             while not stop:
                 attempt = await sender.post(url, body, headers)
@@ -109,8 +109,8 @@ async def _post(url: str, concurrency: int, seconds: float, body_size: int) -> N
                 done += 1
 
         async with trio.open_nursery() as nursery:
-            for _ in range(concurrency):
-                nursery.start_soon(worker)
+            for sender in senders:
+                nursery.start_soon(worker, sender)
             started, cpu = time.perf_counter(), time.process_time()
             await trio.sleep(seconds)
             counted, elapsed = done, time.perf_counter() - started

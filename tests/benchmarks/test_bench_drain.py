@@ -12,7 +12,7 @@ with the same concurrency, measured in the same run.
 - The sink is tests/benchmarks/fastsink.py in its own process: a raw-socket keep-alive server
   answering every POST with {"output":"ok"}, a valid n8n reply, so each job takes chatd's full
   path (claim, POST, parse the reply, store it through the session actor, settle the job).
-- The baseline is chatd's own sender (open_sender with the SenderConfig chatd builds for that
+- The baseline is chatd's own senders (open_senders as chatd opens them for that
   concurrency) in its own process: `concurrency` tasks POSTing back to back for 5 s. It is
   measured before chatd starts and again after the drain; the ratio uses their mean.
 - The drain is timed from the first poll after chatd is listening (its dispatchers start just

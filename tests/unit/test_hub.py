@@ -62,6 +62,28 @@ async def test_a_typing_false_right_behind_a_reply_is_not_queued() -> None:
     assert await kinds(subscriber) == [("bot_typing", True), ("new_message", 1)]
 
 
+async def test_a_typing_false_after_a_reply_already_sent_is_not_sent_again() -> None:
+    hub = Hub()
+    subscriber = subscribed(hub)
+    hub.publish(SESSION, typing(True))
+    hub.publish_message(row(1))
+    assert await kinds(subscriber) == [("bot_typing", True), ("new_message", 1)]
+    hub.publish(SESSION, typing(False))  # the reply's own notification, routed later
+    hub.publish_message(row(2, "user"))
+    assert await kinds(subscriber) == [("new_message", 2)]
+    hub.publish(SESSION, typing(True))  # a stale true still reaches it, so its false does too
+    hub.publish(SESSION, typing(False))
+    assert await kinds(subscriber) == [("bot_typing", True), ("bot_typing", False)]
+
+
+def test_published_tells_which_notifications_need_a_read() -> None:
+    hub = Hub()
+    assert hub.published(SESSION, 1)  # no local clients: nothing to read
+    subscribed(hub)
+    hub.publish_message(row(2))
+    assert [hub.published(SESSION, seq) for seq in (1, 2, 3)] == [True, True, False]
+
+
 @pytest.mark.parametrize("before", ["user message", "typing true", "nothing"])
 async def test_a_typing_false_after_anything_else_is_sent(before: str) -> None:
     hub = Hub()

@@ -29,7 +29,9 @@ def test_the_triggers_payloads_are_accepted() -> None:
         '{"type": "bot_typing"}',
         '{"type": "bot_typing", "sessionId": ["s"]}',
         '{"type": "new_message", "sessionId": "s"}',
-        '{"type": "new_message", "sessionId": "s", "messageId": 5}',
+        '{"type": "new_message", "sessionId": "s", "messageId": 5, "seq": 1}',
+        '{"type": "new_message", "sessionId": "s", "messageId": "m"}',
+        '{"type": "new_message", "sessionId": "s", "messageId": "m", "seq": "1"}',
     ],
 )
 def test_anything_else_is_refused(payload: str) -> None:
