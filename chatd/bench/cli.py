@@ -9,9 +9,9 @@ import sys
 from functools import partial
 from typing import Any
 
-import httpx
 import trio
 
+from chatd.bench.http import open_http_clients
 from chatd.bench.scenarios import conversation, idle, parse_phases, throughput
 from chatd.bench.shopper import Target
 from chatd.bench.sink import SinkConfig, SinkStats, serve_sink
@@ -128,14 +128,11 @@ def run_bench(args: argparse.Namespace) -> int:
 
 async def _load(args: argparse.Namespace, target: Target, phases: Any) -> Report:
     tally = Tally()
-    limits = httpx.Limits(
-        max_connections=args.connections, max_keepalive_connections=args.connections
-    )
     extra: dict[str, Any] = {"run_id": target.run_id}
-    async with (
-        httpx.AsyncClient(base_url=target.url, limits=limits, timeout=args.reply_timeout) as http,
-        trio.open_nursery() as nursery,
-    ):
+    clients = open_http_clients(
+        target.url, connections=args.connections, request_seconds=args.reply_timeout
+    )
+    async with clients as http, trio.open_nursery() as nursery:
         started = trio.current_time()
         nursery.start_soon(_progress, tally, started)
         match args.scenario:

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import trio
 
+from chatd.bench.http import HttpClients
 from chatd.bench.shopper import Shopper, Target, one_shopper
 from chatd.bench.stats import Tally, summary_ms
 
@@ -48,7 +48,7 @@ def parse_phases(text: str) -> list[Phase]:
 
 async def conversation(
     target: Target,
-    http: httpx.AsyncClient,
+    http: HttpClients,
     tally: Tally,
     phases: Sequence[Phase],
     *,
@@ -77,7 +77,7 @@ async def conversation(
 
 async def throughput(
     target: Target,
-    http: httpx.AsyncClient,
+    http: HttpClients,
     tally: Tally,
     *,
     concurrency: int,
@@ -104,7 +104,7 @@ async def throughput(
 
 async def idle(
     target: Target,
-    http: httpx.AsyncClient,
+    http: HttpClients,
     tally: Tally,
     *,
     sessions: int,
@@ -154,11 +154,12 @@ async def idle(
         await trio.sleep(seconds)  # idle: only heartbeats
         if admin_token:
             sent_at = time.perf_counter()
-            response = await http.post(
-                "/api/admin/broadcast",
-                json={"content": "bench broadcast", "metadata": {"bench": target.run_id}},
-                headers={"Authorization": f"Bearer {admin_token}"},
-            )
+            async with http.client() as client:
+                response = await client.post(
+                    "/api/admin/broadcast",
+                    json={"content": "bench broadcast", "metadata": {"bench": target.run_id}},
+                    headers={"Authorization": f"Bearer {admin_token}"},
+                )
             if response.status_code != 200:
                 tally.errors[f"broadcast_http_{response.status_code}"] += 1
             else:

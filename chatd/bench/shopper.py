@@ -28,6 +28,7 @@ from trio_websocket import (
     wrap_client_stream,
 )
 
+from chatd.bench.http import HttpClients
 from chatd.bench.stats import Tally
 
 
@@ -101,7 +102,7 @@ class Shopper:
     def __init__(
         self,
         target: Target,
-        http: httpx.AsyncClient,
+        http: HttpClients,
         tally: Tally,
         handshakes: trio.Semaphore | None = None,  # bounds concurrent joins (accept backlog)
     ) -> None:
@@ -179,7 +180,8 @@ class Shopper:
         if path.endswith("/send"):
             self._tally.sent += 1
         try:
-            response = await self._http.post(path, json=body, headers=headers)
+            async with self._http.client() as client:
+                response = await client.post(path, json=body, headers=headers)
         except httpx.HTTPError as exc:
             self._fail(exc)
         if response.status_code != 200:
