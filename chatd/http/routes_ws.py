@@ -89,6 +89,9 @@ class Connection:
         self._id = services.connection_id()
         self._session_id: str | None = None
         self._token_hash = b""
+        # When a frame last went out: a `heartbeat` is due only after an interval without any
+        # (a pong or an event tells the client the connection is alive as well).
+        self._last_sent = trio.current_time()
 
     async def run(self) -> None:
         try:
@@ -159,10 +162,10 @@ class Connection:
                 nursery.start_soon(self._write, stream)
 
     async def _write(self, stream: SessionStream) -> None:
-        quiet_since = trio.current_time()
         while True:
             try:
-                events = await stream.next(max_wait=self._interval)
+                due = self._last_sent + self._interval - trio.current_time()
+                events = await stream.next(max_wait=max(0.0, due))
             except SlowConsumer:
                 raise _Close(
                     CloseCode.SLOW_CONSUMER, "too many events waiting; reconnect with lastSeq"
@@ -174,13 +177,9 @@ class Connection:
             except DatabaseUnavailable:
                 raise _Close(CloseCode.INTERNAL_ERROR, "database unavailable; retry") from None
             for event in events:
-                await _send_text(event.text)
-            now = trio.current_time()
-            if events:
-                quiet_since = now
-            elif now - quiet_since >= self._interval:
+                await self._send_text(event.text)
+            if trio.current_time() - self._last_sent >= self._interval:
                 await self._send({"type": "heartbeat", "ts": int(time.time() * 1000)})
-                quiet_since = now
 
     async def _read(self) -> None:
         while True:
@@ -266,14 +265,14 @@ class Connection:
             )
 
     async def _send(self, event: dict[str, Any]) -> None:
-        await _send_text(encode_event(event))
+        await self._send_text(encode_event(event))
 
-
-async def _send_text(text: str) -> None:
-    """One whole frame: cancelling a send midway would leave half a frame on the socket and
-    the close frame behind it unreadable, so the reader closing the connection waits for it."""
-    with trio.CancelScope(shield=True) as scope:
-        scope.relative_deadline = SEND_TIMEOUT
-        await websocket.send(text)
-    if scope.cancelled_caught:
-        raise _Close(CloseCode.SLOW_CONSUMER, "the connection stopped reading")
+    async def _send_text(self, text: str) -> None:
+        """One whole frame: cancelling a send midway would leave half a frame on the socket and
+        the close frame behind it unreadable, so the reader closing the connection waits for it."""
+        with trio.CancelScope(shield=True) as scope:
+            scope.relative_deadline = SEND_TIMEOUT
+            await websocket.send(text)
+        if scope.cancelled_caught:
+            raise _Close(CloseCode.SLOW_CONSUMER, "the connection stopped reading")
+        self._last_sent = trio.current_time()

@@ -218,6 +218,23 @@ async def test_a_client_that_pings_stays(chatd: RunningChatd) -> None:
         assert (await receive_type(ws, "pong"))["type"] == "pong"
 
 
+async def test_pongs_stand_in_for_heartbeats(chatd: RunningChatd) -> None:
+    """Any frame the server sends shows the connection is alive: a client pinging well within
+    the 0.5 s interval hears pongs, not heartbeats besides (one every 0.5 s without them)."""
+    session = await make_session(chatd)
+    frames: list[str] = []
+    async with open_ws(chatd.url) as ws:
+        await join(ws, session)
+        end = trio.current_time() + 2.0
+        while trio.current_time() < end:
+            await send(ws, {"type": "ping"})
+            with trio.move_on_after(0.15):
+                while True:
+                    frames.append(json.loads(await ws.get_message())["type"])
+    assert frames.count("pong") >= 5
+    assert frames.count("heartbeat") <= 1  # a stalled ping under load, at most
+
+
 async def test_slow_consumer_is_closed_and_resumes_without_loss(
     database_url: str, chatd: RunningChatd
 ) -> None:
