@@ -88,7 +88,10 @@ def add_bench_command(commands: Any) -> None:
         help="a reply later than this counts as lost (seconds, default 30)",
     )
     bench.add_argument(
-        "--connections", type=_count, default=100, help="HTTP connections to the target"
+        "--connections",
+        type=_count,
+        default=100,
+        help="HTTP connections to the target, at most (one httpx client each)",
     )
     sink = bench.add_argument_group("sink (an instant n8n stand-in)")
     sink.add_argument("--sink", action="store_true", help="serve as n8n instead of loading")
