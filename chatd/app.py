@@ -5,9 +5,10 @@
     ├─ sd_notify watchdog      WATCHDOG=1 from this loop (a stalled loop gets restarted)
     └─ database (embedded PostgreSQL child, or the configured URL, waited for if down)
        └─ pool ── migrations checked/applied
-          └─ webhook sender (httpx) + background nursery
+          └─ webhook senders (httpx, one per dispatcher worker) + background nursery
              ├─ SessionRegistry ── one SessionActor task per live session
              ├─ EventRouter ── notified events → messages read in batches → local feeds (Hub)
+             ├─ Liveness ── every WebSocket's heartbeat and silence timeout, one timer for all
              ├─ Listener ── the LISTEN connection; NOTIFY wakes the dispatchers and the router;
              │              once it is up, READY=1 goes to systemd
              ├─ maintenance, alerts ── one leader at a time (advisory lock) across the cluster
@@ -69,6 +70,7 @@ from chatd.ops.status import run_status
 from chatd.queue.dispatcher import Dispatcher
 from chatd.queue.sender import open_senders
 from chatd.realtime.hub import Hub
+from chatd.realtime.liveness import Liveness
 from chatd.realtime.router import EventRouter
 from chatd.settings import Settings, reload_settings
 
@@ -190,6 +192,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
             chat.session_create_per_ip_max, chat.session_create_per_ip_window_seconds
         ),
         hub=hub,
+        liveness=Liveness(settings.websocket.heartbeat_interval_seconds),
         live_connections=ConnectionLimit(settings.websocket.max_connections_per_ip),
         metrics=metrics,
     )
@@ -218,6 +221,7 @@ async def run_services(
     async with to_n8n as senders, trio.open_nursery() as background:
         await background.start(services.registry.run)
         await background.start(router.run)
+        await background.start(services.liveness.run)
         await background.start(
             run_gc_policy,
             settings.server.gc_freeze_interval_seconds,

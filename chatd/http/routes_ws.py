@@ -1,9 +1,10 @@
 """WebSocket /api/chat/ws: the protocol written down in chatd/PROTOCOL.md.
 
-A joined connection is two tasks in one nursery: the reader (frames in, heartbeat timeout) and
-the writer (the session's events out, heartbeats when idle; shutdown reaches it through the
-hub). Whichever ends the connection raises _Close with the code the client is told; the other
-is cancelled.
+A joined connection is two tasks in one nursery: the reader (frames in) and the writer (the
+session's events out, heartbeats when idle; shutdown reaches it through the hub). Neither keeps
+a timer: the process's one Liveness task nudges the writer when a heartbeat is due and cancels
+the reader of a peer silent for two intervals. Whichever ends the connection raises _Close with
+the code the client is told; the other is cancelled.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ from chatd.realtime.stream import SessionStream
 log = structlog.get_logger(__name__)
 
 CLOSE_TIMEOUT = 1.0  # a peer that does not read gets no longer than this for our close frame
-SEND_TIMEOUT = 10.0  # a frame the peer's socket cannot take within this ends the connection
 
 
 class _Close(Exception):
@@ -89,9 +89,12 @@ class Connection:
         self._id = services.connection_id()
         self._session_id: str | None = None
         self._token_hash = b""
-        # When a frame last went out: a `heartbeat` is due only after an interval without any
-        # (a pong or an event tells the client the connection is alive as well).
-        self._last_sent = trio.current_time()
+        # When a frame last went out, and came in (for the Liveness task). A `heartbeat` is due
+        # only after an interval without any frame out (a pong or an event says "alive" too).
+        self.last_sent = self.last_received = trio.current_time()
+        self._stream: SessionStream | None = None
+        self._reading = trio.CancelScope()  # cancelled when the peer has gone silent
+        self._sends: dict[trio.CancelScope, float] = {}  # in progress (reader's and writer's)
 
     async def run(self) -> None:
         try:
@@ -148,24 +151,44 @@ class Connection:
             buffer=services.settings.websocket.send_buffer,
             subscriber_id=self._id,
         )
-        with stream:
-            await self._send(
-                {
-                    "type": "joined",
-                    "sessionId": join.session_id,
-                    "lastSeq": last_seq,
-                    "heartbeatIntervalSeconds": self._interval,
-                }
-            )
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._read)
-                nursery.start_soon(self._write, stream)
+        self._stream = stream
+        self.last_received = trio.current_time()  # the join counts as heard
+        services.liveness.watch(self)
+        try:
+            with stream:
+                await self._send(
+                    {
+                        "type": "joined",
+                        "sessionId": join.session_id,
+                        "lastSeq": last_seq,
+                        "heartbeatIntervalSeconds": self._interval,
+                    }
+                )
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._read)
+                    nursery.start_soon(self._write, stream)
+        finally:
+            services.liveness.forget(self)
+
+    def heartbeat_due(self) -> None:
+        if self._stream is not None:
+            self._stream.nudge()  # the writer sends it
+
+    def silent(self) -> None:
+        self._reading.cancel()
+
+    @property
+    def sending_since(self) -> float | None:
+        return min(self._sends.values(), default=None)
+
+    def stalled(self) -> None:
+        for scope in self._sends:
+            scope.cancel()
 
     async def _write(self, stream: SessionStream) -> None:
         while True:
             try:
-                due = self._last_sent + self._interval - trio.current_time()
-                events = await stream.next(max_wait=max(0.0, due))
+                events = await stream.next()  # or none, when nudged for a heartbeat
             except SlowConsumer:
                 raise _Close(
                     CloseCode.SLOW_CONSUMER, "too many events waiting; reconnect with lastSeq"
@@ -178,18 +201,16 @@ class Connection:
                 raise _Close(CloseCode.INTERNAL_ERROR, "database unavailable; retry") from None
             for event in events:
                 await self._send_text(event.text)
-            if trio.current_time() - self._last_sent >= self._interval:
+            if trio.current_time() - self.last_sent >= self._interval:
                 await self._send({"type": "heartbeat", "ts": int(time.time() * 1000)})
 
     async def _read(self) -> None:
-        while True:
-            with trio.move_on_after(2 * self._interval):
+        with self._reading:
+            while True:
                 data = await websocket.receive()
+                self.last_received = trio.current_time()
                 await self._handle(data)
-                continue
-            raise _Close(
-                CloseCode.HEARTBEAT_TIMEOUT, "nothing received for two heartbeat intervals"
-            )
+        raise _Close(CloseCode.HEARTBEAT_TIMEOUT, "nothing received for two heartbeat intervals")
 
     async def _handle(self, data: str | bytes) -> None:
         self._check_frame(data)
@@ -270,9 +291,12 @@ class Connection:
     async def _send_text(self, text: str) -> None:
         """One whole frame: cancelling a send midway would leave half a frame on the socket and
         the close frame behind it unreadable, so the reader closing the connection waits for it."""
-        with trio.CancelScope(shield=True) as scope:
-            scope.relative_deadline = SEND_TIMEOUT
-            await websocket.send(text)
+        with trio.CancelScope(shield=True) as scope:  # the Liveness task cancels it if it stalls
+            self._sends[scope] = trio.current_time()
+            try:
+                await websocket.send(text)
+            finally:
+                del self._sends[scope]
         if scope.cancelled_caught:
             raise _Close(CloseCode.SLOW_CONSUMER, "the connection stopped reading")
-        self._last_sent = trio.current_time()
+        self.last_sent = trio.current_time()

@@ -21,6 +21,7 @@ from chatd.errors import RateLimited
 from chatd.ops.metrics import Metrics
 from chatd.queue.dispatcher import Dispatcher
 from chatd.realtime.hub import Hub
+from chatd.realtime.liveness import Liveness
 from chatd.settings import Settings
 
 
@@ -34,6 +35,7 @@ class Services:
     registry: SessionRegistry[SessionCommand]
     session_creation: KeyedLimiter  # per client IP
     hub: Hub
+    liveness: Liveness  # heartbeats and silent peers of every WebSocket
     live_connections: ConnectionLimit  # WebSocket + SSE, per client address
     metrics: Metrics
     signature_failures: Counter[str] = field(default_factory=Counter)  # by reason

@@ -99,18 +99,25 @@ class Subscriber:
         self.closing = True
         self._wakeup()
 
+    def nudge(self) -> None:
+        """End a wait in `get` without an event (it returns none): the consumer has work due."""
+        self._wakeup()
+
     def _wakeup(self) -> None:
         if self._wake is not None:
             self._wake.set()
 
     async def get(self, max_wait: float = math.inf) -> list[Event]:
-        """Every waiting event (none if `max_wait` seconds pass first); SlowConsumer once the buffer
-        has overflowed, Closing once the server is stopping."""
+        """Every waiting event (none if `max_wait` seconds pass first, or on a nudge);
+        SlowConsumer once the buffer has overflowed, Closing once the server is stopping."""
         if not self._events and not self.overflowed and not self.closing:
             self._wake = trio.Event()
             try:
-                with trio.move_on_after(max_wait):
+                if max_wait == math.inf:  # no deadline to register and clear
                     await self._wake.wait()
+                else:
+                    with trio.move_on_after(max_wait):
+                        await self._wake.wait()
             finally:
                 self._wake = None
         if self.overflowed:

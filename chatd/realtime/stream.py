@@ -53,6 +53,10 @@ class SessionStream:
     def replaying(self) -> bool:
         return self._replaying
 
+    def nudge(self) -> None:
+        """A wait in `next` ends now, with no events."""
+        self._subscriber.nudge()
+
     async def next(self, max_wait: float = math.inf) -> list[Event]:
         """The next events to send: none if `max_wait` seconds pass (or only duplicates came);
         SlowConsumer on overflow. While replaying, one page from the database per call."""
