@@ -113,7 +113,7 @@ class Subscriber:
         if not self._events and not self.overflowed and not self.closing:
             self._wake = trio.Event()
             try:
-                if max_wait == math.inf:  # no deadline to register and clear
+                if max_wait == math.inf:  # the writers' case: no cancel scope per wake-up
                     await self._wake.wait()
                 else:
                     with trio.move_on_after(max_wait):
