@@ -269,7 +269,7 @@ async def run_services(
             def on_connect() -> None:
                 router.on_connect()
                 if dispatch:
-                    dispatcher.wake_all()
+                    dispatcher.wake()
 
             listener = Listener(
                 services.pool.config.conninfo(),

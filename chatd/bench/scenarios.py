@@ -154,14 +154,13 @@ async def idle(
         await trio.sleep(seconds)  # idle: only heartbeats
         if admin_token:
             sent_at = time.perf_counter()
-            async with http.client() as client:
-                response = await client.post(
-                    "/api/admin/broadcast",
-                    json={"content": "bench broadcast", "metadata": {"bench": target.run_id}},
-                    headers={"Authorization": f"Bearer {admin_token}"},
-                )
-            if response.status_code != 200:
-                tally.errors[f"broadcast_http_{response.status_code}"] += 1
+            response = await http.post(
+                "/api/admin/broadcast",
+                {"content": "bench broadcast", "metadata": {"bench": target.run_id}},
+                {"Authorization": f"Bearer {admin_token}"},
+            )
+            if response.status != 200:
+                tally.errors[f"broadcast_http_{response.status}"] += 1
             else:
                 broadcast_sent.set()
                 with trio.move_on_after(BROADCAST_TIMEOUT):

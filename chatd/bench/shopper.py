@@ -180,12 +180,11 @@ class Shopper:
         if path.endswith("/send"):
             self._tally.sent += 1
         try:
-            async with self._http.client() as client:
-                response = await client.post(path, json=body, headers=headers)
+            response = await self._http.post(path, body, headers)
         except httpx.HTTPError as exc:
             self._fail(exc)
-        if response.status_code != 200:
-            self._tally.errors[f"http_{response.status_code}"] += 1
+        if response.status != 200:
+            self._tally.errors[f"http_{response.status}"] += 1
             raise ShopperFailed(response.text[:200])
         return response.json()
 

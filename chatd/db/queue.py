@@ -67,13 +67,15 @@ class QueueStore:
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
-    async def claim(self, worker: str, lease_seconds: float) -> Job | None:
+    async def claim(self, worker: str, lease_seconds: float, limit: int = 1) -> list[Job]:
+        """Up to `limit` due jobs, each the head of its session's lane, leased to `worker`."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                query("claim_job"), {"worker": worker, "lease_seconds": lease_seconds}
+                query("claim_jobs"),
+                {"worker": worker, "lease_seconds": lease_seconds, "limit": limit},
             )
-            row = await cur.fetchone()
-        return Job(**row) if row else None
+            rows = await cur.fetchall()
+        return [Job(**row) for row in rows]
 
     async def rescue_expired(self) -> list[dict[str, Any]]:
         """Put claims whose lease ran out back to pending; returns the rescued jobs."""

@@ -1,8 +1,9 @@
-"""Dispatchers: N tasks claiming webhook jobs and delivering them to n8n.
+"""Dispatchers: N workers delivering webhook jobs to n8n, fed by one claimer.
 
-Woken by NOTIFY on enqueue (LISTEN is only a hint) with a slow poll as the safety net. No
-transaction is open across the HTTP call: claim, call, then one fenced update. On stop, claiming
-ends at once; calls in flight get the grace period, then their jobs are released untouched.
+The claimer is woken by NOTIFY on enqueue (LISTEN is only a hint) with a slow poll as the safety
+net. No transaction is open across the HTTP call: claim, call, then one fenced update. On stop,
+claiming ends at once; calls in flight get the grace period, then their jobs are released
+untouched.
 """
 
 from __future__ import annotations
@@ -73,6 +74,14 @@ class DispatchStatistics:
 
 
 class Dispatcher:
+    """`concurrency` workers, each with its own sender, fed by one claimer.
+
+    The claimer claims for every idle worker in one statement (one round trip, one scan of the
+    pending index, however many are idle) and hands each job to a waiting worker. It claims
+    again at once while batches come back full, and otherwise waits for a hint, a worker to
+    become idle, or the poll.
+    """
+
     def __init__(
         self,
         store: QueueStore,
@@ -88,49 +97,63 @@ class Dispatcher:
         self._senders = senders
         self._registry = registry
         self._config = config
-        # Wake-up tokens: one per hint is enough, since a worker that finds a job claims again
-        # at once; bounded by the number of workers (more tokens than idle workers is moot).
-        self._wake_send, self._wake_receive = trio.open_memory_channel[None](config.concurrency)
+        # Claimed jobs go straight to workers waiting in receive(): never more are claimed.
+        self._jobs_send, self._jobs_receive = trio.open_memory_channel[Job](config.concurrency)
+        self._due = True  # a job may be due: the claimer looks as soon as a worker is idle
+        self._bell = trio.Event()  # rung on a hint and when a worker becomes idle
         self._worker = f"{socket.gethostname()}:{os.getpid()}"
         self.statistics = DispatchStatistics()
 
-    def wake(self, workers: int = 1) -> None:
-        """A hint that a job may be due (a NOTIFY): that many idle workers claim at once."""
-        for _ in range(workers):
-            try:
-                self._wake_send.send_nowait(None)
-            except trio.WouldBlock:
-                return
-
-    def wake_all(self) -> None:
-        """Every idle worker looks (after a reconnect, notifications may have been lost; on stop)."""
-        self.wake(self._config.concurrency)
+    def wake(self) -> None:
+        """A hint that a job may be due (a NOTIFY, a reconnect, a rescue, a stop)."""
+        self._due = True
+        self._bell.set()
 
     async def run(self, stop: trio.Event, *, task_status: trio.TaskStatus[None]) -> None:
         """Deliver until `stop`; then let calls in flight finish within the grace period."""
         async with trio.open_nursery() as nursery:
             for n in range(self._config.concurrency):
-                nursery.start_soon(self._work, stop, n)
+                nursery.start_soon(self._work, n)
+            nursery.start_soon(self._claim, stop)
             nursery.start_soon(self._rescue, stop)
             task_status.started()
             await stop.wait()
-            self.wake_all()
+            self.wake()
             nursery.cancel_scope.deadline = trio.current_time() + self._config.grace_seconds
 
-    async def _work(self, stop: trio.Event, n: int) -> None:
-        worker = f"{self._worker}/{n}"
+    async def _claim(self, stop: trio.Event) -> None:
+        async with self._jobs_send:  # closed on stop: workers finish what they hold, then end
+            while not stop.is_set():
+                idle = self._jobs_receive.statistics().tasks_waiting_receive
+                if idle and self._due:
+                    self._due = False
+                    try:
+                        jobs = await self._store.claim(
+                            self._worker, self._config.lease_seconds, limit=idle
+                        )
+                    except ChatdError as exc:
+                        log.warning("dispatch_claim_failed", error=str(exc))
+                        jobs = []
+                    for job in jobs:
+                        self._jobs_send.send_nowait(job)  # room: at most one per idle worker
+                    if len(jobs) == idle:
+                        self._due = True  # a full batch: more may be waiting
+                    continue
+                self._bell = trio.Event()
+                with trio.move_on_after(self._config.poll_interval) as poll:
+                    await self._bell.wait()
+                if poll.cancelled_caught:
+                    self._due = True  # the safety net: LISTEN is only a hint
+
+    async def _work(self, n: int) -> None:
         sender = self._senders[n]
-        while not stop.is_set():
+        while True:
+            self._bell.set()  # idle: the claimer may have a job for this worker
             try:
-                job = await self._store.claim(worker, self._config.lease_seconds)
-            except ChatdError as exc:
-                log.warning("dispatch_claim_failed", error=str(exc))
-                job = None
-            if job is not None:
-                await self._deliver(job, sender)
-                continue
-            with trio.move_on_after(self._config.poll_interval):
-                await self._wake_receive.receive()
+                job = await self._jobs_receive.receive()
+            except trio.EndOfChannel:
+                return
+            await self._deliver(job, sender)
 
     async def _rescue(self, stop: trio.Event) -> None:
         """Every half lease (at most every poll interval), take back abandoned claims."""
@@ -149,7 +172,8 @@ class Dispatcher:
                     message_id=job["message_id"],
                 )
             self.statistics.rescued += len(rescued)
-            self.wake(len(rescued))
+            if rescued:
+                self.wake()
             with trio.move_on_after(period):
                 await stop.wait()
 

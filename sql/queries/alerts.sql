@@ -8,7 +8,7 @@
 --
 -- Webhook failure rate = failed / attempts. The table keeps no row per attempt, so attempts are
 -- counted from each job's state, once, when the job was last touched in the window. `attempts`
--- is bumped when a job is claimed (claim_job), so it counts the call in progress too, and it is
+-- is bumped when a job is claimed (claim_jobs), so it counts the call in progress too, and it is
 -- taken back when a shutdown releases the job untouched (release_job):
 --   completed, completed_at in the window:          attempts tried, attempts - 1 failed
 --                                                    (every call before the last one failed)

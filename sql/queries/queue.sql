@@ -1,9 +1,11 @@
--- name: claim_job
--- The oldest due pending job that heads its session's lane (per-session FIFO: no earlier job of
--- the session is pending or processing). Walks only the partial index of pending jobs in order;
--- a job queued behind its session's head costs one index-only probe and is skipped. SKIP LOCKED
--- lets dispatchers of every process claim side by side. Expired leases are put back by
--- `rescue_expired_leases`, so they need no branch here (a branch would defeat the index).
+-- name: claim_jobs
+-- Up to `limit` of the oldest due pending jobs that head their session's lane (per-session FIFO:
+-- no earlier job of the session is pending or processing; a lane has one head, so one batch
+-- never holds two jobs of a session). One statement claims for every idle worker of a process.
+-- Walks only the partial index of pending jobs in order; a job queued behind its session's head
+-- costs one index-only probe and is skipped. SKIP LOCKED lets dispatchers of every process claim
+-- side by side. Expired leases are put back by `rescue_expired_leases`, so they need no branch
+-- here (a branch would defeat the index).
 WITH candidate AS (
     SELECT j.id
       FROM chat_webhook_queue j
@@ -12,7 +14,7 @@ WITH candidate AS (
                      WHERE e.session_id = j.session_id
                        AND e.status IN ('pending', 'processing'))
      ORDER BY j.next_retry_at, j.id
-     LIMIT 1
+     LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
 )
 UPDATE chat_webhook_queue j

@@ -241,6 +241,9 @@ async def test_bot_typing_shows_while_n8n_works_and_clears_with_the_reply(
         expect(page.get_by_test_id("bot-typing")).to_be_hidden()
 
     await browser.run(until_typing)
+    # Typing shows when the job is claimed, a moment before the POST reaches the sink: a release
+    # before then would leave the request waiting for the next one.
+    await shop.sink.wait_for(1)
     shop.sink.release()
     await browser.run(until_reply)
     await browser.run(ctx.close)

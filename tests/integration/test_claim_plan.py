@@ -29,6 +29,9 @@ UPDATE chat_webhook_queue SET lease_id = gen_random_uuid(), locked_until = now()
 """
 
 
+CLAIM = {"worker": "test", "lease_seconds": 60}
+
+
 def _plan(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> dict[str, Any]:
     rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", params).fetchall()
     plan: dict[str, Any] = json.loads(json.dumps(rows[0]["QUERY PLAN"]))[0]
@@ -47,18 +50,35 @@ def test_claim_walks_only_the_pending_index_with_a_large_history(database_url: s
         conn.execute(FILL)
         conn.execute("VACUUM ANALYZE chat_webhook_queue")
         conn.execute("BEGIN")
-        plan = _plan(conn, query("claim_job"), {"worker": "test", "lease_seconds": 60})
+        plan = _plan(conn, query("claim_jobs"), {**CLAIM, "limit": 1})
         conn.execute("ROLLBACK")
         nodes = _nodes(plan["Plan"])
         assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], "the claim scans the table"
         assert any(n.get("Index Name") == "idx_chat_webhook_queue_pending" for n in nodes)
         # 7,500 completed rows and 2,500 blocked ones: a claim must touch a handful of pages
         assert plan["Plan"]["Shared Hit Blocks"] + plan["Plan"].get("Shared Read Blocks", 0) < 300
-        claimed = conn.execute(query("claim_job"), {"worker": "t", "lease_seconds": 60}).fetchone()
-        assert claimed is not None
+        claimed = conn.execute(query("claim_jobs"), {**CLAIM, "limit": 1}).fetchall()
+        assert len(claimed) == 1
         # the head of a lane whose head is not processing: seq 16 of a session above 5
-        assert claimed["seq"] == 16
-        assert int(claimed["session_id"][1:]) > 5
+        assert claimed[0]["seq"] == 16
+        assert int(claimed[0]["session_id"][1:]) > 5
+
+
+def test_a_batch_claims_one_head_per_lane_and_skips_busy_lanes(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
+        conn.execute(FILL)
+        conn.execute("VACUUM ANALYZE chat_webhook_queue")
+        first = conn.execute(query("claim_jobs"), {**CLAIM, "limit": 200}).fetchall()
+        # 495 lanes have a pending head (the other 5 are processing): 200 of them, one job each
+        assert len(first) == 200
+        assert {r["seq"] for r in first} == {16}
+        assert len({r["session_id"] for r in first}) == 200
+        assert all(int(r["session_id"][1:]) > 5 for r in first)
+        rest = conn.execute(query("claim_jobs"), {**CLAIM, "limit": 1000}).fetchall()
+        # the other 295 heads; every lane is now busy, so nothing behind them comes out
+        assert len(rest) == 295
+        assert {r["session_id"] for r in rest}.isdisjoint({r["session_id"] for r in first})
+        assert conn.execute(query("claim_jobs"), {**CLAIM, "limit": 10}).fetchall() == []
 
 
 def test_rescue_uses_the_lease_index(database_url: str) -> None:
