@@ -91,7 +91,7 @@ def add_bench_command(commands: Any) -> None:
         "--connections",
         type=_count,
         default=100,
-        help="HTTP connections to the target, at most (one httpx client each)",
+        help="HTTP connections to the target, at most (one httpx transport each; no proxy)",
     )
     sink = bench.add_argument_group("sink (an instant n8n stand-in)")
     sink.add_argument("--sink", action="store_true", help="serve as n8n instead of loading")

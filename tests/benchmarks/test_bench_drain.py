@@ -21,7 +21,7 @@ with the same concurrency, measured in the same run.
   DRAIN_CAP_SECONDS is stopped there to keep the run bounded (< 90 s): its rate is then taken
   over the jobs drained so far, and the test fails on "not drained" besides the ratio.
 - To show whether the claim rate holds up as completed rows pile up: completions per 5 s slice
-  of completed_at, and every 5 s an EXPLAIN ANALYZE of claim_job's candidate search (without
+  of completed_at, and every 5 s an EXPLAIN ANALYZE of claim_jobs' candidate search (without
   its lock) with the buffers it touched.
 - To show where the time goes: CPU ms per request or job of the client (chatd), the sink and
   PostgreSQL (from /proc), database transactions per job, and the machine's load average.
@@ -105,20 +105,19 @@ FILL = [
     """,
 ]
 OPEN_JOBS = "SELECT count(*) FROM chat_webhook_queue WHERE status IN ('pending', 'processing')"
-# The candidate search of claim_job (sql/queries/queue.sql) without its UPDATE and row lock, so
-# EXPLAIN ANALYZE can time it while chatd drains without claiming anything.
+# The candidate search of claim_jobs (sql/queries/queue.sql) without its UPDATE and row lock, so
+# EXPLAIN ANALYZE can time it while chatd drains without claiming anything; LIMIT 5 is
+# one claim's batch when five workers are idle.
 CLAIM_SCAN = """
 EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
 SELECT j.id
   FROM chat_webhook_queue j
- WHERE ((j.status = 'pending' AND j.next_retry_at <= now())
-        OR (j.status = 'processing' AND j.locked_until < now()))
-   AND NOT EXISTS (
-       SELECT 1 FROM chat_webhook_queue e
-        WHERE e.session_id = j.session_id AND e.seq < j.seq
-          AND e.status IN ('pending', 'processing'))
+ WHERE j.status = 'pending' AND j.next_retry_at <= now()
+   AND j.seq = (SELECT min(e.seq) FROM chat_webhook_queue e
+                 WHERE e.session_id = j.session_id
+                   AND e.status IN ('pending', 'processing'))
  ORDER BY j.next_retry_at, j.id
- LIMIT 1
+ LIMIT 5
 """
 
 
@@ -170,7 +169,7 @@ def open_jobs(conn: psycopg.Connection[Any]) -> int:
 
 
 def claim_scan(conn: psycopg.Connection[Any]) -> tuple[float, int]:
-    """claim_job's candidate search: execution ms and shared buffers touched."""
+    """claim_jobs' candidate search: execution ms and shared buffers touched."""
     row = conn.execute(CLAIM_SCAN).fetchone()
     assert row is not None
     plan = row[0][0]
