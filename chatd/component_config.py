@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.config import Sockets
 
 from chatd.core.frames import normalize_origin
 from chatd.db.pool import PoolConfig
@@ -53,12 +55,35 @@ def sender_config(settings: Settings) -> SenderConfig:
     return SenderConfig(n8n.timeout_seconds, n8n.connect_timeout_seconds, n8n.max_response_bytes)
 
 
+class _HypercornConfig(HypercornConfig):
+    """hypercorn's config, with a send timeout on every TCP connection it accepts.
+
+    A peer that stops reading (or vanishes) leaves a frame half sent, and hypercorn shields
+    its socket writes from cancellation, so no timer of ours can end that wait. The kernel can:
+    TCP_USER_TIMEOUT aborts a connection whose data stays unacknowledged, or unsent behind a
+    zero window, for that long; the write then fails and hypercorn closes the connection.
+    Set on the listening socket, it is inherited by every accepted one.
+    """
+
+    send_timeout_seconds = 10.0
+
+    def create_sockets(self) -> Sockets:
+        sockets = super().create_sockets()
+        option = getattr(socket, "TCP_USER_TIMEOUT", None)  # Linux
+        for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
+            if option is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                milliseconds = max(1, round(self.send_timeout_seconds * 1000))
+                sock.setsockopt(socket.IPPROTO_TCP, option, milliseconds)
+        return sockets
+
+
 def hypercorn_config(settings: Settings) -> HypercornConfig:
-    config = HypercornConfig()
+    config = _HypercornConfig()
     # systemd/chatd.socket may hand us the listening socket (socket activation).
     activated = activation_binds(os.environ, os.getpid())
     config.bind = activated or [f"{settings.server.host}:{settings.server.port}"]
     config.graceful_timeout = settings.server.shutdown_grace_seconds
+    config.send_timeout_seconds = settings.server.send_timeout_seconds
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")  # one handler: ours (chatd/logs.py)
     config.websocket_max_message_size = settings.websocket.max_frame_bytes  # larger: close 1009

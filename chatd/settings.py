@@ -31,6 +31,7 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(65536, ge=1024)
     trust_forwarded_for: bool = False
     shutdown_grace_seconds: float = Field(10.0, ge=0)
+    send_timeout_seconds: float = Field(10.0, gt=0)
     gc_freeze_interval_seconds: float = Field(1.0, ge=0)  # 0: CPython's collector as it comes
     gc_full_collection_interval_seconds: float = Field(3600.0, gt=0)
 

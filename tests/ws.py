@@ -101,42 +101,52 @@ def masked_text_frame(payload: bytes) -> bytes:
     return bytes([0x81, 0x80 | len(payload)]) + mask + body
 
 
+@asynccontextmanager
+async def raw_joined(
+    http_url: str, session: Session | None = None
+) -> AsyncIterator[tuple[trio.SocketStream, WSConnection]]:
+    """A WebSocket opened with wsproto on a stream of our own, joined to `session` if given:
+    for what trio-websocket cannot do (send bad UTF-8, stop reading)."""
+    host, port = http_url.removeprefix("http://").split(":")
+    connection = WSConnection(ConnectionType.CLIENT)
+    stream = await trio.open_tcp_stream(host, int(port))
+    async with stream:
+        request = Request(
+            host=f"{host}:{port}",
+            target="/api/chat/ws",
+            extra_headers=[(b"Origin", http_url.encode())],
+        )
+        await stream.send_all(connection.send(request))
+        ready = False
+        while not ready:
+            data = await stream.receive_some()
+            assert data, "the server closed the connection before it was ready"
+            connection.receive_data(data)
+            for event in connection.events():
+                if isinstance(event, AcceptConnection):
+                    ready = session is None
+                    if session is not None:
+                        join = {
+                            "type": "join_chat",
+                            "sessionId": session.id,
+                            "sessionToken": session.token,
+                        }
+                        await stream.send_all(connection.send(TextMessage(json.dumps(join))))
+                else:
+                    assert isinstance(event, TextMessage), event
+                    assert json.loads(event.data)["type"] == "joined", event
+                    ready = True
+        yield stream, connection
+
+
 async def raw_frame_close_code(
     http_url: str, frame: bytes, session: Session | None = None, seconds: float = 5.0
 ) -> int | None:
     """Open a WebSocket with wsproto, join `session` if given (so `frame` reaches a joined
     connection), send `frame` (raw, already masked bytes) and return the close code the server
     answers with: for frames trio-websocket cannot produce (bad UTF-8)."""
-    host, port = http_url.removeprefix("http://").split(":")
-    connection = WSConnection(ConnectionType.CLIENT)
     with trio.fail_after(seconds):
-        stream = await trio.open_tcp_stream(host, int(port))
-        async with stream:
-            request = Request(
-                host=f"{host}:{port}",
-                target="/api/chat/ws",
-                extra_headers=[(b"Origin", http_url.encode())],
-            )
-            await stream.send_all(connection.send(request))
-            ready = False
-            while not ready:
-                data = await stream.receive_some()
-                assert data, "the server closed the connection before it was ready"
-                connection.receive_data(data)
-                for event in connection.events():
-                    if isinstance(event, AcceptConnection):
-                        ready = session is None
-                        if session is not None:
-                            join = {
-                                "type": "join_chat",
-                                "sessionId": session.id,
-                                "sessionToken": session.token,
-                            }
-                            await stream.send_all(connection.send(TextMessage(json.dumps(join))))
-                    else:
-                        assert isinstance(event, TextMessage), event
-                        assert json.loads(event.data)["type"] == "joined", event
-                        ready = True
+        async with raw_joined(http_url, session) as (stream, connection):
             await stream.send_all(frame)
             while data := await stream.receive_some():
                 connection.receive_data(data)

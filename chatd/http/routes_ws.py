@@ -4,7 +4,8 @@ A joined connection is two tasks in one nursery: the reader (frames in) and the 
 session's events out, heartbeats when idle; shutdown reaches it through the hub). Neither keeps
 a timer: the process's one Liveness task nudges the writer when a heartbeat is due and cancels
 the reader of a peer silent for two intervals. Whichever ends the connection raises _Close with
-the code the client is told; the other is cancelled.
+the code the client is told; the other is cancelled. A peer that stops reading is dropped by the
+kernel (TCP_USER_TIMEOUT, `server.send_timeout_seconds`: see component_config.py).
 """
 
 from __future__ import annotations
@@ -94,7 +95,6 @@ class Connection:
         self.last_sent = self.last_received = trio.current_time()
         self._stream: SessionStream | None = None
         self._reading = trio.CancelScope()  # cancelled when the peer has gone silent
-        self._sends: dict[trio.CancelScope, float] = {}  # in progress (reader's and writer's)
 
     async def run(self) -> None:
         try:
@@ -176,14 +176,6 @@ class Connection:
 
     def silent(self) -> None:
         self._reading.cancel()
-
-    @property
-    def sending_since(self) -> float | None:
-        return min(self._sends.values(), default=None)
-
-    def stalled(self) -> None:
-        for scope in self._sends:
-            scope.cancel()
 
     async def _write(self, stream: SessionStream) -> None:
         while True:
@@ -289,14 +281,7 @@ class Connection:
         await self._send_text(encode_event(event))
 
     async def _send_text(self, text: str) -> None:
-        """One whole frame: cancelling a send midway would leave half a frame on the socket and
-        the close frame behind it unreadable, so the reader closing the connection waits for it."""
-        with trio.CancelScope(shield=True) as scope:  # the Liveness task cancels it if it stalls
-            self._sends[scope] = trio.current_time()
-            try:
-                await websocket.send(text)
-            finally:
-                del self._sends[scope]
-        if scope.cancelled_caught:
-            raise _Close(CloseCode.SLOW_CONSUMER, "the connection stopped reading")
+        # A frame is never cut: hypercorn shields its socket write, so a cancel lands before it
+        # or after it.
+        await websocket.send(text)
         self.last_sent = trio.current_time()

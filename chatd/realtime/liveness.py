@@ -1,5 +1,4 @@
-"""One timer for every live WebSocket: heartbeats that are due, peers gone silent, and frames
-the peer's socket would not take.
+"""One timer for every live WebSocket: heartbeats that are due, and peers gone silent.
 
 A deadline per wait (a cancel scope registered with Trio around every frame read and every
 idle write) costs more than the frames themselves once thousands of connections sit idle, and
@@ -14,21 +13,10 @@ from typing import Protocol
 
 import trio
 
-# A frame the peer's socket cannot take within this ends the connection (a peer that stopped
-# reading: the frame must not be cut, see routes_ws._send_text, so its send is cancelled whole).
-SEND_TIMEOUT = 10.0
-
 
 class Watched(Protocol):
     last_sent: float  # trio.current_time() of the last frame out, and in
     last_received: float
-
-    @property
-    def sending_since(self) -> float | None:
-        """When the oldest send still in progress began (None: none is)."""
-
-    def stalled(self) -> None:
-        """A send has taken SEND_TIMEOUT: give up on the peer."""
 
     def heartbeat_due(self) -> None:
         """Nothing was sent for an interval: send a heartbeat."""
@@ -38,9 +26,8 @@ class Watched(Protocol):
 
 
 class Liveness:
-    def __init__(self, interval: float, send_timeout: float = SEND_TIMEOUT) -> None:
+    def __init__(self, interval: float) -> None:
         self.interval = interval
-        self.send_timeout = send_timeout
         self.tick = min(1.0, interval / 5)
         self._watched: set[Watched] = set()
 
@@ -56,9 +43,6 @@ class Liveness:
     def check(self, now: float) -> None:
         """Tell each connection what is due at `now`."""
         for connection in list(self._watched):
-            since = connection.sending_since
-            if since is not None and now - since >= self.send_timeout:
-                connection.stalled()
             if now - connection.last_received >= 2 * self.interval:
                 connection.silent()
             elif now - connection.last_sent >= self.interval:

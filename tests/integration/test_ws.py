@@ -19,6 +19,7 @@ from tests.ws import (
     join,
     messages_until,
     open_ws,
+    raw_joined,
     receive,
     receive_type,
     send,
@@ -264,6 +265,57 @@ async def test_slow_consumer_is_closed_and_resumes_without_loss(
                 await join(ws, session, last_seq=len(seen))
                 rest = await messages_until(ws, 3000, seconds=20)
             assert rest == list(range(len(seen) + 1, 3001))
+            small.stop.set()
+
+
+def insert_large_bot_messages(database_url: str, session: Session, count: int, size: int) -> None:
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            """
+            WITH s AS (
+                UPDATE chat_sessions SET last_seq = last_seq + %(n)s WHERE id = %(sid)s
+                RETURNING last_seq - %(n)s AS base)
+            INSERT INTO chat_messages (id, session_id, sender_type, content, message_type,
+                                       status, seq)
+            SELECT gen_random_uuid()::text, %(sid)s, 'bot', repeat('x', %(size)s), 'text',
+                   'delivered', s.base + i
+              FROM s, generate_series(1, %(n)s) AS i
+            """,
+            {"sid": session.id, "n": count, "size": size},
+        )
+
+
+async def test_a_peer_that_stops_reading_is_dropped_after_the_send_timeout(
+    database_url: str,
+) -> None:
+    # Events come slowly enough for the writer to keep up until the socket buffers are full:
+    # then a frame stays half sent (no overflow of the event buffer to notice), and only the
+    # kernel's send timeout (TCP_USER_TIMEOUT) can end the wait.
+    settings = make_settings(
+        database_url,
+        server={"send_timeout_seconds": 1.0},
+        websocket={"heartbeat_interval_seconds": 30, "send_buffer": 10_000},
+    )
+    async with trio.open_nursery() as nursery:
+        from chatd.db.pool import PoolConfig, open_pool
+
+        async with open_pool(PoolConfig(database_url)) as pool:
+            small = await start_chatd(nursery, settings, pool)
+            services = small.services
+            session = await make_session(small)
+            async with raw_joined(small.url, session):  # and never read again
+                assert (services.websockets, services.hub.connections) == (1, 1)
+                pushed = 0
+                with trio.fail_after(20):
+                    while services.websockets:
+                        # 2.5 MB a round: loopback buffers hold a few rounds at most
+                        await trio.to_thread.run_sync(
+                            insert_large_bot_messages, database_url, session, 40, 65536
+                        )
+                        pushed += 40
+                        await trio.sleep(0.3)
+            assert pushed < 40 * 40  # it went within a few rounds of the buffers filling
+            assert (services.hub.connections, len(services.liveness)) == (0, 0)
             small.stop.set()
 
 
