@@ -191,6 +191,10 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         session_creation=KeyedLimiter(
             chat.session_create_per_ip_max, chat.session_create_per_ip_window_seconds
         ),
+        operator_auth_failures=KeyedLimiter(
+            settings.server.operator_auth_failures_max,
+            settings.server.operator_auth_failure_window_seconds,
+        ),
         hub=hub,
         liveness=Liveness(settings.websocket.heartbeat_interval_seconds),
         live_connections=ConnectionLimit(settings.websocket.max_connections_per_ip),

@@ -32,6 +32,8 @@ class ServerSettings(_Section):
     trust_forwarded_for: bool = False
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     send_timeout_seconds: float = Field(10.0, gt=0)
+    operator_auth_failures_max: int = Field(10, ge=1)
+    operator_auth_failure_window_seconds: float = Field(300.0, gt=0)
     gc_freeze_interval_seconds: float = Field(1.0, ge=0)  # 0: CPython's collector as it comes
     gc_full_collection_interval_seconds: float = Field(3600.0, gt=0)
 

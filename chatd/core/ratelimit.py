@@ -46,15 +46,23 @@ class KeyedLimiter:
 
     def hit(self, key: str, now: float) -> float | None:
         """Record a hit if allowed and return None; else return the seconds to wait."""
+        wait = self.retry_after(key, now)
+        if wait is None:
+            self.record(key, now)
+        return wait
+
+    def retry_after(self, key: str, now: float) -> float | None:
+        """None if `key` may hit now, else the seconds to wait (nothing is recorded)."""
+        window = self._windows.get(key)
+        return window.retry_after(now) if window is not None else None
+
+    def record(self, key: str, now: float) -> None:
+        """Count a hit for `key`, allowed or not (e.g. a failure that must be paid for)."""
         # At most one sweep per window: all keys may be busy, and a sweep costs O(keys).
         if len(self._windows) >= self._sweep_at and now - self._swept_at >= self.window:
             self._swept_at = now
             self._windows = {k: w for k, w in self._windows.items() if not w.is_empty(now)}
-        window = self._windows.setdefault(key, SlidingWindow(self.limit, self.window))
-        wait = window.retry_after(now)
-        if wait is None:
-            window.record(now)
-        return wait
+        self._windows.setdefault(key, SlidingWindow(self.limit, self.window)).record(now)
 
     def __len__(self) -> int:
         return len(self._windows)

@@ -7,8 +7,9 @@ import hmac
 
 from quart import request
 
+from chatd.core.ratelimit import KeyedLimiter
 from chatd.core.tokens import bearer_token, token_hash
-from chatd.errors import Unauthorized
+from chatd.errors import RateLimited, Unauthorized
 
 
 def request_token_hash() -> bytes:
@@ -35,3 +36,30 @@ def check_operator_token(authorization: str | None, expected: str, who: str) -> 
     matches = hmac.compare_digest(given_digest, expected_digest)
     if scheme.lower() != "bearer" or not matches:
         raise Unauthorized(f"wrong {who} token", code=f"bad_{who}_token")
+
+
+def authorize_operator(
+    failures: KeyedLimiter,
+    ip: str,
+    now: float,
+    authorization: str | None,
+    expected: str,
+    who: str,
+) -> None:
+    """check_operator_token, with a price on guessing: each wrong token counts against the
+    client's address, and an address with too many is refused (429, too_many_auth_failures)
+    until its window passes, a right token included. A missing token is not counted (a page
+    that has not asked for it yet)."""
+    wait = failures.retry_after(ip, now)
+    if wait is not None:
+        raise RateLimited(
+            f"too many wrong {who} tokens from this address; retry later",
+            code="too_many_auth_failures",
+            retry_after=wait,
+        )
+    try:
+        check_operator_token(authorization, expected, who)
+    except Unauthorized as exc:
+        if exc.code == f"bad_{who}_token":
+            failures.record(ip, now)
+        raise

@@ -14,14 +14,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import structlog
+import trio
 from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, request
 
+from chatd.core.ratelimit import KeyedLimiter
 from chatd.core.transcript import session_to_wire, transcript_json, transcript_text
 from chatd.core.wire import check_content, check_metadata, iso
 from chatd.db.admin import BUCKET_SECONDS, AdminStore, Overview
-from chatd.errors import BadRequest, NotFound, Unauthorized
-from chatd.http.auth import check_operator_token
+from chatd.errors import BadRequest, NotFound, RateLimited, Unauthorized
+from chatd.http.auth import authorize_operator
 from chatd.http.body import client_ip, json_body
 from chatd.http.routes_health import webhook_check
 from chatd.http.services import Services
@@ -54,10 +56,15 @@ def admin_routes(services: Services) -> Blueprint:
 
     @bp.before_request
     async def authorize() -> None:
+        ip = client_ip(services.settings.server.trust_forwarded_for)
         try:
-            check_admin_token(request.headers.get("Authorization"), services.settings.admin.token)
-        except Unauthorized as exc:
-            ip = client_ip(services.settings.server.trust_forwarded_for)
+            check_admin_token(
+                request.headers.get("Authorization"),
+                services.settings.admin.token,
+                services.operator_auth_failures,
+                ip,
+            )
+        except (Unauthorized, RateLimited) as exc:
             log.warning("admin_auth_failed", reason=exc.code, client_ip=ip)  # never the token
             raise
 
@@ -148,15 +155,18 @@ def admin_routes(services: Services) -> Blueprint:
     return bp
 
 
-def check_admin_token(authorization: str | None, expected: str) -> None:
-    """404 while admin is closed; 401 for a missing or wrong token (compared in constant time)."""
+def check_admin_token(
+    authorization: str | None, expected: str, failures: KeyedLimiter, ip: str
+) -> None:
+    """404 while admin is closed; 401 for a missing or wrong token (compared in constant time);
+    429 for an address that sent too many wrong ones."""
     if not expected:
         raise NotFound(
             "the admin API is off: set admin.token (CHATD_ADMIN__TOKEN, or the systemd"
             " credential admin.token), then `systemctl reload chatd` or restart it",
             code="admin_disabled",
         )
-    check_operator_token(authorization, expected, "admin")
+    authorize_operator(failures, ip, trio.current_time(), authorization, expected, "admin")
 
 
 def known_args(args: Mapping[str, str], allowed: set[str]) -> Mapping[str, str]:

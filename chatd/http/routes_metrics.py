@@ -5,10 +5,12 @@ Served on the main port, or alone on metrics.listen (a private address) when tha
 
 from __future__ import annotations
 
+import trio
 from prometheus_client import CONTENT_TYPE_LATEST
 from quart import Blueprint, Response, request
 
-from chatd.http.auth import check_operator_token
+from chatd.http.auth import authorize_operator
+from chatd.http.body import client_ip
 from chatd.http.services import Services
 
 
@@ -19,7 +21,15 @@ def metrics_routes(services: Services) -> Blueprint:
     async def metrics() -> Response:
         token = services.settings.metrics.token
         if token:
-            check_operator_token(request.headers.get("Authorization"), token, "metrics")
+            ip = client_ip(services.settings.server.trust_forwarded_for)
+            authorize_operator(
+                services.operator_auth_failures,
+                ip,
+                trio.current_time(),
+                request.headers.get("Authorization"),
+                token,
+                "metrics",
+            )
         await services.metrics.refresh(services.pool)
         return Response(
             services.metrics.render(),

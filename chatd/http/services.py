@@ -34,6 +34,7 @@ class Services:
     queue: QueueStore
     registry: SessionRegistry[SessionCommand]
     session_creation: KeyedLimiter  # per client IP
+    operator_auth_failures: KeyedLimiter  # wrong admin/metrics tokens, per client IP
     hub: Hub
     liveness: Liveness  # heartbeats and silent peers of every WebSocket
     live_connections: ConnectionLimit  # WebSocket + SSE, per client address

@@ -40,6 +40,13 @@
       signOut(error.message);
       throw new AuthError(error.message);
     }
+    if (error && error.code === "too_many_auth_failures") {
+      const wait = Math.ceil(Number(response.headers.get("Retry-After")) || 0);
+      const message = "Too many wrong tokens from this address. " +
+        (wait ? `Try again in ${wait} s.` : "Try again later.");
+      signOut(message);
+      throw new AuthError(message);
+    }
     throw new Error((error && error.message) || `HTTP ${response.status}`);
   }
 

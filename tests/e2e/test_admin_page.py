@@ -6,6 +6,7 @@ accessibility (axe-core) and a screenshot in build/screenshots/admin.png.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,36 @@ async def test_the_page_loads_under_its_csp_and_a_wrong_token_shows_the_form_aga
     assert "unsafe-inline" not in csp
     assert unexpected_errors(page) == []  # the CSP refused nothing
     await browser.run(ctx.close)
+
+
+async def test_after_too_many_wrong_tokens_the_page_says_when_to_try_again(
+    browser: BrowserThread, nursery: trio.Nursery, database_url: str
+) -> None:
+    pipe = await open_pipeline(
+        nursery,
+        database_url,
+        admin={"token": TOKEN},
+        server={"operator_auth_failures_max": 2, "operator_auth_failure_window_seconds": 60},
+    )
+    ctx, page, _ = await open_admin(browser, pipe.chatd.url)
+
+    def guess_then_locked_out() -> None:
+        for guess in ("first-guess", "second-guess"):
+            page.get_by_test_id("token-input").fill(guess)
+            page.get_by_test_id("token-submit").click()
+            expect(page.get_by_test_id("auth-error")).to_contain_text("Wrong token")
+        page.get_by_test_id("token-input").fill(TOKEN)  # right, but this address is held back
+        page.get_by_test_id("token-submit").click()
+        expect(page.get_by_test_id("auth-error")).to_contain_text(
+            re.compile(r"Too many wrong tokens from this address\. Try again in \d+ s\.")
+        )
+        expect(page.get_by_test_id("token-input")).to_be_visible()
+        expect(page.get_by_test_id("queue-depth")).to_be_hidden()
+
+    await browser.run(guess_then_locked_out)
+    assert [e for e in unexpected_errors(page) if "status of 429" not in e] == []
+    await browser.run(ctx.close)
+    pipe.chatd.stop.set()
 
 
 async def test_dead_letter_retry_from_the_page_delivers_and_transcript_shows(

@@ -120,6 +120,34 @@ async def test_a_wrong_token_is_401_and_is_never_logged(
     assert await table_counts(admin.chatd.services.pool) == counts
 
 
+async def test_an_address_guessing_tokens_is_refused_until_its_window_passes(
+    nursery: trio.Nursery, database_url: str
+) -> None:
+    pipe = await open_pipeline(
+        nursery,
+        database_url,
+        admin={"token": TOKEN},
+        server={"operator_auth_failures_max": 3, "operator_auth_failure_window_seconds": 1.0},
+    )
+    async with pipe.chatd.client() as c:
+        for _ in range(5):  # missing tokens are not guesses (a page before its login)
+            assert (await c.get("/api/admin/overview")).status_code == 401
+        for n in range(3):
+            wrong = await c.get("/api/admin/overview", headers={"Authorization": f"Bearer {n}"})
+            assert wrong.json()["error"]["code"] == "bad_admin_token"
+        with capture_logs() as logs:
+            refused = await c.get("/api/admin/overview", headers=AUTH)  # even the right one
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "too_many_auth_failures"
+        assert 0 < float(refused.headers["Retry-After"]) <= 1
+        assert refused.headers["Cache-Control"] == "no-store"
+        assert [e["reason"] for e in logs if e["event"] == "admin_auth_failed"] == [
+            "too_many_auth_failures"
+        ]
+        await trio.sleep(1.0)
+        assert (await c.get("/api/admin/overview", headers=AUTH)).status_code == 200
+
+
 async def test_the_right_token_in_any_case_of_scheme_is_accepted(admin: Pipeline) -> None:
     async with admin.chatd.client() as c:
         response = await c.get("/api/admin/overview", headers={"Authorization": f"bearer  {TOKEN}"})

@@ -105,6 +105,25 @@ async def test_token_protects_metrics(nursery: trio.Nursery, database_url: str) 
         await scrape(client, Authorization="Bearer prom-secret")
 
 
+async def test_wrong_metrics_tokens_count_against_the_address(
+    nursery: trio.Nursery, database_url: str
+) -> None:
+    pipeline = await open_pipeline(
+        nursery,
+        database_url,
+        metrics={"token": "prom-secret"},
+        server={"operator_auth_failures_max": 2},
+    )
+    async with pipeline.chatd.client() as client:
+        for _ in range(2):
+            wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 401
+        refused = await client.get("/metrics", headers={"Authorization": "Bearer prom-secret"})
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "too_many_auth_failures"
+        assert "Retry-After" in refused.headers
+
+
 async def test_metrics_on_their_own_address(nursery: trio.Nursery, database_url: str) -> None:
     pipeline = await open_pipeline(nursery, database_url, metrics={"listen": "127.0.0.1:0"})
     [metrics_url] = pipeline.chatd.services.metrics_urls

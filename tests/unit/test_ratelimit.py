@@ -89,3 +89,17 @@ def test_keyed_limiter_sweeps_at_most_once_per_window() -> None:
     assert len(limiter) == 50
     assert limiter.hit("late", now=12.0) is None  # a window later, the stale keys are swept
     assert len(limiter) == 1
+
+
+def test_failures_are_recorded_apart_from_the_check() -> None:
+    # The operators' tokens: only a wrong one is paid for, and a check records nothing.
+    failures = KeyedLimiter(limit=2, window=60.0)
+    assert failures.retry_after("1.2.3.4", 0.0) is None
+    assert failures.retry_after("1.2.3.4", 0.0) is None  # checking is free
+    failures.record("1.2.3.4", 1.0)
+    failures.record("1.2.3.4", 2.0)
+    assert failures.retry_after("1.2.3.4", 3.0) == pytest.approx(58.0)
+    failures.record("1.2.3.4", 3.0)  # recorded even when over the limit: guessing stays costly
+    assert failures.retry_after("1.2.3.4", 61.5) == pytest.approx(0.5)
+    assert failures.retry_after("1.2.3.4", 62.0) is None
+    assert failures.retry_after("5.6.7.8", 3.0) is None  # other addresses are not affected
