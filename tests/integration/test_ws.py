@@ -40,8 +40,9 @@ async def make_session(chatd: RunningChatd) -> Session:
         return await new_session(client)
 
 
-def insert_bot_messages(database_url: str, session: Session, count: int) -> None:
-    """Bot messages stored by "another process": a plain SQL transaction, seq by seq."""
+def insert_bot_messages(database_url: str, session: Session, count: int, pad: int = 0) -> None:
+    """Bot messages stored by "another process": a plain SQL transaction, seq by seq; each
+    content padded with `pad` more characters."""
     with psycopg.connect(database_url) as conn:
         conn.execute(
             """
@@ -50,11 +51,11 @@ def insert_bot_messages(database_url: str, session: Session, count: int) -> None
                 RETURNING last_seq - %(n)s AS base)
             INSERT INTO chat_messages (id, session_id, sender_type, content, message_type,
                                        status, seq)
-            SELECT gen_random_uuid()::text, %(sid)s, 'bot', 'bulk ' || i, 'text', 'delivered',
-                   s.base + i
+            SELECT gen_random_uuid()::text, %(sid)s, 'bot', 'bulk ' || i || repeat('x', %(pad)s),
+                   'text', 'delivered', s.base + i
               FROM s, generate_series(1, %(n)s) AS i
             """,
-            {"sid": session.id, "n": count},
+            {"sid": session.id, "n": count, "pad": pad},
         )
 
 
@@ -268,23 +269,6 @@ async def test_slow_consumer_is_closed_and_resumes_without_loss(
             small.stop.set()
 
 
-def insert_large_bot_messages(database_url: str, session: Session, count: int, size: int) -> None:
-    with psycopg.connect(database_url) as conn:
-        conn.execute(
-            """
-            WITH s AS (
-                UPDATE chat_sessions SET last_seq = last_seq + %(n)s WHERE id = %(sid)s
-                RETURNING last_seq - %(n)s AS base)
-            INSERT INTO chat_messages (id, session_id, sender_type, content, message_type,
-                                       status, seq)
-            SELECT gen_random_uuid()::text, %(sid)s, 'bot', repeat('x', %(size)s), 'text',
-                   'delivered', s.base + i
-              FROM s, generate_series(1, %(n)s) AS i
-            """,
-            {"sid": session.id, "n": count, "size": size},
-        )
-
-
 async def test_a_peer_that_stops_reading_is_dropped_after_the_send_timeout(
     database_url: str,
 ) -> None:
@@ -310,7 +294,7 @@ async def test_a_peer_that_stops_reading_is_dropped_after_the_send_timeout(
                     while services.websockets:
                         # 2.5 MB a round: loopback buffers hold a few rounds at most
                         await trio.to_thread.run_sync(
-                            insert_large_bot_messages, database_url, session, 40, 65536
+                            insert_bot_messages, database_url, session, 40, 65536
                         )
                         pushed += 40
                         await trio.sleep(0.3)
