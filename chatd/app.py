@@ -230,6 +230,7 @@ async def run_services(
             run_gc_policy,
             settings.server.gc_freeze_interval_seconds,
             settings.server.gc_full_collection_interval_seconds,
+            settings.server.gc_young_threshold,
         )
         async with trio.open_nursery() as front:
 

@@ -36,6 +36,7 @@ class ServerSettings(_Section):
     operator_auth_failure_window_seconds: float = Field(300.0, gt=0)
     gc_freeze_interval_seconds: float = Field(1.0, ge=0)  # 0: CPython's collector as it comes
     gc_full_collection_interval_seconds: float = Field(3600.0, gt=0)
+    gc_young_threshold: int = Field(50_000, ge=0)  # 0: CPython's
 
 
 class DatabaseSettings(_Section):

@@ -19,7 +19,7 @@ async def test_survivors_are_frozen_and_cycles_collected_in_the_full_pass() -> N
     gc.disable()  # only the policy collects: a young collection would free the cycle first
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(run_gc_policy, 0.01, 0.2)
+            await nursery.start(run_gc_policy, 0.01, 0.2, 0)
             await trio.sleep(0.05)
             assert gc.get_freeze_count() > 0  # the collector no longer walks what was there
             cycle = weakref.ref(Cycle())  # garbage only a collection frees
@@ -33,9 +33,20 @@ async def test_survivors_are_frozen_and_cycles_collected_in_the_full_pass() -> N
     assert gc.get_freeze_count() == 0  # stopped: everything is the collector's again
 
 
-async def test_zero_leaves_the_collector_alone() -> None:
+async def test_the_young_threshold_holds_while_the_policy_runs() -> None:
+    before = gc.get_threshold()
     async with trio.open_nursery() as nursery:
-        await nursery.start(run_gc_policy, 0, 0.2)
+        await nursery.start(run_gc_policy, 0.01, 0.2, 50_000)
+        assert gc.get_threshold() == (50_000, *before[1:])
+        nursery.cancel_scope.cancel()
+    assert gc.get_threshold() == before
+
+
+async def test_zero_leaves_the_collector_alone() -> None:
+    before = gc.get_threshold()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_gc_policy, 0, 0.2, 50_000)
         await trio.sleep(0.05)
         assert gc.get_freeze_count() == 0
+        assert gc.get_threshold() == before
         nursery.cancel_scope.cancel()
