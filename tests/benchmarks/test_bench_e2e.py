@@ -13,6 +13,10 @@ Targets (the issue):
 The bench client's own CPU counts against chatd here (2 cores: chatd, PostgreSQL, the sink and
 the bench share them), so the figures are what a shop sees from one machine, not chatd alone.
 
+Where the time goes: CPU ms per request (hello) or per message (throughput) of chatd, the
+client (the load generator in this process for hello, the `chatd bench` process for throughput),
+PostgreSQL and the sink, from /proc, and the share of one core each used.
+
 The scale-out figure (README): the same throughput run against two chatd processes on the same
 database (two bench processes, one per chatd), against one.
 """
@@ -20,15 +24,19 @@ database (two bench processes, one per chatd), against one.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import resource
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 import trio
 
-from tests.benchmarks.fastsink import load_average
+from tests.benchmarks.fastsink import cpu_between, cpu_seconds, load_average, postgres_cpu
 from tests.benchmarks.loadgen import LoadResult, request_bytes, run_load
 from tests.benchmarks.server import bench_sink, chatd_process, run_bench
 
@@ -43,12 +51,55 @@ LOAD = {  # a load test from one address: lift the per-session and per-address l
 }
 
 
+T = TypeVar("T")
+
+
 @asynccontextmanager
-async def chatd_with_sink(database_url: str, sink: str, **env: str) -> AsyncIterator[str]:
+async def chatd_with_sink(
+    database_url: str, sink: str, **env: str
+) -> AsyncIterator[tuple[str, trio.Process]]:
     async with chatd_process(
         database_url, CHATD_N8N__WEBHOOK_URL=f"{sink}/webhook", **LOAD, **env
-    ) as (url, _process):
-        yield url
+    ) as (url, process):
+        yield url, process
+
+
+def clients_cpu() -> float:
+    """CPU seconds of this process (the hello load) and its reaped children (`chatd bench`)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+@dataclass
+class Cpu:
+    """CPU seconds each part used during one measured step, and the step's wall time."""
+
+    chatd: float
+    client: float
+    postgres: float
+    sink: float
+    seconds: float
+
+    def per(self, count: float) -> str:
+        parts = ("chatd", "client", "postgres", "sink")
+        costs = "  ".join(f"{name} {getattr(self, name) / count * 1000:.2f}" for name in parts)
+        shares = ", ".join(f"{name} {getattr(self, name) / self.seconds:.0%}" for name in parts)
+        return f"CPU ms each: {costs}  (of one core: {shares})"
+
+
+async def metered(
+    step: Callable[[], Awaitable[T]], database_url: str, chatd: int, sink: int
+) -> tuple[T, Cpu]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        start = (cpu_seconds(chatd), clients_cpu(), postgres_cpu(conn), cpu_seconds(sink))
+        began = time.monotonic()
+        result = await step()
+        seconds = time.monotonic() - began
+        end = (cpu_seconds(chatd), clients_cpu(), postgres_cpu(conn), cpu_seconds(sink))
+    return result, Cpu(
+        end[0] - start[0], end[1] - start[1], cpu_between(start[2], end[2]), end[3] - start[3],
+        seconds,
+    )  # fmt: skip
 
 
 async def hello(url: str, seconds: float = HELLO_SECONDS) -> LoadResult:
@@ -79,10 +130,14 @@ async def test_end_to_end_messages_per_second_and_latency_at_half_rate(
     database_url: str,
 ) -> None:
     before = os.getloadavg()
-    async with bench_sink() as (sink, _), chatd_with_sink(database_url, sink) as url:
+    async with (
+        bench_sink() as (sink, sink_process),
+        chatd_with_sink(database_url, sink) as (url, process),
+    ):
+        pids = (database_url, process.pid, sink_process.pid)
         await hello(url, seconds=1.0)  # warm-up
-        hello_first = await hello(url)
-        sustained = await throughput(url)
+        hello_first, hello_cpu = await metered(lambda: hello(url), *pids)
+        sustained, sustained_cpu = await metered(lambda: throughput(url), *pids)
         hello_again = await hello(url)
         half = sustained["throughput"] / 2
         # Conversations of 5 messages, 1 s apart: arrivals at half/5 per second give half msg/s.
@@ -95,7 +150,9 @@ async def test_end_to_end_messages_per_second_and_latency_at_half_rate(
     p99 = paced["reply_ms"]["p99"]
     print(f"\nend to end on this machine ({load_average(before)})")
     print(f"  {'GET /livez (hello world)':<34} {hello_first.rate:8.0f} req/s")
+    print(f"  {'':<34} {hello_cpu.per(hello_first.requests)}")
     print(line(f"throughput, {SHOPPERS} shoppers", sustained))
+    print(f"  {'':<34} {sustained_cpu.per(sustained['sent'])}")
     print(f"  {'GET /livez (again)':<34} {hello_again.rate:8.0f} req/s")
     print(line(f"conversation at {half:.0f} msg/s (half)", paced))
     print(f"  ratio end-to-end / hello = {ratio:.2f}  (target >= 0.30)")
@@ -110,11 +167,11 @@ async def test_end_to_end_messages_per_second_and_latency_at_half_rate(
 async def test_two_processes_against_one(database_url: str) -> None:
     """The README's scale-out figure: throughput of 2 chatd processes on one database vs 1."""
     async with bench_sink() as (sink, _):
-        async with chatd_with_sink(database_url, sink) as url:
+        async with chatd_with_sink(database_url, sink) as (url, _process):
             one = await throughput(url)
         async with AsyncExitStack() as stack:
             urls = [
-                await stack.enter_async_context(chatd_with_sink(database_url, sink))
+                (await stack.enter_async_context(chatd_with_sink(database_url, sink)))[0]
                 for _ in range(2)
             ]
             reports: list[dict[str, Any]] = []
