@@ -31,15 +31,15 @@ async def run_gc_policy(
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Freeze survivors every `freeze_interval` seconds and collect the young generation every
-    `young_threshold` allocations (each 0: leave CPython's collector as it is)."""
+    """Freeze survivors every `freeze_interval` seconds; collect the young generation every
+    `young_threshold` allocations. Each 0 leaves that part of CPython's collector as it is."""
     task_status.started()
-    if not freeze_interval:
-        return
     thresholds = gc.get_threshold()
     if young_threshold:
         gc.set_threshold(young_threshold, *thresholds[1:])
     try:
+        if not freeze_interval:
+            await trio.sleep_forever()  # holds the threshold until the server stops
         next_full = trio.current_time() + full_interval
         while True:
             gc.freeze()

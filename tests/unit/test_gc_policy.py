@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
+import pytest
 import trio
 
 from chatd.gc_policy import run_gc_policy
@@ -33,10 +34,12 @@ async def test_survivors_are_frozen_and_cycles_collected_in_the_full_pass() -> N
     assert gc.get_freeze_count() == 0  # stopped: everything is the collector's again
 
 
-async def test_the_young_threshold_holds_while_the_policy_runs() -> None:
+@pytest.mark.parametrize("freeze_interval", [0.01, 0])
+async def test_the_young_threshold_holds_while_the_policy_runs(freeze_interval: float) -> None:
     before = gc.get_threshold()
     async with trio.open_nursery() as nursery:
-        await nursery.start(run_gc_policy, 0.01, 0.2, 50_000)
+        await nursery.start(run_gc_policy, freeze_interval, 0.2, 50_000)
+        await trio.sleep(0.05)
         assert gc.get_threshold() == (50_000, *before[1:])
         nursery.cancel_scope.cancel()
     assert gc.get_threshold() == before
@@ -45,7 +48,7 @@ async def test_the_young_threshold_holds_while_the_policy_runs() -> None:
 async def test_zero_leaves_the_collector_alone() -> None:
     before = gc.get_threshold()
     async with trio.open_nursery() as nursery:
-        await nursery.start(run_gc_policy, 0, 0.2, 50_000)
+        await nursery.start(run_gc_policy, 0, 0.2, 0)
         await trio.sleep(0.05)
         assert gc.get_freeze_count() == 0
         assert gc.get_threshold() == before
