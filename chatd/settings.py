@@ -34,7 +34,7 @@ class ServerSettings(_Section):
     send_timeout_seconds: float = Field(10.0, gt=0)
     operator_auth_failures_max: int = Field(10, ge=1)
     operator_auth_failure_window_seconds: float = Field(300.0, gt=0)
-    gc_freeze_interval_seconds: float = Field(1.0, ge=0)  # 0: CPython's collector as it comes
+    gc_freeze_interval_seconds: float = Field(1.0, ge=0)  # 0: nothing frozen
     gc_full_collection_interval_seconds: float = Field(3600.0, gt=0)
     gc_young_threshold: int = Field(50_000, ge=0)  # 0: CPython's
 
