@@ -29,6 +29,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -88,18 +89,24 @@ class Cpu:
 
 
 async def metered(
-    step: Callable[[], Awaitable[T]], database_url: str, chatd: int, sink: int
+    step: Callable[[], Awaitable[T]], *, database_url: str, chatd: int, sink: int
 ) -> tuple[T, Cpu]:
     with psycopg.connect(database_url, autocommit=True) as conn:
-        start = (cpu_seconds(chatd), clients_cpu(), postgres_cpu(conn), cpu_seconds(sink))
-        began = time.monotonic()
+
+        def snapshot() -> tuple[float, float, dict[int, float], float]:
+            return cpu_seconds(chatd), clients_cpu(), postgres_cpu(conn), cpu_seconds(sink)
+
+        start, began = snapshot(), time.monotonic()
         result = await step()
-        seconds = time.monotonic() - began
-        end = (cpu_seconds(chatd), clients_cpu(), postgres_cpu(conn), cpu_seconds(sink))
-    return result, Cpu(
-        end[0] - start[0], end[1] - start[1], cpu_between(start[2], end[2]), end[3] - start[3],
-        seconds,
-    )  # fmt: skip
+        end, seconds = snapshot(), time.monotonic() - began
+    cpu = Cpu(
+        chatd=end[0] - start[0],
+        client=end[1] - start[1],
+        postgres=cpu_between(start[2], end[2]),
+        sink=end[3] - start[3],
+        seconds=seconds,
+    )
+    return result, cpu
 
 
 async def hello(url: str, seconds: float = HELLO_SECONDS) -> LoadResult:
@@ -134,10 +141,12 @@ async def test_end_to_end_messages_per_second_and_latency_at_half_rate(
         bench_sink() as (sink, sink_process),
         chatd_with_sink(database_url, sink) as (url, process),
     ):
-        pids = (database_url, process.pid, sink_process.pid)
+        measure = partial(
+            metered, database_url=database_url, chatd=process.pid, sink=sink_process.pid
+        )
         await hello(url, seconds=1.0)  # warm-up
-        hello_first, hello_cpu = await metered(lambda: hello(url), *pids)
-        sustained, sustained_cpu = await metered(lambda: throughput(url), *pids)
+        hello_first, hello_cpu = await measure(lambda: hello(url))
+        sustained, sustained_cpu = await measure(lambda: throughput(url))
         hello_again = await hello(url)
         half = sustained["throughput"] / 2
         # Conversations of 5 messages, 1 s apart: arrivals at half/5 per second give half msg/s.
