@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+import time
 from functools import partial
 from typing import Any
 
@@ -37,7 +38,8 @@ websocket.allowed_origins, and raise chat.rate_limit_max, chat.session_create_pe
 websocket.max_connections_per_ip for load from one address. Use a test instance: the sessions
 and messages stay in its database (until cleanup).
 With --json the last line of stdout is one JSON object (sessions, sent, replies, lost,
-duplicated, errors, latencies in ms, throughput); the table and progress go to stderr.
+duplicated, errors, latencies in ms, throughput, the bench's own CPU); the table and progress go
+to stderr. A bench using 90 % of its core or more says so: it may be the bottleneck.
 """
 
 
@@ -136,7 +138,7 @@ async def _load(args: argparse.Namespace, target: Target, phases: Any) -> Report
         target.url, connections=args.connections, request_seconds=args.reply_timeout
     )
     async with clients as http, trio.open_nursery() as nursery:
-        started = trio.current_time()
+        started, cpu_started = trio.current_time(), time.process_time()
         nursery.start_soon(_progress, tally, started)
         match args.scenario:
             case "conversation":
@@ -168,9 +170,10 @@ async def _load(args: argparse.Namespace, target: Target, phases: Any) -> Report
                     connecting=args.connecting,
                 )
         seconds = trio.current_time() - started
+        cpu_seconds = time.process_time() - cpu_started
         nursery.cancel_scope.cancel()
     print(file=sys.stderr)
-    return Report.from_tally(args.scenario, target.url, seconds, tally, **extra)
+    return Report.from_tally(args.scenario, target.url, seconds, cpu_seconds, tally, **extra)
 
 
 async def _progress(tally: Tally, started: float) -> None:

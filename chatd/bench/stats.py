@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0))
+SATURATED = 0.9  # a load generator using this share of its core measures itself as much as chatd
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -82,16 +83,18 @@ class Report:
     errors: dict[str, int]
     ack_ms: dict[str, float | None]
     reply_ms: dict[str, float | None]
+    cpu_seconds: float  # the load generator's own CPU over the run
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_tally(
-        cls, scenario: str, url: str, seconds: float, tally: Tally, **extra: Any
+        cls, scenario: str, url: str, seconds: float, cpu_seconds: float, tally: Tally, **extra: Any
     ) -> Report:
         return cls(
             scenario=scenario,
             url=url,
             seconds=round(seconds, 3),
+            cpu_seconds=round(cpu_seconds, 3),
             sessions=tally.sessions,
             sent=tally.sent,
             acked=tally.acked,
@@ -109,6 +112,11 @@ class Report:
         """Replies per second over the run."""
         return self.replies / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def cpu_share(self) -> float:
+        """The share of one core the load generator used: near 1, it was the bottleneck."""
+        return self.cpu_seconds / self.seconds if self.seconds > 0 else 0.0
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "scenario": self.scenario,
@@ -124,6 +132,8 @@ class Report:
             "throughput": round(self.throughput, 2),
             "ack_ms": self.ack_ms,
             "reply_ms": self.reply_ms,
+            "cpu_seconds": self.cpu_seconds,
+            "cpu_share": round(self.cpu_share, 3),
             **self.extra,
         }
 
@@ -144,7 +154,14 @@ class Report:
             ("errors", ", ".join(f"{k} {v}" for k, v in self.errors.items()) or "none"),
             ("send -> ack (ms)", ms(self.ack_ms)),
             ("send -> reply (ms)", ms(self.reply_ms)),
+            ("load generator CPU", self._cpu()),
             *((key, str(value)) for key, value in self.extra.items()),
         ]
         width = max(len(name) for name, _ in rows)
         return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+    def _cpu(self) -> str:
+        text = f"{self.cpu_seconds:.1f} s, {self.cpu_share:.0%} of a core"
+        if self.cpu_share >= SATURATED:
+            text += " (the load generator may be the bottleneck: run it on another machine)"
+        return text

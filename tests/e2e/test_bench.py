@@ -74,6 +74,8 @@ async def test_throughput_counts_match_the_database(served: str, database_url: s
     )
     assert report["replies"] == report["sent"] > 10
     assert report["throughput"] > 0
+    assert report["cpu_seconds"] > 0  # the load generator's own CPU, measured
+    assert 0 < report["cpu_share"] < 2
     assert (report["lost"], report["duplicated"]) == (0, 0)
     counts = stored(database_url, report["run_id"])
     assert (counts["user"], counts["bot"]) == (report["sent"], report["replies"])

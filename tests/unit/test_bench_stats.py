@@ -24,16 +24,23 @@ def test_every_acknowledged_message_without_a_reply_is_lost() -> None:
     tally = Tally(sessions=2, sent=5, acked=4, replies=3, duplicated=1)
     tally.errors["http_429"] += 1
     tally.reply_latency += [0.01, 0.02, 0.03]
-    report = Report.from_tally("throughput", "http://x", 2.0, tally, run_id="r1")
+    report = Report.from_tally("throughput", "http://x", 2.0, 0.5, tally, run_id="r1")
     data = report.as_dict()
     assert (data["lost"], data["duplicated"], data["errors"]) == (1, 1, {"http_429": 1})
     assert data["throughput"] == 1.5
+    assert (data["cpu_seconds"], data["cpu_share"]) == (0.5, 0.25)
     assert data["reply_ms"]["p50"] == 20.0
     assert data["run_id"] == "r1"
     json.dumps(data)  # one JSON line for machines
     table = report.table()
     for row in ("lost                1", "duplicated          1", "errors              http_429 1"):
         assert row in table
+    assert "load generator CPU  0.5 s, 25% of a core\n" in table + "\n"
+
+
+def test_a_load_generator_near_a_full_core_says_it_may_be_the_bottleneck() -> None:
+    report = Report.from_tally("throughput", "http://x", 2.0, 1.9, Tally())
+    assert "95% of a core (the load generator may be the bottleneck" in report.table()
 
 
 def test_progress_line_reports_the_recent_rate() -> None:
