@@ -38,6 +38,7 @@ import structlog
 import trio
 from hypercorn.trio import serve as hypercorn_serve
 
+from chatd.actors.client import SessionClient
 from chatd.actors.registry import SessionRegistry
 from chatd.actors.session import SessionActor, SessionActorConfig, SessionCommand
 from chatd.component_config import (
@@ -188,6 +189,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         messages=messages,
         queue=queue,
         registry=registry,
+        actors=SessionClient(registry),
         session_creation=KeyedLimiter(
             chat.session_create_per_ip_max, chat.session_create_per_ip_window_seconds
         ),
@@ -261,7 +263,7 @@ async def run_services(
                 log.info("metrics_listening", urls=services.metrics_urls)
             base_url = settings.server.public_url.rstrip("/") or urls[0]
             dispatcher = Dispatcher(
-                services.queue, senders, services.registry, dispatch_config(settings, base_url)
+                services.queue, senders, services.actors, dispatch_config(settings, base_url)
             )
             dispatch = settings.queue.dispatch
 

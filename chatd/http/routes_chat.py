@@ -90,7 +90,7 @@ def chat_routes(services: Services) -> Blueprint:
             check_metadata(body.metadata, services.limits),
             body.clientMessageId,
         )
-        stored = await services.send_message(body.sessionId, request_token_hash(), message)
+        stored = await services.actors.send_message(body.sessionId, request_token_hash(), message)
         row = stored.row
         structlog.contextvars.bind_contextvars(message_id=row["id"])
         return {

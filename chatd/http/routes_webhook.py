@@ -8,12 +8,10 @@ from typing import Any
 import structlog
 from quart import Blueprint, request
 
-from chatd.actors.handle import Reply
-from chatd.actors.session import StoreReply
 from chatd.core.jsonbody import parse_json
 from chatd.core.replies import parse_callback, reply_key
 from chatd.core.signing import SignatureError, verify_callback
-from chatd.db.queue import BotMessage, StoredReply
+from chatd.db.queue import BotMessage
 from chatd.errors import NotFound, Unauthorized, UnsupportedMediaType
 from chatd.http.services import Services
 
@@ -55,11 +53,7 @@ def webhook_routes(services: Services) -> Blueprint:
             cb.reply_to,
             reply_key(cb.reply_to, cb.reply),
         )
-
-        def command(answer: Reply[StoredReply]) -> StoreReply:
-            return StoreReply(message, "delivered", None, answer)
-
-        stored = await services.registry.call(cb.session_id, command)
+        stored = await services.actors.store_reply(message, reply_status="delivered")
         assert stored.row is not None  # no job to fence: a reply is always stored or found
         log.info("callback_accepted", scheme=scheme, duplicate=stored.duplicate)
         return {"success": True, "messageId": stored.row["id"], "duplicate": stored.duplicate}

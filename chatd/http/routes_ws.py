@@ -244,7 +244,9 @@ class Connection:
         )
         event: dict[str, Any]
         try:
-            stored = await self._services.send_message(self._session_id, self._token_hash, message)
+            stored = await self._services.actors.send_message(
+                self._session_id, self._token_hash, message
+            )
         except ClientError as exc:
             event = {"type": "error", "code": exc.code, "message": exc.message}
             if exc.retry_after is not None:

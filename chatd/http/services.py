@@ -7,13 +7,13 @@ import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 
-from chatd.actors.handle import Reply
+from chatd.actors.client import SessionClient
 from chatd.actors.registry import SessionRegistry
-from chatd.actors.session import Send, SessionCommand
+from chatd.actors.session import SessionCommand
 from chatd.core.ratelimit import ConnectionLimit, KeyedLimiter
 from chatd.core.wire import Limits
 from chatd.db.listen import Listener
-from chatd.db.messages import MessageStore, NewMessage, StoredMessage
+from chatd.db.messages import MessageStore
 from chatd.db.pool import Pool
 from chatd.db.queue import QueueStore
 from chatd.db.sessions import SessionStore
@@ -33,6 +33,7 @@ class Services:
     messages: MessageStore
     queue: QueueStore
     registry: SessionRegistry[SessionCommand]
+    actors: SessionClient  # how the edges talk to the registry's actors
     session_creation: KeyedLimiter  # per client IP
     operator_auth_failures: KeyedLimiter  # wrong admin/metrics tokens, per client IP
     hub: Hub
@@ -63,16 +64,6 @@ class Services:
                 code="too_many_connections",
                 retry_after=5,
             )
-
-    async def send_message(
-        self, session_id: str, token_hash: bytes, message: NewMessage
-    ) -> StoredMessage:
-        """Store a shopper's message through the session's actor (REST and WebSocket alike)."""
-
-        def command(reply: Reply[StoredMessage]) -> Send:
-            return Send(token_hash, message, reply)
-
-        return await self.registry.call(session_id, command)
 
     @property
     def limits(self) -> Limits:

@@ -21,13 +21,11 @@ from typing import Any, Literal
 import structlog
 import trio
 
-from chatd.actors.handle import Reply
-from chatd.actors.registry import SessionRegistry
-from chatd.actors.session import SessionCommand, StoreReply
+from chatd.actors.client import SessionClient
 from chatd.core.delivery import Verdict, decide, parse_retry_after
 from chatd.core.replies import BotReply, InvalidReply, parse_reply_body, reply_key
 from chatd.core.signing import sign_headers
-from chatd.db.queue import BotMessage, Job, QueueStore, Settle, StoredReply
+from chatd.db.queue import BotMessage, Job, QueueStore, Settle
 from chatd.errors import ChatdError
 from chatd.queue.sender import Attempt, WebhookSender
 
@@ -86,7 +84,7 @@ class Dispatcher:
         self,
         store: QueueStore,
         senders: Sequence[WebhookSender],  # one per worker (config.concurrency)
-        registry: SessionRegistry[SessionCommand],
+        actors: SessionClient,
         config: DispatchConfig,
     ) -> None:
         if len(senders) != config.concurrency:
@@ -95,7 +93,7 @@ class Dispatcher:
             )
         self._store = store
         self._senders = senders
-        self._registry = registry
+        self._actors = actors
         self._config = config
         # Claimed jobs go straight to workers waiting in receive(): never more are claimed.
         self._jobs_send, self._jobs_receive = trio.open_memory_channel[Job](config.concurrency)
@@ -313,11 +311,7 @@ class Dispatcher:
         message = BotMessage(
             job.session_id, reply.content, reply.message_type, reply.metadata, job.message_id, key
         )
-
-        def command(answer: Reply[StoredReply]) -> StoreReply:
-            return StoreReply(message, reply_status, settle, answer)
-
-        stored = await self._registry.call(job.session_id, command)
+        stored = await self._actors.store_reply(message, reply_status=reply_status, settle=settle)
         return stored.settled
 
     def _count(self, kept: bool, field: str) -> None:

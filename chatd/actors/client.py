@@ -1,0 +1,39 @@
+"""SessionClient: the one typed way to ask a session actor for something.
+
+The HTTP routes, the WebSocket, n8n's callback and the dispatcher all call these methods; each
+builds its command with a one-shot reply channel and waits for the answer (a full mailbox, or an
+actor that dies before answering, is Overloaded: see handle.py).
+"""
+
+from __future__ import annotations
+
+from chatd.actors.handle import Reply
+from chatd.actors.registry import SessionRegistry
+from chatd.actors.session import Send, SessionCommand, StoreReply
+from chatd.db.messages import NewMessage, StoredMessage
+from chatd.db.queue import BotMessage, Settle, StoredReply
+
+
+class SessionClient:
+    def __init__(self, registry: SessionRegistry[SessionCommand]) -> None:
+        self._registry = registry
+
+    async def send_message(
+        self, session_id: str, token_hash: bytes, message: NewMessage
+    ) -> StoredMessage:
+        """Store a shopper's message, and its webhook job, in the session's order."""
+
+        def command(reply: Reply[StoredMessage]) -> Send:
+            return Send(token_hash, message, reply)
+
+        return await self._registry.call(session_id, command)
+
+    async def store_reply(
+        self, message: BotMessage, *, reply_status: str, settle: Settle | None = None
+    ) -> StoredReply:
+        """Store a bot reply once (by its key), settling `settle`'s job in the same step."""
+
+        def command(reply: Reply[StoredReply]) -> StoreReply:
+            return StoreReply(message, reply_status, settle, reply)
+
+        return await self._registry.call(message.session_id, command)
