@@ -10,8 +10,9 @@ from __future__ import annotations
 from chatd.actors.handle import Reply
 from chatd.actors.registry import SessionRegistry
 from chatd.actors.session import Send, SessionCommand, StoreReply
-from chatd.db.messages import NewMessage, StoredMessage
-from chatd.db.queue import BotMessage, Settle, StoredReply
+from chatd.core.messages import BotMessage, MessageStatus, NewMessage
+from chatd.db.messages import StoredMessage
+from chatd.db.queue import Settle, StoredReply
 
 
 class SessionClient:
@@ -29,7 +30,7 @@ class SessionClient:
         return await self._registry.call(session_id, command)
 
     async def store_reply(
-        self, message: BotMessage, *, reply_status: str, settle: Settle | None = None
+        self, message: BotMessage, *, reply_status: MessageStatus, settle: Settle | None = None
     ) -> StoredReply:
         """Store a bot reply once (by its key), settling `settle`'s job in the same step."""
 

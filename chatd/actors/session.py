@@ -16,9 +16,10 @@ import structlog
 import trio
 
 from chatd.actors.handle import Reply
+from chatd.core.messages import BotMessage, MessageStatus, NewMessage
 from chatd.core.ratelimit import SlidingWindow
-from chatd.db.messages import MessageStore, NewMessage, StoredMessage
-from chatd.db.queue import BotMessage, QueueStore, Settle, StoredReply
+from chatd.db.messages import MessageStore, StoredMessage
+from chatd.db.queue import QueueStore, Settle, StoredReply
 from chatd.errors import ClientError, DatabaseUnavailable, RateLimited
 from chatd.ops.metrics import Metrics
 from chatd.realtime.hub import Hub
@@ -40,7 +41,7 @@ class StoreReply:
     """A bot reply (from n8n's response, a callback, or the fallback), stored once."""
 
     message: BotMessage
-    reply_status: str  # what the answered user message becomes: "delivered" or "failed"
+    reply_status: MessageStatus  # what the answered user message becomes: DELIVERED or FAILED
     settle: Settle | None  # the job this reply settles, fenced on its lease
     reply: Reply[StoredReply]
 
@@ -118,8 +119,9 @@ class SessionActor:
         if stored.created:
             self._metrics.messages_sent.inc()
             self._sends.record(now)
-            self._hub.publish_message(stored.row)  # this process's clients need no notification
-            log.info("message_stored", message_id=stored.row["id"], seq=stored.row["seq"])
+            message = stored.message
+            self._hub.publish_message(message)  # this process's clients need no notification
+            log.info("message_stored", message_id=message.id, seq=message.seq)
         return stored
 
     async def _on_store_reply(self, command: StoreReply) -> StoredReply:
@@ -130,7 +132,7 @@ class SessionActor:
             self._metrics.duplicate_replies.inc()
         if stored.response_seconds is not None:
             self._metrics.response_time.observe(stored.response_seconds)
-        if stored.row is not None and not stored.duplicate:
-            self._hub.publish_message(stored.row)
-            log.info("reply_stored", message_id=stored.row["id"], seq=stored.row["seq"])
+        if stored.message is not None and not stored.duplicate:
+            self._hub.publish_message(stored.message)
+            log.info("reply_stored", message_id=stored.message.id, seq=stored.message.seq)
         return stored

@@ -2,42 +2,57 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from chatd.core.wire import iso, message_to_wire
+from chatd.core.messages import Message, MessageStatus
+from chatd.core.wire import iso
 
 SPEAKERS = {"user": "Shopper", "bot": "Bot", "system": "System"}
+NOTED = (MessageStatus.PENDING, MessageStatus.FAILED)  # shown beside a message in text
 
 
-def session_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A session row (chat_sessions columns) for operators: never its token hash."""
-    return {
-        "id": row["id"],
-        "userId": row["user_id"],
-        "guestEmail": row["guest_email"],
-        "status": row["status"],
-        "metadata": row["metadata"],
-        "createdAt": iso(row["created_at"]),
-        "updatedAt": iso(row["updated_at"]),
-        "expiresAt": iso(row["expires_at"]) if row["expires_at"] else None,
-        "lastSeq": row["last_seq"],
-    }
+@dataclass(frozen=True)
+class SessionRecord:
+    """A session as operators see it: its chat_sessions columns, never its token hash."""
+
+    id: str
+    user_id: str | None
+    guest_email: str | None
+    status: str
+    metadata: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    last_seq: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "userId": self.user_id,
+            "guestEmail": self.guest_email,
+            "status": self.status,
+            "metadata": self.metadata,
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at),
+            "expiresAt": iso(self.expires_at) if self.expires_at else None,
+            "lastSeq": self.last_seq,
+        }
 
 
-def transcript_json(
-    session: Mapping[str, Any], messages: Iterable[Mapping[str, Any]]
-) -> dict[str, Any]:
-    return {"session": session_to_wire(session), "messages": [message_to_wire(m) for m in messages]}
+def transcript_json(session: SessionRecord, messages: Iterable[Message]) -> dict[str, Any]:
+    return {"session": session.to_wire(), "messages": [m.to_wire() for m in messages]}
 
 
-def transcript_text(session: Mapping[str, Any], messages: Iterable[Mapping[str, Any]]) -> str:
+def transcript_text(session: SessionRecord, messages: Iterable[Message]) -> str:
     """One line per message, oldest first, readable in any mail client or ticket system."""
-    who = session["user_id"] or session["guest_email"] or "guest"
-    lines = [f"Chat {session['id']} with {who}, started {iso(session['created_at'])}"]
+    who = session.user_id or session.guest_email or "guest"
+    lines = [f"Chat {session.id} with {who}, started {iso(session.created_at)}"]
     for m in messages:
-        speaker = SPEAKERS.get(m["sender_type"], m["sender_type"])
-        note = f" [{m['status']}]" if m["status"] in ("pending", "failed") else ""
-        text = " ".join(str(m["content"]).splitlines())  # one message, one line
-        lines.append(f"{iso(m['created_at'])} {speaker}{note}: {text}")
+        speaker = SPEAKERS.get(m.sender_type, m.sender_type)
+        note = f" [{m.status}]" if m.status in NOTED else ""
+        text = " ".join(m.content.splitlines())  # one message, one line
+        lines.append(f"{iso(m.created_at)} {speaker}{note}: {text}")
     return "\n".join(lines) + "\n"

@@ -157,18 +157,3 @@ def _int_arg(args: Mapping[str, str], name: str, default: int | None, low: int, 
 
 def iso(ts: datetime) -> str:
     return ts.isoformat().replace("+00:00", "Z")
-
-
-def message_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored message in the wire shape every API and event uses."""
-    return {
-        "id": row["id"],
-        "sessionId": row["session_id"],
-        "senderType": row["sender_type"],
-        "content": row["content"],
-        "messageType": row["message_type"],
-        "metadata": row["metadata"],
-        "status": row["status"],
-        "seq": row["seq"],
-        "createdAt": iso(row["created_at"]),
-    }

@@ -6,12 +6,18 @@ by age go through QueueStore, which wakes the dispatchers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from chatd.core.messages import JobStatus
+from chatd.core.transcript import SessionRecord
+from chatd.db.export import Transcript
+from chatd.db.messages import message_from_row
 from chatd.db.pool import Pool
 from chatd.db.queries import query
+from chatd.db.sessions import session_record_from_row
 
 BUCKET_SECONDS = 10
 BUCKETS = 60  # ten minutes of 10-second buckets
@@ -49,17 +55,63 @@ class WebhookWindow:
 
 
 @dataclass(frozen=True)
-class Overview:
-    queue: QueueCounts
-    throughput: list[dict[str, Any]]  # {start, received, completed}, oldest bucket first
-    webhook: WebhookWindow
-    recent_errors: list[dict[str, Any]]
+class ThroughputBucket:
+    start: datetime
+    received: int  # shoppers' messages
+    completed: int  # jobs n8n took
 
 
 @dataclass(frozen=True)
-class Transcript:
-    session: dict[str, Any]
-    messages: list[dict[str, Any]]
+class RecentError:
+    """A job with an error: dead, still open (retrying), or completed with an unusable reply."""
+
+    id: str
+    session_id: str
+    message_id: str
+    status: JobStatus
+    last_error: str
+    last_status: int | None
+    at: datetime
+    content: str  # the message's first 200 characters
+
+
+@dataclass(frozen=True)
+class Overview:
+    queue: QueueCounts
+    throughput: list[ThroughputBucket]  # oldest bucket first
+    webhook: WebhookWindow
+    recent_errors: list[RecentError]  # newest first
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str
+    session_id: str
+    message_id: str
+    attempts: int
+    max_attempts: int
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime  # when it died
+    content: str  # of the message that could not be delivered
+
+
+@dataclass(frozen=True)
+class LastMessage:
+    sender_type: str
+    content: str  # its first 140 characters
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """A session in the admin list: the record, whether it is live, its newest message."""
+
+    session: SessionRecord
+    live: bool
+    message_count: int
+    last: LastMessage | None
 
 
 class AdminStore:
@@ -87,14 +139,17 @@ class AdminStore:
         assert counts is not None  # scalar subqueries: always one row
         assert window is not None
         return Overview(
-            QueueCounts(**counts), buckets, WebhookWindow(WEBHOOK_WINDOW_SECONDS, **window), errors
+            QueueCounts(**counts),
+            [ThroughputBucket(**row) for row in buckets],
+            WebhookWindow(WEBHOOK_WINDOW_SECONDS, **window),
+            [RecentError(**{**row, "status": JobStatus(row["status"])}) for row in errors],
         )
 
-    async def dead_letters(self, limit: int) -> list[dict[str, Any]]:
+    async def dead_letters(self, limit: int) -> list[DeadLetter]:
         """Newest first, with the content of the message that could not be delivered."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(query("admin_dead_letters"), {"limit": limit})
-            return await cur.fetchall()
+            return [DeadLetter(**row) for row in await cur.fetchall()]
 
     async def broadcast(self, content: str, metadata_filter: dict[str, Any] | None) -> int:
         """Store `content` as a system message in every live session matching; how many."""
@@ -113,12 +168,12 @@ class AdminStore:
             cur = await conn.execute(query("admin_purge_dead_job"), {"job_id": job_id})
             return await cur.fetchone() is not None
 
-    async def sessions(self, *, limit: int, live_only: bool, q: str | None) -> list[dict[str, Any]]:
+    async def sessions(self, *, limit: int, live_only: bool, q: str | None) -> list[SessionSummary]:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 query("admin_sessions"), {"limit": limit, "live_only": live_only, "q": q}
             )
-            return await cur.fetchall()
+            return [_summary(row) for row in await cur.fetchall()]
 
     async def transcript(self, session_id: str) -> Transcript | None:
         """The session and its messages oldest first; None when there is no such session."""
@@ -128,4 +183,12 @@ class AdminStore:
             if session is None:
                 return None
             cur = await conn.execute(query("admin_transcript_messages"), params)
-            return Transcript(session, await cur.fetchall())
+            messages = [message_from_row(row) for row in await cur.fetchall()]
+        return Transcript(session_record_from_row(session), messages)
+
+
+def _summary(row: dict[str, Any]) -> SessionSummary:
+    last = None
+    if row["last_sender"] is not None:
+        last = LastMessage(row["last_sender"], row["last_content"], row["last_at"])
+    return SessionSummary(session_record_from_row(row), row["live"], row["message_count"], last)

@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import psycopg
 
+from chatd.core.messages import Message
+from chatd.core.transcript import SessionRecord
 from chatd.db.bridge import translate
+from chatd.db.messages import message_from_row
 from chatd.db.pool import Pool
 from chatd.db.queries import query
+from chatd.db.sessions import session_record_from_row
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)
@@ -32,8 +35,8 @@ class ExportRange:
 
 @dataclass(frozen=True)
 class Transcript:
-    session: dict[str, Any]  # chat_sessions columns, without the token hash
-    messages: list[dict[str, Any]]  # oldest first
+    session: SessionRecord
+    messages: list[Message]  # oldest first
 
 
 async def transcript_pages(
@@ -51,7 +54,7 @@ async def transcript_pages(
         if len(page) < page_size:
             return
         last = page[-1].session
-        after = (last["created_at"], last["id"])
+        after = (last.created_at, last.id)
 
 
 async def _page(
@@ -66,13 +69,14 @@ async def _page(
         "limit": limit,
     }
     async with pool.connection() as conn:
-        sessions = await (await conn.execute(query("export_sessions"), params)).fetchall()
+        cur = await conn.execute(query("export_sessions"), params)
+        sessions = [session_record_from_row(row) for row in await cur.fetchall()]
         if not sessions:
             return []
-        ids = [s["id"] for s in sessions]
+        ids = [s.id for s in sessions]
         cur = await conn.execute(query("export_messages"), {"session_ids": ids})
-        messages = await cur.fetchall()
-    by_session: dict[str, list[dict[str, Any]]] = {sid: [] for sid in ids}
+        messages = [message_from_row(row) for row in await cur.fetchall()]
+    by_session: dict[str, list[Message]] = {sid: [] for sid in ids}
     for message in messages:
-        by_session[message["session_id"]].append(message)
-    return [Transcript(s, by_session[s["id"]]) for s in sessions]
+        by_session[message.session_id].append(message)
+    return [Transcript(s, by_session[s.id]) for s in sessions]

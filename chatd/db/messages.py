@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from chatd.core.messages import Message, MessageStatus, NewMessage
 from chatd.core.tokens import new_id
 from chatd.db.pool import Connection, Pool
 from chatd.db.queries import query
@@ -17,16 +19,8 @@ from chatd.errors import Conflict
 
 
 @dataclass(frozen=True)
-class NewMessage:
-    content: str
-    message_type: str
-    metadata: dict[str, Any] | None
-    client_message_id: str | None
-
-
-@dataclass(frozen=True)
 class StoredMessage:
-    row: dict[str, Any]
+    message: Message
     created: bool  # False when a clientMessageId replay returned the earlier message
 
 
@@ -69,7 +63,7 @@ class MessageStore:
                 auth = await (await conn.execute(query("session_auth"), params)).fetchone()
                 check_access(auth, token_hash)
                 raise AssertionError("send matched no session, yet the session is live")
-        return StoredMessage(row, created=True)
+        return StoredMessage(message_from_row(row), created=True)
 
     async def find_replay(
         self, session_id: str, token_hash: bytes, message: NewMessage
@@ -99,7 +93,8 @@ class MessageStore:
         ).fetchone()
         if row is None:
             return None
-        same = (row["content"], row["message_type"], row["metadata"]) == (
+        earlier = message_from_row(row)
+        same = (earlier.content, earlier.message_type, earlier.metadata) == (
             message.content,
             message.message_type,
             message.metadata,
@@ -110,36 +105,35 @@ class MessageStore:
                 code="client_message_id_conflict",
                 field="clientMessageId",
             )
-        return StoredMessage(row, created=False)
+        return StoredMessage(earlier, created=False)
 
-    async def recent(self, session_id: str, *, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+    async def recent(self, session_id: str, *, limit: int, offset: int = 0) -> list[Message]:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 query("recent_messages"),
                 {"session_id": session_id, "limit": limit, "offset": offset},
             )
-            return await cur.fetchall()
+            return [message_from_row(row) for row in await cur.fetchall()]
 
     async def notify_event(self, event: dict[str, Any]) -> None:
         """An event for every process's clients of the session that is not stored (typing)."""
         async with self._pool.connection() as conn:
             await conn.execute(query("notify_event"), {"payload": json.dumps(event)})
 
-    async def by_ids(self, ids: list[str]) -> list[dict[str, Any]]:
+    async def by_ids(self, ids: list[str]) -> list[Message]:
         async with self._pool.connection() as conn:
-            return await (await conn.execute(query("messages_by_ids"), {"ids": ids})).fetchall()
+            cur = await conn.execute(query("messages_by_ids"), {"ids": ids})
+            return [message_from_row(row) for row in await cur.fetchall()]
 
-    async def after_seq(
-        self, session_id: str, after_seq: int, *, limit: int
-    ) -> list[dict[str, Any]]:
+    async def after_seq(self, session_id: str, after_seq: int, *, limit: int) -> list[Message]:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 query("messages_after_seq"),
                 {"session_id": session_id, "after_seq": after_seq, "limit": limit},
             )
-            return await cur.fetchall()
+            return [message_from_row(row) for row in await cur.fetchall()]
 
-    async def after_seqs(self, last_seqs: dict[str, int], *, limit: int) -> list[dict[str, Any]]:
+    async def after_seqs(self, last_seqs: dict[str, int], *, limit: int) -> list[Message]:
         """Up to `limit` messages after each session's seq, in session and seq order."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
@@ -150,7 +144,7 @@ class MessageStore:
                     "limit": limit,
                 },
             )
-            return await cur.fetchall()
+            return [message_from_row(row) for row in await cur.fetchall()]
 
     async def count(self, session_id: str) -> int:
         async with self._pool.connection() as conn:
@@ -158,3 +152,18 @@ class MessageStore:
                 await conn.execute(query("message_count"), {"session_id": session_id})
             ).fetchone()
         return int(row["total"]) if row else 0
+
+
+def message_from_row(row: Mapping[str, Any]) -> Message:
+    """A chat_messages row (its wire columns; others are ignored) as the type every layer uses."""
+    return Message(
+        row["id"],
+        row["session_id"],
+        row["sender_type"],
+        row["content"],
+        row["message_type"],
+        row["metadata"],
+        MessageStatus(row["status"]),
+        row["seq"],
+        row["created_at"],
+    )

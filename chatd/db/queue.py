@@ -11,7 +11,9 @@ from typing import Any, LiteralString
 import psycopg
 from psycopg.types.json import Jsonb
 
+from chatd.core.messages import BotMessage, JobStatus, Message, MessageStatus
 from chatd.core.tokens import new_id
+from chatd.db.messages import message_from_row
 from chatd.db.pool import Pool
 from chatd.db.queries import query
 from chatd.errors import NotFound
@@ -35,14 +37,12 @@ class Job:
 
 
 @dataclass(frozen=True)
-class BotMessage:
+class RescuedJob:
+    """A claim whose lease ran out, put back to pending."""
+
+    id: str
     session_id: str
-    content: str
-    message_type: str
-    metadata: dict[str, Any] | None
-    reply_to: str | None
-    reply_key: str
-    sender_type: str = "bot"
+    message_id: str
 
 
 @dataclass(frozen=True)
@@ -50,14 +50,14 @@ class Settle:
     """The job a reply settles, fenced on the lease it was claimed with."""
 
     job: Job
-    job_status: str  # "completed", or "dead" for the fallback after a dead letter
+    job_status: JobStatus  # COMPLETED, or DEAD for the fallback after a dead letter
     last_status: int | None
     error: str | None
 
 
 @dataclass(frozen=True)
 class StoredReply:
-    row: dict[str, Any] | None  # the reply as stored (None: its job's lease was lost)
+    message: Message | None  # the reply as stored (None: its job's lease was lost)
     duplicate: bool  # the same reply was stored before
     settled: bool  # the job given was settled by this call
     response_seconds: float | None = None  # stored now: since the message it answers was stored
@@ -77,10 +77,11 @@ class QueueStore:
             rows = await cur.fetchall()
         return [Job(**row) for row in rows]
 
-    async def rescue_expired(self) -> list[dict[str, Any]]:
+    async def rescue_expired(self) -> list[RescuedJob]:
         """Put claims whose lease ran out back to pending; returns the rescued jobs."""
         async with self._pool.connection() as conn:
-            return await (await conn.execute(query("rescue_expired_leases"))).fetchall()
+            rows = await (await conn.execute(query("rescue_expired_leases"))).fetchall()
+        return [RescuedJob(**row) for row in rows]
 
     async def _fenced(self, sql: LiteralString, job: Job, **params: Any) -> list[dict[str, Any]]:
         async with self._pool.connection() as conn:
@@ -103,7 +104,7 @@ class QueueStore:
         return bool(await self._fenced(query("release_job"), job))
 
     async def store_bot_message(
-        self, message: BotMessage, *, reply_status: str, settle: Settle | None = None
+        self, message: BotMessage, *, reply_status: MessageStatus, settle: Settle | None = None
     ) -> StoredReply:
         """Store a reply once (by reply_key), settling `settle.job` in the same transaction."""
         job = settle.job if settle else None
@@ -134,16 +135,20 @@ class QueueStore:
             else:
                 raise AssertionError("store_bot_message lost the same race twice")
             assert row is not None  # the statement always returns its one summary row
-            settled = bool(row.pop("settled"))
-            waited = row.pop("response_seconds")
+            settled = bool(row["settled"])
             if row["id"] is not None:
-                return StoredReply(row, duplicate=False, settled=settled, response_seconds=waited)
+                return StoredReply(
+                    message_from_row(row),
+                    duplicate=False,
+                    settled=settled,
+                    response_seconds=row["response_seconds"],
+                )
             if job is not None and not settled:
                 return StoredReply(None, duplicate=False, settled=False)
             existing = await (await conn.execute(query("reply_by_key"), params)).fetchone()
         if existing is None:
             raise NotFound("no such session", code="session_not_found", field="sessionId")
-        return StoredReply(existing, duplicate=True, settled=settled)
+        return StoredReply(message_from_row(existing), duplicate=True, settled=settled)
 
     async def reply_target_exists(self, session_id: str, reply_to: str) -> bool:
         async with self._pool.connection() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from chatd.core.identity import Identity
+from chatd.core.transcript import SessionRecord
 from chatd.db.pool import Pool
 from chatd.db.queries import query
 from chatd.errors import Gone, Unauthorized
@@ -78,3 +80,18 @@ def check_access(row: dict[str, Any] | None, token_hash: bytes) -> None:
         raise Gone(
             "this chat session has expired or was closed; start a new one", code="session_expired"
         )
+
+
+def session_record_from_row(row: Mapping[str, Any]) -> SessionRecord:
+    """A chat_sessions row (other columns beside it are ignored) as operators see it."""
+    return SessionRecord(
+        row["id"],
+        row["user_id"],
+        row["guest_email"],
+        row["status"],
+        row["metadata"],
+        row["created_at"],
+        row["updated_at"],
+        row["expires_at"],
+        row["last_seq"],
+    )

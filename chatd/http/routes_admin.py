@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, request
 
 from chatd.core.ratelimit import KeyedLimiter
-from chatd.core.transcript import session_to_wire, transcript_json, transcript_text
+from chatd.core.transcript import transcript_json, transcript_text
 from chatd.core.wire import check_content, check_metadata, iso
-from chatd.db.admin import BUCKET_SECONDS, AdminStore, Overview
+from chatd.db.admin import BUCKET_SECONDS, AdminStore, DeadLetter, Overview, SessionSummary
 from chatd.errors import BadRequest, NotFound, RateLimited, Unauthorized
 from chatd.http.auth import authorize_operator
 from chatd.http.body import client_ip, json_body
@@ -86,8 +86,8 @@ def admin_routes(services: Services) -> Blueprint:
     async def dead_letters() -> dict[str, Any]:
         args = known_args(request.args, {"limit"})
         limit = int_arg(args, "limit", 100, 1, MAX_DEAD_LIMIT)
-        rows = await store.dead_letters(limit)
-        return {"deadLetters": [dead_letter_to_wire(r) for r in rows], "limit": limit}
+        dead = await store.dead_letters(limit)
+        return {"deadLetters": [dead_letter_to_wire(d) for d in dead], "limit": limit}
 
     @bp.post("/dead/<job_id>/retry")
     async def retry_dead(job_id: str) -> dict[str, Any]:
@@ -131,8 +131,8 @@ def admin_routes(services: Services) -> Blueprint:
         args = known_args(request.args, {"limit", "status", "q"})
         limit = int_arg(args, "limit", 50, 1, MAX_SESSION_LIMIT)
         live_only = choice_arg(args, "status", ("active", "all")) == "active"
-        rows = await store.sessions(limit=limit, live_only=live_only, q=search_arg(args, "q"))
-        return {"sessions": [session_row_to_wire(r, services.hub.has(r["id"])) for r in rows]}
+        found = await store.sessions(limit=limit, live_only=live_only, q=search_arg(args, "q"))
+        return {"sessions": [summary_to_wire(s, services.hub.has(s.session.id)) for s in found]}
 
     @bp.get("/sessions/<session_id>/transcript")
     async def transcript(session_id: str) -> Response | dict[str, Any]:
@@ -275,7 +275,7 @@ def overview_to_wire(data: Overview, services: Services) -> dict[str, Any]:
         "throughput": {
             "bucketSeconds": BUCKET_SECONDS,
             "buckets": [
-                {"start": iso(b["start"]), "received": b["received"], "completed": b["completed"]}
+                {"start": iso(b.start), "received": b.received, "completed": b.completed}
                 for b in data.throughput
             ],
         },
@@ -290,47 +290,47 @@ def overview_to_wire(data: Overview, services: Services) -> dict[str, Any]:
         },
         "recentErrors": [
             {
-                "jobId": r["id"],
-                "sessionId": r["session_id"],
-                "messageId": r["message_id"],
-                "content": r["content"],
-                "status": r["status"],
-                "error": r["last_error"],
-                "httpStatus": r["last_status"],
-                "at": iso(r["at"]),
+                "jobId": e.id,
+                "sessionId": e.session_id,
+                "messageId": e.message_id,
+                "content": e.content,
+                "status": e.status,
+                "error": e.last_error,
+                "httpStatus": e.last_status,
+                "at": iso(e.at),
             }
-            for r in data.recent_errors
+            for e in data.recent_errors
         ],
     }
 
 
-def dead_letter_to_wire(row: Mapping[str, Any]) -> dict[str, Any]:
+def dead_letter_to_wire(dead: DeadLetter) -> dict[str, Any]:
     return {
-        "jobId": row["id"],
-        "sessionId": row["session_id"],
-        "messageId": row["message_id"],
-        "content": row["content"],
-        "attempts": row["attempts"],
-        "maxAttempts": row["max_attempts"],
-        "httpStatus": row["last_status"],
-        "lastError": row["last_error"],
-        "createdAt": iso(row["created_at"]),
-        "deadAt": iso(row["updated_at"]),
+        "jobId": dead.id,
+        "sessionId": dead.session_id,
+        "messageId": dead.message_id,
+        "content": dead.content,
+        "attempts": dead.attempts,
+        "maxAttempts": dead.max_attempts,
+        "httpStatus": dead.last_status,
+        "lastError": dead.last_error,
+        "createdAt": iso(dead.created_at),
+        "deadAt": iso(dead.updated_at),
     }
 
 
-def session_row_to_wire(row: Mapping[str, Any], connected_here: bool) -> dict[str, Any]:
+def summary_to_wire(summary: SessionSummary, connected_here: bool) -> dict[str, Any]:
     last = None
-    if row["last_sender"] is not None:
+    if summary.last is not None:
         last = {
-            "senderType": row["last_sender"],
-            "content": row["last_content"],
-            "createdAt": iso(row["last_at"]),
+            "senderType": summary.last.sender_type,
+            "content": summary.last.content,
+            "createdAt": iso(summary.last.created_at),
         }
     return {
-        **session_to_wire(row),
-        "live": row["live"],
-        "messageCount": row["message_count"],
+        **summary.session.to_wire(),
+        "live": summary.live,
+        "messageCount": summary.message_count,
         "lastMessage": last,
         "connectedHere": connected_here,
     }

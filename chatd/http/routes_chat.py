@@ -10,6 +10,7 @@ import trio
 from quart import Blueprint, request
 
 from chatd.core.identity import prove_identity
+from chatd.core.messages import Message, NewMessage
 from chatd.core.tokens import new_id, new_session_token, token_hash
 from chatd.core.wire import (
     CreateSessionRequest,
@@ -17,10 +18,8 @@ from chatd.core.wire import (
     check_content,
     check_metadata,
     iso,
-    message_to_wire,
     parse_page_query,
 )
-from chatd.db.messages import NewMessage
 from chatd.errors import BadRequest, RateLimited
 from chatd.http.auth import request_token_hash
 from chatd.http.body import client_ip, json_body
@@ -75,7 +74,7 @@ def chat_routes(services: Services) -> Blueprint:
         return {
             "sessionId": session.id,
             "status": session.status,
-            "messages": [message_to_wire(m) for m in messages],
+            "messages": [m.to_wire() for m in messages],
             "metadata": session.metadata,
             "expiresAt": iso(session.expires_at),
         }
@@ -91,18 +90,16 @@ def chat_routes(services: Services) -> Blueprint:
             body.clientMessageId,
         )
         stored = await services.actors.send_message(body.sessionId, request_token_hash(), message)
-        row = stored.row
-        structlog.contextvars.bind_contextvars(message_id=row["id"])
+        sent = stored.message
+        structlog.contextvars.bind_contextvars(message_id=sent.id)
         return {
-            "messageId": row["id"],
-            "status": row["status"],
-            "timestamp": iso(row["created_at"]),
-            "seq": row["seq"],
+            "messageId": sent.id,
+            "status": sent.status,
+            "timestamp": iso(sent.created_at),
+            "seq": sent.seq,
         }
 
-    async def long_poll(
-        session_id: str, after_seq: int, limit: int, wait: float
-    ) -> list[dict[str, Any]]:
+    async def long_poll(session_id: str, after_seq: int, limit: int, wait: float) -> list[Message]:
         """Hold until a message after `after_seq` is stored (or `wait` seconds pass)."""
         subscriber = Subscriber(services.connection_id(), limit=1)  # one event is enough
         services.hub.subscribe(session_id, subscriber)
@@ -142,7 +139,7 @@ def chat_routes(services: Services) -> Blueprint:
             )
         total = await services.messages.count(session_id)
         return {
-            "messages": [message_to_wire(m) for m in rows],
+            "messages": [m.to_wire() for m in rows],
             "pagination": {"page": page.page, "limit": page.limit, "total": total},
         }
 

@@ -9,9 +9,9 @@ import structlog
 from quart import Blueprint, request
 
 from chatd.core.jsonbody import parse_json
+from chatd.core.messages import BotMessage, MessageStatus
 from chatd.core.replies import parse_callback, reply_key
 from chatd.core.signing import SignatureError, verify_callback
-from chatd.db.queue import BotMessage
 from chatd.errors import NotFound, Unauthorized, UnsupportedMediaType
 from chatd.http.services import Services
 
@@ -53,9 +53,9 @@ def webhook_routes(services: Services) -> Blueprint:
             cb.reply_to,
             reply_key(cb.reply_to, cb.reply),
         )
-        stored = await services.actors.store_reply(message, reply_status="delivered")
-        assert stored.row is not None  # no job to fence: a reply is always stored or found
+        stored = await services.actors.store_reply(message, reply_status=MessageStatus.DELIVERED)
+        assert stored.message is not None  # no job to fence: a reply is always stored or found
         log.info("callback_accepted", scheme=scheme, duplicate=stored.duplicate)
-        return {"success": True, "messageId": stored.row["id"], "duplicate": stored.duplicate}
+        return {"success": True, "messageId": stored.message.id, "duplicate": stored.duplicate}
 
     return bp

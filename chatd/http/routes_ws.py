@@ -33,8 +33,8 @@ from chatd.core.frames import (
     origin_allowed,
     parse_frame,
 )
+from chatd.core.messages import NewMessage
 from chatd.core.tokens import token_hash
-from chatd.db.messages import NewMessage
 from chatd.db.sessions import SessionInfo
 from chatd.errors import ClientError, DatabaseUnavailable, Forbidden
 from chatd.http.body import client_ip
@@ -255,13 +255,13 @@ class Connection:
             event = {"type": "error", "code": "unavailable", "message": "database unavailable"}
             event["retryAfter"] = 5
         else:
-            row = stored.row
+            sent = stored.message
             return {
                 "type": "message_ack",
                 "clientMessageId": frame.client_message_id,
-                "messageId": row["id"],
-                "seq": row["seq"],
-                "status": row["status"],
+                "messageId": sent.id,
+                "seq": sent.seq,
+                "status": sent.status,
             }
         event["clientMessageId"] = frame.client_message_id
         return event

@@ -23,9 +23,10 @@ import trio
 
 from chatd.actors.client import SessionClient
 from chatd.core.delivery import Verdict, decide, parse_retry_after
+from chatd.core.messages import BotMessage, JobStatus, MessageStatus
 from chatd.core.replies import BotReply, InvalidReply, parse_reply_body, reply_key
 from chatd.core.signing import sign_headers
-from chatd.db.queue import BotMessage, Job, QueueStore, Settle
+from chatd.db.queue import Job, QueueStore, Settle
 from chatd.errors import ChatdError
 from chatd.queue.sender import Attempt, WebhookSender
 
@@ -165,9 +166,9 @@ class Dispatcher:
             for job in rescued:
                 log.warning(
                     "dispatch_lease_rescued",
-                    delivery_id=job["id"],
-                    session_id=job["session_id"],
-                    message_id=job["message_id"],
+                    delivery_id=job.id,
+                    session_id=job.session_id,
+                    message_id=job.message_id,
                 )
             self.statistics.rescued += len(rescued)
             if rescued:
@@ -268,9 +269,9 @@ class Dispatcher:
                 self.statistics.last_error = decision.reason
                 # Dead letter: the job, the user message ('failed') and the fallback, at once.
                 fallback = BotReply(self._config.fallback_reply, "text", {"fallback": True})
-                settle = Settle(job, "dead", attempt.status, decision.reason)
+                settle = Settle(job, JobStatus.DEAD, attempt.status, decision.reason)
                 kept = await self._store_reply(
-                    job, fallback, "failed", f"fallback:{job.message_id}", settle
+                    job, fallback, MessageStatus.FAILED, f"fallback:{job.message_id}", settle
                 )
                 self._count(kept, "dead")
                 bound.warning("dispatch_dead_letter", reason=decision.reason, lease_kept=kept)
@@ -291,9 +292,9 @@ class Dispatcher:
         if reply is None:
             kept = await self._store.complete(job, last_status=attempt.status, note=note)
         else:
-            settle = Settle(job, "completed", attempt.status, None)
+            settle = Settle(job, JobStatus.COMPLETED, attempt.status, None)
             kept = await self._store_reply(
-                job, reply, "delivered", reply_key(job.message_id, reply), settle
+                job, reply, MessageStatus.DELIVERED, reply_key(job.message_id, reply), settle
             )
         self._count(kept, "delivered")
         bound.info(
@@ -305,7 +306,7 @@ class Dispatcher:
         )
 
     async def _store_reply(
-        self, job: Job, reply: BotReply, reply_status: str, key: str, settle: Settle
+        self, job: Job, reply: BotReply, reply_status: MessageStatus, key: str, settle: Settle
     ) -> bool:
         """Through the session's actor; True if our lease still held and the job is settled."""
         message = BotMessage(

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
 from typing import Any
 
 import trio
 
 from chatd.core.frames import encode_event
-from chatd.core.wire import message_to_wire
+from chatd.core.messages import Message
 
 
 class SlowConsumer(Exception):
@@ -58,13 +57,13 @@ class Event:
         return self._text
 
     @classmethod
-    def new_message(cls, row: Mapping[str, Any]) -> Event:
+    def new_message(cls, message: Message) -> Event:
         data = {
             "type": "new_message",
-            "sessionId": row["session_id"],
-            "message": message_to_wire(row),
+            "sessionId": message.session_id,
+            "message": message.to_wire(),
         }
-        return cls(data, seq=row["seq"])
+        return cls(data, seq=message.seq)
 
 
 class Subscriber:
@@ -175,13 +174,13 @@ class Hub:
         """Each session with local clients, and the highest seq published to it."""
         return {session_id: feed.last_seq for session_id, feed in self._feeds.items()}
 
-    def publish_message(self, row: Mapping[str, Any]) -> None:
+    def publish_message(self, message: Message) -> None:
         """A stored message (from this process's actor, or read after a notification)."""
-        feed = self._feeds.get(row["session_id"])
-        if feed is None or row["seq"] <= feed.last_seq:
+        feed = self._feeds.get(message.session_id)
+        if feed is None or message.seq <= feed.last_seq:
             return
-        feed.last_seq = row["seq"]
-        event = Event.new_message(row)
+        feed.last_seq = message.seq
+        event = Event.new_message(message)
         for subscriber in list(feed.subscribers.values()):
             subscriber.put(event)
 

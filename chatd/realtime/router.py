@@ -88,11 +88,11 @@ class EventRouter:
             elif self._hub.has(note["sessionId"]):
                 notes.append(note)
         ids = [note["messageId"] for note in notes if note["type"] == "new_message"]
-        rows = {row["id"]: row for row in await self._messages.by_ids(ids)} if ids else {}
+        found = {m.id: m for m in await self._messages.by_ids(ids)} if ids else {}
         for note in notes:
             if note["type"] == "new_message":
-                if (row := rows.get(note["messageId"])) is not None:
-                    self._hub.publish_message(row)
+                if (message := found.get(note["messageId"])) is not None:
+                    self._hub.publish_message(message)
             else:
                 origin = str(note.pop("origin", ""))
                 self._hub.publish(note["sessionId"], Event(note, origin=origin))
@@ -103,8 +103,8 @@ class EventRouter:
         feeds = list(self._hub.last_seqs().items())
         for start in range(0, len(feeds), self._reread_feeds):
             chunk = dict(feeds[start : start + self._reread_feeds])
-            for row in await self._messages.after_seqs(chunk, limit=REREAD_LIMIT):
-                self._hub.publish_message(row)
+            for message in await self._messages.after_seqs(chunk, limit=REREAD_LIMIT):
+                self._hub.publish_message(message)
 
 
 KINDS = ("new_message", "message_status", "bot_typing", "typing")

@@ -61,9 +61,9 @@ class SessionStream:
         """The next events to send: none if `max_wait` seconds pass (or only duplicates came);
         SlowConsumer on overflow. While replaying, one page from the database per call."""
         if self._replaying:
-            rows = await self._messages.after_seq(self.session_id, self.sent, limit=PAGE)
-            self._replaying = len(rows) == PAGE
-            return self._accept([Event.new_message(row) for row in rows])
+            messages = await self._messages.after_seq(self.session_id, self.sent, limit=PAGE)
+            self._replaying = len(messages) == PAGE
+            return self._accept([Event.new_message(m) for m in messages])
         out: list[Event] = []
         for event in await self._subscriber.get(max_wait):
             if event.seq is None:
@@ -80,10 +80,10 @@ class SessionStream:
         out: list[Event] = []
         while self.sent < upto:
             limit = min(PAGE, upto - self.sent)
-            rows = await self._messages.after_seq(self.session_id, self.sent, limit=limit)
-            if not rows:
+            messages = await self._messages.after_seq(self.session_id, self.sent, limit=limit)
+            if not messages:
                 break
-            out.extend(self._accept([Event.new_message(row) for row in rows]))
+            out.extend(self._accept([Event.new_message(m) for m in messages]))
         return out
 
     def _accept(self, events: list[Event]) -> list[Event]:

@@ -3,6 +3,7 @@ in the transcript shape."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from chatd.core.transcript import transcript_json
@@ -42,7 +43,7 @@ async def export(pool: Pool, spec: ExportRange, page_size: int = 200) -> list[li
 
 
 def session_ids(pages: list[list[Transcript]]) -> list[str]:
-    return [t.session["id"] for page in pages for t in page]
+    return [t.session.id for page in pages for t in page]
 
 
 async def test_export_by_range_takes_sessions_whose_lifetime_overlaps_it(pool: Pool) -> None:
@@ -87,7 +88,7 @@ async def test_keyset_pages_cover_equal_timestamps_once_each(pool: Pool) -> None
 async def test_exported_rows_make_the_transcript_shape(pool: Pool) -> None:
     await seed(pool, "one", T0, T0 + timedelta(minutes=5), messages=3)
     [[transcript]] = await export(pool, ExportRange(T0, T0 + timedelta(hours=1)))
-    assert "token_hash" not in transcript.session
+    assert "token_hash" not in dataclasses.asdict(transcript.session)
     assert transcript_json(transcript.session, transcript.messages) == {
         "session": {
             "id": "one",

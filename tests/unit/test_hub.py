@@ -8,23 +8,24 @@ from typing import Any
 import pytest
 import trio
 
+from chatd.core.messages import Message, MessageStatus
 from chatd.realtime.hub import Closing, Event, Hub, SlowConsumer, Subscriber
 
 SESSION = "s1"
 
 
-def row(seq: int, sender: str = "bot") -> dict[str, Any]:
-    return {
-        "id": f"m{seq}",
-        "session_id": SESSION,
-        "sender_type": sender,
-        "content": f"message {seq}",
-        "message_type": "text",
-        "metadata": {},
-        "status": "delivered",
-        "seq": seq,
-        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
-    }
+def row(seq: int, sender: str = "bot") -> Message:
+    return Message(
+        id=f"m{seq}",
+        session_id=SESSION,
+        sender_type=sender,
+        content=f"message {seq}",
+        message_type="text",
+        metadata={},
+        status=MessageStatus.DELIVERED,
+        seq=seq,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
 
 
 def typing(is_typing: bool) -> Event:

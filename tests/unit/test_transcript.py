@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chatd.core.transcript import transcript_json, transcript_text
+from chatd.core.messages import Message, MessageStatus
+from chatd.core.transcript import SessionRecord, transcript_json, transcript_text
 
 T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
 
 
-def session(**overrides: Any) -> dict[str, Any]:
-    return {
+def session(**overrides: Any) -> SessionRecord:
+    fields: dict[str, Any] = {
         "id": "s1",
         "user_id": None,
         "guest_email": "ann@example.com",
@@ -21,23 +22,23 @@ def session(**overrides: Any) -> dict[str, Any]:
         "updated_at": T0,
         "expires_at": None,
         "last_seq": 2,
-        "token_hash": b"secret",
         **overrides,
     }
+    return SessionRecord(**fields)
 
 
-def message(seq: int, sender: str, content: str, status: str = "delivered") -> dict[str, Any]:
-    return {
-        "id": f"m{seq}",
-        "session_id": "s1",
-        "sender_type": sender,
-        "content": content,
-        "message_type": "text",
-        "metadata": None,
-        "status": status,
-        "seq": seq,
-        "created_at": T0,
-    }
+def message(seq: int, sender: str, content: str, status: str = "delivered") -> Message:
+    return Message(
+        id=f"m{seq}",
+        session_id="s1",
+        sender_type=sender,
+        content=content,
+        message_type="text",
+        metadata=None,
+        status=MessageStatus(status),
+        seq=seq,
+        created_at=T0,
+    )
 
 
 def test_json_has_session_and_wire_messages_but_no_token_hash() -> None:

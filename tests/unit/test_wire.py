@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from chatd.core.messages import Message, MessageStatus
 from chatd.core.wire import (
     CreateSessionRequest,
     Limits,
@@ -14,7 +15,6 @@ from chatd.core.wire import (
     SendMessageRequest,
     check_content,
     check_metadata,
-    message_to_wire,
     parse_model,
     parse_page_query,
 )
@@ -268,26 +268,25 @@ def test_unknown_query_parameters_are_named(name: str) -> None:
     bad("unknown_field", name, parse_page_query, {"page": "1", name: "1"})
 
 
-# --- message_to_wire ---------------------------------------------------------------------------
+# --- Message.to_wire ---------------------------------------------------------------------------
 
 
-def row(created_at: datetime) -> dict[str, Any]:
-    return {
-        "id": "m-1",
-        "session_id": "s-1",
-        "sender_type": "user",
-        "content": "hi",
-        "message_type": "text",
-        "metadata": {"a": 1},
-        "status": "sent",
-        "seq": 7,
-        "created_at": created_at,
-        "client_message_id": "never on the wire",
-    }
+def row(created_at: datetime) -> Message:
+    return Message(
+        id="m-1",
+        session_id="s-1",
+        sender_type="user",
+        content="hi",
+        message_type="text",
+        metadata={"a": 1},
+        status=MessageStatus.SENT,
+        seq=7,
+        created_at=created_at,
+    )
 
 
 def test_message_to_wire_has_exactly_the_wire_keys() -> None:
-    wire = message_to_wire(row(datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)))
+    wire = row(datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)).to_wire()
     assert wire == {
         "id": "m-1",
         "sessionId": "s-1",
@@ -302,7 +301,7 @@ def test_message_to_wire_has_exactly_the_wire_keys() -> None:
 
 
 def test_created_at_keeps_microseconds_and_ends_in_z() -> None:
-    wire = message_to_wire(row(datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)))
+    wire = row(datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)).to_wire()
     assert wire["createdAt"] == "2024-05-06T07:08:09.123456Z"
     assert datetime.fromisoformat(wire["createdAt"]) == datetime(
         2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC
