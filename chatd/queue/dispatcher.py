@@ -8,7 +8,6 @@ untouched.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import socket
@@ -16,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 import trio
@@ -24,8 +23,8 @@ import trio
 from chatd.actors.client import SessionClient
 from chatd.core.delivery import Verdict, decide, parse_retry_after
 from chatd.core.messages import BotMessage, JobStatus, MessageStatus
+from chatd.core.n8n_request import N8nMode, n8n_request
 from chatd.core.replies import BotReply, InvalidReply, parse_reply_body, reply_key
-from chatd.core.signing import sign_headers
 from chatd.db.queue import Job, QueueStore, Settle
 from chatd.errors import ChatdError
 from chatd.queue.sender import Attempt, WebhookSender
@@ -45,9 +44,7 @@ class DispatchConfig:
     retry_base_delay: float
     retry_max_delay: float
     callback_url: str
-    mode: Literal[
-        "webhook", "chat_trigger"
-    ]  # "webhook" (the guide's payload) or "chat_trigger" (n8n's chat widget format)
+    mode: N8nMode  # "webhook" (the guide's payload) or "chat_trigger" (n8n's chat widget format)
     secrets: tuple[str, ...]  # the first signs and goes in X-Webhook-Secret; all sign (rotation)
     fallback_reply: str
     max_reply_length: int
@@ -216,27 +213,18 @@ class Dispatcher:
         bound.error("dispatch_settle_abandoned", rescue_after_seconds=self._config.lease_seconds)
 
     async def _call(self, job: Job, sender: WebhookSender) -> Attempt:
-        body = json.dumps(self._body(job), separators=(",", ":")).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "chatd",
-            "X-Chatd-Attempt": str(job.attempts),
-        }
-        if self._config.secrets:
-            headers["X-Webhook-Secret"] = self._config.secrets[0]
-            headers.update(sign_headers(self._config.secrets, job.id, int(time.time()), body))
-        return await sender.post(self._config.target_url, body, headers)
-
-    def _body(self, job: Job) -> dict[str, Any]:
-        payload = {**job.payload, "callbackUrl": self._config.callback_url, "deliveryId": job.id}
-        if self._config.mode == "chat_trigger":
-            return {
-                "action": "sendMessage",
-                "sessionId": job.session_id,
-                "chatInput": payload["message"]["content"],
-                "metadata": payload,
-            }
-        return payload
+        config = self._config
+        request = n8n_request(
+            job.payload,
+            session_id=job.session_id,
+            delivery_id=job.id,
+            attempt=job.attempts,
+            callback_url=config.callback_url,
+            mode=config.mode,
+            secrets=config.secrets,
+            now=int(time.time()),
+        )
+        return await sender.post(config.target_url, request.body, request.headers)
 
     async def _settle(self, job: Job, attempt: Attempt, bound: Any) -> None:
         decision = decide(
@@ -258,7 +246,8 @@ class Dispatcher:
                 kept = await self._store.retry(
                     job, delay=decision.delay, error=decision.reason, last_status=attempt.status
                 )
-                self._count(kept, "retried")
+                if self._lease_held(kept):
+                    self.statistics.retried += 1
                 bound.info(
                     "dispatch_retry",
                     reason=decision.reason,
@@ -273,7 +262,8 @@ class Dispatcher:
                 kept = await self._store_reply(
                     job, fallback, MessageStatus.FAILED, f"fallback:{job.message_id}", settle
                 )
-                self._count(kept, "dead")
+                if self._lease_held(kept):
+                    self.statistics.dead += 1
                 bound.warning("dispatch_dead_letter", reason=decision.reason, lease_kept=kept)
 
     async def _delivered(self, job: Job, attempt: Attempt, bound: Any) -> None:
@@ -296,7 +286,8 @@ class Dispatcher:
             kept = await self._store_reply(
                 job, reply, MessageStatus.DELIVERED, reply_key(job.message_id, reply), settle
             )
-        self._count(kept, "delivered")
+        if self._lease_held(kept):
+            self.statistics.delivered += 1
         bound.info(
             "dispatch_delivered",
             status=attempt.status,
@@ -315,8 +306,8 @@ class Dispatcher:
         stored = await self._actors.store_reply(message, reply_status=reply_status, settle=settle)
         return stored.settled
 
-    def _count(self, kept: bool, field: str) -> None:
-        if kept:
-            setattr(self.statistics, field, getattr(self.statistics, field) + 1)
-        else:
-            self.statistics.lost_leases += 1  # a rescuer owns the job now: our outcome is void
+    def _lease_held(self, kept: bool) -> bool:
+        """`kept`, counting an outcome a rescue made void (a rescuer owns the job now)."""
+        if not kept:
+            self.statistics.lost_leases += 1
+        return kept

@@ -40,6 +40,7 @@ import pytest
 import trio
 from psycopg.rows import dict_row
 
+from chatd.core.n8n_request import request_body
 from tests.benchmarks.fastsink import (
     cpu_between,
     cpu_seconds,
@@ -154,11 +155,19 @@ def fill_backlog(database_url: str, webhook_url: str) -> None:
 
 
 def body_size(database_url: str, chatd_url: str) -> int:
-    """The size of the body the dispatcher sends for a typical job (chatd/queue/dispatcher.py)."""
+    """The size of the body the dispatcher sends for a typical job (chatd/core/n8n_request.py)."""
     with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT id, payload FROM chat_webhook_queue LIMIT 1").fetchone()
+        row = conn.execute(
+            "SELECT id, session_id, payload FROM chat_webhook_queue LIMIT 1"
+        ).fetchone()
     assert row is not None
-    body = {**row[1], "callbackUrl": f"{chatd_url}/api/chat/webhook", "deliveryId": row[0]}
+    body = request_body(
+        row[2],
+        session_id=row[1],
+        delivery_id=row[0],
+        callback_url=f"{chatd_url}/api/chat/webhook",
+        mode="webhook",
+    )
     return len(json.dumps(body, separators=(",", ":")))
 
 

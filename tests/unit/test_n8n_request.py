@@ -1,0 +1,74 @@
+"""What chatd sends n8n (chatd/core/n8n_request.py): the body in both modes, and its headers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chatd.core.n8n_request import N8nMode, N8nRequest, n8n_request
+from chatd.core.signing import standard_signature, verify_callback
+
+CALLBACK = "https://chat.example.com/api/chat/webhook"
+NOW = 1_700_000_000
+PAYLOAD: dict[str, Any] = {
+    "sessionId": "s-1",
+    "messageId": "m-1",
+    "seq": 3,
+    "userId": None,
+    "guestEmail": "ann@example.com",
+    "message": {"content": "Wo ist meine Bestellung?", "type": "text", "timestamp": "t"},
+    "userContext": {"isAuthenticated": False},
+    "sessionMetadata": {},
+}
+
+
+def request(
+    mode: N8nMode = "webhook", secrets: tuple[str, ...] = ("s3cret",), attempt: int = 1
+) -> N8nRequest:
+    return n8n_request(
+        PAYLOAD,
+        session_id="s-1",
+        delivery_id="job-9",
+        attempt=attempt,
+        callback_url=CALLBACK,
+        mode=mode,
+        secrets=secrets,
+        now=NOW,
+    )
+
+
+def test_the_guides_payload_gains_the_callback_url_and_the_delivery_id() -> None:
+    body = json.loads(request().body)
+    assert body == {**PAYLOAD, "callbackUrl": CALLBACK, "deliveryId": "job-9"}
+    assert b" " not in request().body.replace(b"Wo ist meine Bestellung?", b"")  # compact
+
+
+def test_chat_trigger_mode_carries_the_text_and_the_whole_payload_as_metadata() -> None:
+    body = json.loads(request("chat_trigger").body)
+    assert body == {
+        "action": "sendMessage",
+        "sessionId": "s-1",
+        "chatInput": "Wo ist meine Bestellung?",
+        "metadata": {**PAYLOAD, "callbackUrl": CALLBACK, "deliveryId": "job-9"},
+    }
+
+
+def test_headers_carry_the_attempt_the_secret_and_a_signature_per_secret() -> None:
+    sent = request(secrets=("new-secret", "old-secret"), attempt=4)
+    headers = sent.headers
+    assert headers["Content-Type"] == "application/json"
+    assert headers["X-Chatd-Attempt"] == "4"
+    assert headers["X-Webhook-Secret"] == "new-secret"  # the first: n8n's Header Auth checks it
+    assert headers["webhook-id"] == "job-9"
+    assert headers["webhook-timestamp"] == str(NOW)
+    assert headers["webhook-signature"].split(" ") == [
+        standard_signature(secret, "job-9", NOW, sent.body)
+        for secret in ("new-secret", "old-secret")
+    ]
+    lower = {k.lower(): v for k, v in headers.items()}
+    assert verify_callback(lower, sent.body, ["old-secret"], now=NOW) == "standard"
+
+
+def test_without_secrets_nothing_is_signed() -> None:
+    headers = request(secrets=()).headers
+    assert set(headers) == {"Content-Type", "User-Agent", "X-Chatd-Attempt"}
