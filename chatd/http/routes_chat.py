@@ -24,7 +24,8 @@ from chatd.errors import BadRequest, RateLimited
 from chatd.http.auth import request_token_hash
 from chatd.http.body import client_ip, json_body
 from chatd.http.services import Services
-from chatd.realtime.hub import Closing, SlowConsumer, Subscriber
+from chatd.realtime.hub import Closing, SlowConsumer
+from chatd.realtime.stream import SessionStream
 
 RECENT_ON_SESSION = 50
 
@@ -100,24 +101,30 @@ def chat_routes(services: Services) -> Blueprint:
         }
 
     async def long_poll(session_id: str, after_seq: int, limit: int, wait: float) -> list[Message]:
-        """Hold until a message after `after_seq` is stored (or `wait` seconds pass)."""
-        subscriber = Subscriber(services.connection_id(), limit=1)  # one event is enough
-        services.hub.subscribe(session_id, subscriber)
-        try:
-            # Read again now that we are subscribed: a message stored in between is not missed.
-            rows = await services.messages.after_seq(session_id, after_seq, limit=limit)
-            with trio.move_on_after(wait):
-                while not rows:
-                    try:
-                        await subscriber.get()
-                    except SlowConsumer:
-                        subscriber.overflowed = False  # more than one event: read them all
-                    except Closing:
-                        break
-                    rows = await services.messages.after_seq(session_id, after_seq, limit=limit)
-            return rows
-        finally:
-            services.hub.unsubscribe(session_id, subscriber)
+        """Hold until a message after `after_seq` is stored (or `wait` seconds pass): the first
+        `limit` of them, like the WebSocket's stream (subscribed before it reads, so a message
+        stored in between is not missed)."""
+        stream = SessionStream(
+            services.hub,
+            services.messages,
+            session_id,
+            after_seq=after_seq,
+            buffer=settings.websocket.send_buffer,
+            subscriber_id=services.connection_id(),
+            page=limit,
+        )
+        with stream, trio.move_on_after(wait):
+            while True:
+                try:
+                    events = await stream.next()
+                except SlowConsumer:  # more than a buffer's worth at once: read them instead
+                    return await services.messages.after_seq(session_id, after_seq, limit=limit)
+                except Closing:
+                    break
+                messages = [event.message for event in events if event.message is not None]
+                if messages:
+                    return messages[:limit]
+        return []
 
     @bp.get("/messages/<session_id>")
     async def messages(session_id: str) -> dict[str, Any]:
@@ -129,17 +136,17 @@ def chat_routes(services: Services) -> Blueprint:
                 raise BadRequest(
                     "use either page or afterSeq, not both", code="invalid_query", field="afterSeq"
                 )
-            rows = await services.messages.after_seq(session_id, page.after_seq, limit=page.limit)
+            found = await services.messages.after_seq(session_id, page.after_seq, limit=page.limit)
             wait = min(page.wait, settings.websocket.long_poll_max_wait_seconds)
-            if not rows and wait > 0:
-                rows = await long_poll(session_id, page.after_seq, page.limit, wait)
+            if not found and wait > 0:
+                found = await long_poll(session_id, page.after_seq, page.limit, wait)
         else:
-            rows = await services.messages.recent(
+            found = await services.messages.recent(
                 session_id, limit=page.limit, offset=(page.page - 1) * page.limit
             )
         total = await services.messages.count(session_id)
         return {
-            "messages": [m.to_wire() for m in rows],
+            "messages": [m.to_wire() for m in found],
             "pagination": {"page": page.page, "limit": page.limit, "total": total},
         }
 

@@ -27,14 +27,22 @@ class Closing(Exception):
 
 
 class Event:
-    """One event as sent to clients; `seq` is set for new_message only."""
+    """One event as sent to clients; `seq` and `message` are set for new_message only."""
 
-    __slots__ = ("_text", "data", "origin", "seq")
+    __slots__ = ("_text", "data", "message", "origin", "seq")
 
-    def __init__(self, data: dict[str, Any], *, seq: int | None = None, origin: str = "") -> None:
+    def __init__(
+        self,
+        data: dict[str, Any],
+        *,
+        seq: int | None = None,
+        origin: str = "",
+        message: Message | None = None,
+    ) -> None:
         self.data = data
         self.seq = seq
         self.origin = origin  # the connection a relayed `typing` came from: not echoed to it
+        self.message = message
         self._text: str | None = None
 
     @property
@@ -63,7 +71,7 @@ class Event:
             "sessionId": message.session_id,
             "message": message.to_wire(),
         }
-        return cls(data, seq=message.seq)
+        return cls(data, seq=message.seq, message=message)
 
 
 class Subscriber:

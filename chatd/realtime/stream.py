@@ -29,12 +29,14 @@ class SessionStream:
         after_seq: int,
         buffer: int,
         subscriber_id: str,
+        page: int = PAGE,  # messages read from the database at a time
     ) -> None:
         self.session_id = session_id
         self.sent = after_seq  # the highest seq this client has been given
         self._hub = hub
         self._messages = messages
         self._subscriber = Subscriber(subscriber_id, buffer)
+        self._page = page
         self._replaying = True
 
     def __enter__(self) -> Self:
@@ -61,8 +63,8 @@ class SessionStream:
         """The next events to send: none if `max_wait` seconds pass (or only duplicates came);
         SlowConsumer on overflow. While replaying, one page from the database per call."""
         if self._replaying:
-            messages = await self._messages.after_seq(self.session_id, self.sent, limit=PAGE)
-            self._replaying = len(messages) == PAGE
+            messages = await self._messages.after_seq(self.session_id, self.sent, limit=self._page)
+            self._replaying = len(messages) == self._page
             return self._accept([Event.new_message(m) for m in messages])
         out: list[Event] = []
         for event in await self._subscriber.get(max_wait):
@@ -79,7 +81,7 @@ class SessionStream:
         """Messages sent + 1 .. upto, from the database (they are committed: upto is)."""
         out: list[Event] = []
         while self.sent < upto:
-            limit = min(PAGE, upto - self.sent)
+            limit = min(self._page, upto - self.sent)
             messages = await self._messages.after_seq(self.session_id, self.sent, limit=limit)
             if not messages:
                 break

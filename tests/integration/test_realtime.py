@@ -13,6 +13,7 @@ from chatd.settings import Settings
 from tests.chat import new_session, send
 from tests.conftest import RunningChatd, make_settings, start_chatd
 from tests.integration.test_delivery import SECRET, open_pipeline
+from tests.integration.test_ws import insert_bot_messages
 from tests.sink import Callback
 from tests.sse import open_sse
 from tests.ws import join, open_ws, receive
@@ -115,6 +116,31 @@ async def test_long_poll_waits_for_the_next_message(chatd: RunningChatd) -> None
         assert 0.9 < trio.current_time() - started < 3
         bad = await client.get(url, params={"wait": 5}, headers=session.auth)
         assert (bad.status_code, bad.json()["error"]["field"]) == (400, "wait")
+
+
+async def test_a_long_poll_answers_the_first_messages_of_a_burst_in_order(
+    chatd: RunningChatd, database_url: str
+) -> None:
+    async with chatd.client() as client:
+        session = await new_session(client)
+        await send(client, session, "one")
+
+        async def burst() -> None:
+            await trio.sleep(0.3)  # the poll is waiting by then
+            await trio.to_thread.run_sync(insert_bot_messages, database_url, session, 3)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(burst)
+            held = await client.get(
+                f"/api/chat/messages/{session.id}",
+                params={"afterSeq": 1, "limit": 2, "wait": 5},
+                headers=session.auth,
+            )
+    seqs = [m["seq"] for m in held.json()["messages"]]
+    # Seqs 2, 3 and 4 commit together: at most `limit` of them, from the first, without a gap.
+    assert seqs
+    assert seqs == [2, 3][: len(seqs)]
+    assert held.json()["messages"][0]["content"] == "bulk 1"
 
 
 async def test_sse_long_poll_and_websocket_carry_the_same_sequence(chatd: RunningChatd) -> None:
