@@ -40,7 +40,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from chatd.actors.client import SessionClient
 from chatd.actors.registry import SessionRegistry
-from chatd.actors.session import SessionActor, SessionActorConfig, SessionCommand
+from chatd.actors.session import SessionActor, SessionActorConfig, SessionCommand, SessionTally
 from chatd.component_config import (
     allowed_origins,
     dispatch_config,
@@ -62,7 +62,8 @@ from chatd.errors import ConfigError, DatabaseUnavailable, MigrationError
 from chatd.gc_policy import run_gc_policy
 from chatd.http.app import create_app, create_metrics_app
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
-from chatd.http.services import Services
+from chatd.http.services import Services, ServingState
+from chatd.http.tally import CallbackTally, WebSocketTally
 from chatd.ops.alerter import run_alerts
 from chatd.ops.maintenance import run_maintenance
 from chatd.ops.metrics import Metrics
@@ -161,16 +162,20 @@ def build_services(settings: Settings, pool: Pool) -> Services:
             user_ttl_seconds=chat.user_session_ttl_seconds,
         ),
     )
+    sessions = SessionStore(
+        pool,
+        guest_ttl_seconds=chat.guest_session_ttl_seconds,
+        user_ttl_seconds=chat.user_session_ttl_seconds,
+    )
     queue = QueueStore(pool)
     actor_config = SessionActorConfig(
         settings.actors.idle_timeout_seconds, chat.rate_limit_max, chat.rate_limit_window_seconds
     )
-
     hub = Hub()
-    metrics = Metrics()
+    tally = SessionTally()
 
     def spawn(session_id: str, mailbox: trio.MemoryReceiveChannel[SessionCommand]) -> SessionActor:
-        return SessionActor(session_id, mailbox, messages, queue, hub, actor_config, metrics)
+        return SessionActor(session_id, mailbox, messages, queue, hub, actor_config, tally)
 
     registry = SessionRegistry[SessionCommand](
         spawn,
@@ -178,14 +183,19 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         call_timeout=settings.actors.call_timeout_seconds,
         restart_backoff_max=settings.actors.restart_backoff_max_seconds,
     )
-    services = Services(
-        settings=settings,
+    websockets, callbacks = WebSocketTally(), CallbackTally()
+    metrics = Metrics(
         pool=pool,
-        sessions=SessionStore(
-            pool,
-            guest_ttl_seconds=chat.guest_session_ttl_seconds,
-            user_ttl_seconds=chat.user_session_ttl_seconds,
-        ),
+        sessions=sessions,
+        actors=tally,
+        registry=registry,
+        hub=hub,
+        websockets=websockets,
+        callbacks=callbacks,
+    )
+    return Services(
+        pool=pool,
+        sessions=sessions,
         messages=messages,
         queue=queue,
         registry=registry,
@@ -200,10 +210,11 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         hub=hub,
         liveness=Liveness(settings.websocket.heartbeat_interval_seconds),
         live_connections=ConnectionLimit(settings.websocket.max_connections_per_ip),
+        websockets=websockets,
+        callbacks=callbacks,
         metrics=metrics,
+        state=ServingState(settings),
     )
-    metrics.attach(services)
-    return services
 
 
 async def run_services(
@@ -238,7 +249,7 @@ async def run_services(
 
             async def close_live_connections() -> None:
                 await stop.wait()
-                services.stopping = True  # /readyz: send new clients elsewhere
+                services.state.stopping = True  # /readyz: send new clients elsewhere
                 services.hub.close()  # WebSockets close with 1001, event streams end
 
             front.start_soon(close_live_connections)
@@ -250,9 +261,9 @@ async def run_services(
                     shutdown_trigger=stop.wait,
                 )
             )
-            services.allowed_origins = allowed_origins(settings, urls)
+            services.state.allowed_origins = allowed_origins(settings, urls)
             if settings.metrics.listen:
-                services.metrics_urls = await front.start(
+                services.state.metrics_urls = await front.start(
                     partial(
                         hypercorn_serve,
                         create_metrics_app(services),
@@ -260,7 +271,7 @@ async def run_services(
                         shutdown_trigger=stop.wait,
                     )
                 )
-                log.info("metrics_listening", urls=services.metrics_urls)
+                log.info("metrics_listening", urls=services.state.metrics_urls)
             base_url = settings.server.public_url.rstrip("/") or urls[0]
             dispatcher = Dispatcher(
                 services.queue, senders, services.actors, dispatch_config(settings, base_url)
@@ -293,11 +304,15 @@ async def run_services(
 
             # Not awaited: HTTP serves (health says why) while the database is away.
             background.start_soon(listen_then_notify_ready)
-            services.listener = listener
+            services.state.listener = listener
+            services.metrics.watch_listener(listener)
             if dispatch:
                 await front.start(dispatcher.run, stop)
-                services.dispatcher = dispatcher
-            background.start_soon(run_status, services, notifier)
+                services.state.dispatcher = dispatcher
+                services.metrics.watch_dispatcher(dispatcher)
+            background.start_soon(
+                run_status, notifier, services.metrics, services.hub, listener, stop
+            )
             background.start_soon(
                 run_maintenance, services.pool, lambda: services.settings.maintenance
             )
@@ -330,7 +345,7 @@ async def serve(
             log.error("reload_refused", error=str(exc))  # keep running as we are
         else:
             if services is not None:
-                services.settings, restart = reload_settings(services.settings, fresh)
+                services.state.settings, restart = reload_settings(services.settings, fresh)
                 log.info("reloaded", changed_but_need_restart=restart)
         await notifier.ready()
 

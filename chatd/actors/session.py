@@ -16,17 +16,20 @@ import structlog
 import trio
 
 from chatd.actors.handle import Reply
+from chatd.core.histogram import Histogram, HistogramSnapshot
 from chatd.core.messages import BotMessage, MessageStatus, NewMessage
 from chatd.core.ratelimit import SlidingWindow
 from chatd.db.messages import MessageStore, StoredMessage
 from chatd.db.queue import QueueStore, Settle, StoredReply
 from chatd.errors import ClientError, DatabaseUnavailable, RateLimited
-from chatd.ops.metrics import Metrics
 from chatd.realtime.hub import Hub
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+
+# From "instant" to "the guide's alert" (5 s) and well past it: n8n workflows with an LLM are slow.
+RESPONSE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 300.0)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,37 @@ SessionCommand = Send | StoreReply
 
 
 @dataclass(frozen=True)
+class SessionStatistics:
+    messages_sent: int  # shoppers' messages stored (and queued for n8n)
+    duplicate_replies: int  # replies received again and stored once
+    response_time: HistogramSnapshot  # seconds from a message stored to its reply stored
+
+
+class SessionTally:
+    """What this process's session actors did: one tally shared by all of them, outliving any
+    one actor (they stop when idle and restart after a crash)."""
+
+    def __init__(self) -> None:
+        self._messages_sent = 0
+        self._duplicate_replies = 0
+        self._response_time = Histogram(RESPONSE_BUCKETS)
+
+    def statistics(self) -> SessionStatistics:
+        return SessionStatistics(
+            self._messages_sent, self._duplicate_replies, self._response_time.snapshot()
+        )
+
+    def message_sent(self) -> None:
+        self._messages_sent += 1
+
+    def reply_stored(self, *, duplicate: bool, response_seconds: float | None) -> None:
+        if duplicate:
+            self._duplicate_replies += 1
+        if response_seconds is not None:
+            self._response_time.observe(response_seconds)
+
+
+@dataclass(frozen=True)
 class SessionActorConfig:
     idle_timeout: float
     rate_limit_max: int
@@ -65,7 +99,7 @@ class SessionActor:
         queue: QueueStore,
         hub: Hub,
         config: SessionActorConfig,
-        metrics: Metrics,
+        tally: SessionTally,
     ) -> None:
         self.session_id = session_id
         self._mailbox = mailbox
@@ -73,7 +107,7 @@ class SessionActor:
         self._queue = queue
         self._hub = hub
         self._config = config
-        self._metrics = metrics
+        self._tally = tally
         self._sends = SlidingWindow(config.rate_limit_max, config.rate_limit_window)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -117,7 +151,7 @@ class SessionActor:
             )
         stored = await self._messages.send(self.session_id, command.token_hash, command.message)
         if stored.created:
-            self._metrics.messages_sent.inc()
+            self._tally.message_sent()
             self._sends.record(now)
             message = stored.message
             self._hub.publish_message(message)  # this process's clients need no notification
@@ -128,10 +162,9 @@ class SessionActor:
         stored = await self._queue.store_bot_message(
             command.message, reply_status=command.reply_status, settle=command.settle
         )
-        if stored.duplicate:
-            self._metrics.duplicate_replies.inc()
-        if stored.response_seconds is not None:
-            self._metrics.response_time.observe(stored.response_seconds)
+        self._tally.reply_stored(
+            duplicate=stored.duplicate, response_seconds=stored.response_seconds
+        )
         if stored.message is not None and not stored.duplicate:
             self._hub.publish_message(stored.message)
             log.info("reply_stored", message_id=stored.message.id, seq=stored.message.seq)

@@ -26,11 +26,20 @@ class SessionInfo:
     last_seq: int
 
 
+@dataclass(frozen=True)
+class SessionStoreStatistics:
+    created: int  # sessions this process created
+
+
 class SessionStore:
     def __init__(self, pool: Pool, *, guest_ttl_seconds: float, user_ttl_seconds: float) -> None:
         self._pool = pool
         self._guest_ttl = guest_ttl_seconds
         self._user_ttl = user_ttl_seconds
+        self._created = 0
+
+    def statistics(self) -> SessionStoreStatistics:
+        return SessionStoreStatistics(self._created)
 
     async def create(
         self,
@@ -57,6 +66,7 @@ class SessionStore:
             )
             row = await cur.fetchone()
         assert row is not None  # INSERT ... RETURNING always returns the row
+        self._created += 1
         return SessionInfo(row["id"], row["status"], metadata, row["expires_at"], 0)
 
     async def authorize(self, session_id: str, token_hash: bytes) -> SessionInfo:

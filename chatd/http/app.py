@@ -35,7 +35,7 @@ def create_app(services: Services) -> QuartTrio:
     app.register_blueprint(web_routes(demo=demo))
     if not services.settings.metrics.listen:
         app.register_blueprint(metrics_routes(services))
-    app.after_request(cors_headers(lambda: services.allowed_origins))
+    app.after_request(cors_headers(lambda: services.state.allowed_origins))
     return app
 
 

@@ -236,9 +236,10 @@ def attachment(session_id: str, kind: str) -> str:
 def overview_to_wire(data: Overview, services: Services) -> dict[str, Any]:
     queue, window = data.queue, data.webhook
     status, rate, last_error = webhook_check(services)
+    dispatcher = services.state.dispatcher
     webhook: dict[str, Any] = {
         "status": status,
-        "dispatching": services.dispatcher is not None,
+        "dispatching": dispatcher is not None,
         "successRate": rate,
         "lastError": last_error,
         "cluster": {
@@ -251,8 +252,8 @@ def overview_to_wire(data: Overview, services: Services) -> dict[str, Any]:
             "failureRate": round(window.failures / window.attempts, 3) if window.attempts else None,
         },
     }
-    if services.dispatcher is not None:
-        stats = services.dispatcher.statistics
+    if dispatcher is not None:
+        stats = dispatcher.statistics()
         webhook["process"] = {
             "delivered": stats.delivered,
             "retried": stats.retried,
@@ -263,6 +264,7 @@ def overview_to_wire(data: Overview, services: Services) -> dict[str, Any]:
             "inFlight": stats.in_flight,
         }
     actors = services.registry.statistics()
+    close_codes = services.websockets.statistics().close_codes
     return {
         "generatedAt": iso(datetime.now(UTC)),
         "queue": {
@@ -285,8 +287,8 @@ def overview_to_wire(data: Overview, services: Services) -> dict[str, Any]:
             "connections": services.hub.connections,
             "actors": actors.live_actors,
             "actorRestarts": actors.restarts,
-            "closeCodes": {str(code): n for code, n in sorted(services.close_codes.items())},
-            "signatureFailures": dict(sorted(services.signature_failures.items())),
+            "closeCodes": {str(code): n for code, n in close_codes.items()},
+            "signatureFailures": dict(services.callbacks.statistics().signature_failures),
         },
         "recentErrors": [
             {

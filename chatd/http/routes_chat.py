@@ -58,7 +58,6 @@ def chat_routes(services: Services) -> Blueprint:
             guest_email=body.guestEmail,
             metadata=metadata,
         )
-        services.metrics.sessions_created.inc()
         structlog.contextvars.bind_contextvars(session_id=session.id)
         return {
             "sessionId": session.id,

@@ -30,9 +30,10 @@ def health_routes(services: Services) -> Blueprint:
 
     @bp.get("/readyz")
     async def ready() -> tuple[dict[str, Any], int]:
+        state = services.state
         checks = {
-            "accepting": "no (shutting down)" if services.stopping else "yes",
-            "listen": "up" if services.listener and services.listener.connected else "down",
+            "accepting": "no (shutting down)" if state.stopping else "yes",
+            "listen": "up" if state.listener and state.listener.connected else "down",
         }
         try:
             with trio.fail_after(HEALTH_TIMEOUT_SECONDS):
@@ -78,10 +79,11 @@ def health_routes(services: Services) -> Blueprint:
 
 def webhook_check(services: Services) -> tuple[str, float | None, str | None]:
     """n8n's health as this process saw it: the share of the last 100 attempts it accepted."""
-    if services.dispatcher is None:
+    dispatcher = services.state.dispatcher
+    if dispatcher is None:
         return "unknown", None, None  # this process does not deliver (queue.dispatch = false)
-    stats = services.dispatcher.statistics
-    rate = stats.success_rate()
+    stats = dispatcher.statistics()
+    rate = stats.success_rate
     if rate is None:
         return "unknown", None, None
     state = "healthy" if rate >= WEBHOOK_HEALTHY else "warning" if rate >= 0.5 else "unhealthy"

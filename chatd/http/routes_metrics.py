@@ -30,7 +30,7 @@ def metrics_routes(services: Services) -> Blueprint:
                 token,
                 "metrics",
             )
-        await services.metrics.refresh(services.pool)
+        await services.metrics.refresh()
         return Response(
             services.metrics.render(),
             content_type=CONTENT_TYPE_LATEST,

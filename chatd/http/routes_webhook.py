@@ -30,7 +30,7 @@ def webhook_routes(services: Services) -> Blueprint:
         try:
             scheme = verify_callback(headers, raw, n8n.secrets, now=time.time())
         except SignatureError as exc:
-            services.signature_failures[exc.reason] += 1
+            services.callbacks.signature_refused(exc.reason)
             log.warning("callback_signature_rejected", reason=exc.reason)
             raise Unauthorized(str(exc), code="invalid_signature") from None
         if request.mimetype != "application/json":

@@ -60,7 +60,7 @@ def ws_routes(services: Services) -> Blueprint:
     @bp.websocket("/api/chat/ws")
     async def chat_ws() -> Response | None:
         # Refused before the upgrade, as plain HTTP errors (the error handlers render them).
-        if not origin_allowed(websocket.headers.get("Origin"), services.allowed_origins):
+        if not origin_allowed(websocket.headers.get("Origin"), services.state.allowed_origins):
             raise Forbidden(
                 "this page's origin may not open a chat WebSocket; add it to"
                 " websocket.allowed_origins",
@@ -70,11 +70,11 @@ def ws_routes(services: Services) -> Blueprint:
         services.admit_connection(ip)
         with services.live_connections.hold(ip):
             await websocket.accept()
-            services.websockets += 1
+            services.websockets.opened()
             try:
                 await Connection(services).run()
             finally:
-                services.websockets -= 1
+                services.websockets.ended()
         return None
 
     return bp
@@ -105,7 +105,7 @@ class Connection:
         except* _Close as group:
             close = group.exceptions[0]
             assert isinstance(close, _Close)
-            self._services.close_codes[close.code] += 1
+            self._services.websockets.closed(close.code)
             log.debug("ws_closed", code=close.code, reason=close.reason)
             with trio.move_on_after(CLOSE_TIMEOUT):
                 await websocket.close(close.code, close.reason)

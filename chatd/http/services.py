@@ -1,10 +1,14 @@
-"""What the HTTP edge needs from the rest of the process, passed in explicitly."""
+"""What the HTTP edge needs from the rest of the process, passed in explicitly.
+
+Two rooms: `Services`, the components built once by app.build_services and never replaced, and
+its `state`, what only exists once serving (set by app.run_services as each part comes up) plus
+the settings a SIGHUP replaces. Counters are in neither: each component keeps its own.
+"""
 
 from __future__ import annotations
 
 import itertools
 import secrets
-from collections import Counter
 from dataclasses import dataclass, field
 
 from chatd.actors.client import SessionClient
@@ -18,6 +22,7 @@ from chatd.db.pool import Pool
 from chatd.db.queue import QueueStore
 from chatd.db.sessions import SessionStore
 from chatd.errors import RateLimited
+from chatd.http.tally import CallbackTally, WebSocketTally
 from chatd.ops.metrics import Metrics
 from chatd.queue.dispatcher import Dispatcher
 from chatd.realtime.hub import Hub
@@ -26,31 +31,44 @@ from chatd.settings import Settings
 
 
 @dataclass
+class ServingState:
+    """Written by run_services as each part comes up (and by SIGHUP); requests read it."""
+
+    settings: Settings  # replaced whole by SIGHUP (reload_settings): read it where it is used
+    listener: Listener | None = None  # the LISTEN connection, once started
+    dispatcher: Dispatcher | None = None  # once delivering (queue.dispatch; needs the bound URL)
+    # Pages that may open a WebSocket; set once bound (the default is the bound origin).
+    allowed_origins: tuple[str, ...] = ()
+    metrics_urls: list[str] = field(default_factory=list)  # metrics.listen, once bound
+    stopping: bool = False  # shutdown began: not ready for new clients
+
+
+@dataclass(frozen=True)
 class Services:
-    settings: Settings
+    """Built once by build_services; never replaced."""
+
     pool: Pool
     sessions: SessionStore
     messages: MessageStore
     queue: QueueStore
-    registry: SessionRegistry[SessionCommand]
+    registry: SessionRegistry[SessionCommand]  # the actors' supervisor (run by run_services)
     actors: SessionClient  # how the edges talk to the registry's actors
     session_creation: KeyedLimiter  # per client IP
     operator_auth_failures: KeyedLimiter  # wrong admin/metrics tokens, per client IP
     hub: Hub
     liveness: Liveness  # heartbeats and silent peers of every WebSocket
     live_connections: ConnectionLimit  # WebSocket + SSE, per client address
+    websockets: WebSocketTally
+    callbacks: CallbackTally
     metrics: Metrics
-    signature_failures: Counter[str] = field(default_factory=Counter)  # by reason
-    dispatcher: Dispatcher | None = None  # set once serving (its target needs the bound URL)
-    listener: Listener | None = None  # set once serving
-    # Pages that may open a WebSocket; set once serving (the default is the bound origin).
-    allowed_origins: tuple[str, ...] = ()
-    close_codes: Counter[int] = field(default_factory=Counter)  # WebSocket closes by code
-    websockets: int = 0  # open now
-    metrics_urls: list[str] = field(default_factory=list)  # metrics.listen, once bound
-    stopping: bool = False  # shutdown began: not ready for new clients
+    state: ServingState
     _connection_ids: itertools.count[int] = field(default_factory=itertools.count)
     _process_tag: str = field(default_factory=lambda: secrets.token_hex(4))
+
+    @property
+    def settings(self) -> Settings:
+        """The settings now (SIGHUP may have replaced them since the last request)."""
+        return self.state.settings
 
     def connection_id(self) -> str:
         """Unique across processes: a relayed `typing` must not come back to its sender."""

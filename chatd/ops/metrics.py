@@ -1,103 +1,120 @@
 """chatd's Prometheus metrics, one registry per server (tests run several in one process).
 
-Two kinds: instruments the code updates as things happen (sessions and messages counted, the
-response-time histogram), and figures read when Prometheus scrapes — from the statistics the
-dispatcher, registry, pool, listener and hub already keep, and from the database for the
-cluster-wide queue (refreshed by `refresh()` just before rendering, bounded by a timeout).
+Nothing here counts. Each component keeps its own counters and hands out frozen statistics()
+(STYLE.md, "Counting, one way"); at each scrape the collector reads them, and the cluster-wide
+queue figures from the database (refreshed by `refresh()` just before rendering, bounded by a
+timeout). The LISTEN connection and the dispatcher exist only once serving: `watch_*` adds them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Iterator
+from typing import Any
 
 import trio
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
+from chatd.actors.registry import SessionRegistry
+from chatd.actors.session import SessionTally
+from chatd.core.histogram import HistogramSnapshot
+from chatd.db.health import QueueSnapshot, queue_snapshot
+from chatd.db.listen import Listener
 from chatd.db.pool import Pool
-from chatd.db.queries import query
+from chatd.db.sessions import SessionStore
 from chatd.errors import DatabaseUnavailable
-
-if TYPE_CHECKING:
-    from chatd.http.services import Services
+from chatd.http.tally import CallbackTally, WebSocketTally
+from chatd.queue.dispatcher import Dispatcher
+from chatd.realtime.hub import Hub
 
 SNAPSHOT_TIMEOUT_SECONDS = 3.0
-# From "instant" to "the guide's alert" (5 s) and well past it: n8n workflows with an LLM are slow.
-RESPONSE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 300.0)
 
 
-@dataclass(frozen=True)
-class QueueSnapshot:
-    pending: int
-    processing: int
-    dead: int
-    oldest_due_seconds: float
-    active_sessions: int
-
-
-async def queue_snapshot(pool: Pool) -> QueueSnapshot:
-    async with pool.connection() as conn:
-        row = await (await conn.execute(query("metrics_snapshot"))).fetchone()
-    assert row is not None  # scalar subqueries: always one row
-    return QueueSnapshot(**row)
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.sessions_created = Counter(
-            "chatd_sessions_created", "Chat sessions created.", registry=self.registry
-        )
-        self.messages_sent = Counter(
-            "chatd_messages_sent",
-            "Shoppers' messages accepted (stored and queued for n8n).",
-            registry=self.registry,
-        )
-        self.duplicate_replies = Counter(
-            "chatd_duplicate_replies",
-            "Bot replies received again (a repeated callback, or a callback racing the"
-            " synchronous reply) and stored once.",
-            registry=self.registry,
-        )
-        self.response_time = Histogram(
-            "chatd_response_time_seconds",
-            "From a shopper's message stored to the bot's reply (or the fallback) stored.",
-            buckets=RESPONSE_BUCKETS,
-            registry=self.registry,
-        )
+class Metrics(Collector):
+    def __init__(
+        self,
+        *,
+        pool: Pool,
+        sessions: SessionStore,
+        actors: SessionTally,
+        registry: SessionRegistry[Any],
+        hub: Hub,
+        websockets: WebSocketTally,
+        callbacks: CallbackTally,
+    ) -> None:
         self.snapshot: QueueSnapshot | None = None  # None: the database did not answer
+        self._pool = pool
+        self._sessions = sessions
+        self._actors = actors
+        self._registry = registry
+        self._hub = hub
+        self._websockets = websockets
+        self._callbacks = callbacks
+        self._listener: Listener | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._since = time.time()  # the counters' `_created`: they count from this process's start
+        self._prometheus = CollectorRegistry()
+        self._prometheus.register(self)
 
-    def attach(self, services: Services) -> None:
-        """Export the live figures of a serving chatd too."""
-        self.registry.register(_LiveCollector(services, lambda: self.snapshot))
+    def watch_listener(self, listener: Listener) -> None:
+        self._listener = listener
 
-    async def refresh(self, pool: Pool) -> None:
+    def watch_dispatcher(self, dispatcher: Dispatcher) -> None:
+        """Only a process that delivers (queue.dispatch) has one."""
+        self._dispatcher = dispatcher
+
+    async def refresh(self) -> None:
         try:
             with trio.fail_after(SNAPSHOT_TIMEOUT_SECONDS):
-                self.snapshot = await queue_snapshot(pool)
+                self.snapshot = await queue_snapshot(self._pool)
         except (DatabaseUnavailable, trio.TooSlowError):
             self.snapshot = None
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
-
-
-class _LiveCollector(Collector):
-    def __init__(self, services: Services, snapshot: Callable[[], QueueSnapshot | None]) -> None:
-        self._services = services
-        self._snapshot = snapshot
+        return generate_latest(self._prometheus)
 
     def collect(self) -> Iterator[Metric]:
+        yield from self._conversations()
         yield from self._queue()
         yield from self._dispatch()
         yield from self._connections()
         yield from self._internals()
 
+    def _conversations(self) -> Iterator[Metric]:
+        actors, since = self._actors.statistics(), self._since
+        created = self._sessions.statistics().created
+        yield _counter("chatd_sessions_created", "Chat sessions created.", created, since)
+        yield _counter(
+            "chatd_messages_sent",
+            "Shoppers' messages accepted (stored and queued for n8n).",
+            actors.messages_sent,
+            since,
+        )
+        yield _counter(
+            "chatd_duplicate_replies",
+            "Bot replies received again (a repeated callback, or a callback racing the"
+            " synchronous reply) and stored once.",
+            actors.duplicate_replies,
+            since,
+        )
+        yield _histogram(
+            "chatd_response_time_seconds",
+            "From a shopper's message stored to the bot's reply (or the fallback) stored.",
+            actors.response_time,
+            since,
+        )
+
     def _queue(self) -> Iterator[Metric]:
-        snap = self._snapshot()
+        snap = self.snapshot
         yield _gauge(
             "chatd_database_up", "1 if PostgreSQL answered the last scrape.", int(bool(snap))
         )
@@ -123,10 +140,9 @@ class _LiveCollector(Collector):
         )
 
     def _dispatch(self) -> Iterator[Metric]:
-        dispatcher = self._services.dispatcher
-        if dispatcher is None:
+        if self._dispatcher is None:
             return  # this process does not deliver (queue.dispatch = false)
-        stats = dispatcher.statistics
+        stats = self._dispatcher.statistics()
         attempts = CounterMetricFamily(
             "chatd_webhook_attempts",
             "Attempts to deliver to n8n, by outcome (retry: failed, will be retried; dead:"
@@ -170,19 +186,19 @@ class _LiveCollector(Collector):
         yield _gauge("chatd_dispatch_in_flight", "Calls to n8n in progress.", stats.in_flight)
 
     def _connections(self) -> Iterator[Metric]:
-        services = self._services
-        yield _gauge("chatd_websocket_connections", "Open WebSockets.", services.websockets)
+        websockets = self._websockets.statistics()
+        yield _gauge("chatd_websocket_connections", "Open WebSockets.", websockets.open)
         yield _gauge(
             "chatd_live_connections",
             "Clients receiving events: WebSockets, SSE streams and waiting long-polls.",
-            services.hub.connections,
+            self._hub.connections,
         )
         closes = CounterMetricFamily(
             "chatd_websocket_closes",
             "WebSockets closed by chatd, by close code (PROTOCOL.md).",
             labels=["code"],
         )
-        for code, count in sorted(services.close_codes.items()):
+        for code, count in websockets.close_codes.items():
             closes.add_metric([str(code)], count)
         yield closes
         failures = CounterMetricFamily(
@@ -190,18 +206,17 @@ class _LiveCollector(Collector):
             "Callbacks refused by signature check, by reason.",
             labels=["reason"],
         )
-        for reason, count in sorted(services.signature_failures.items()):
+        for reason, count in self._callbacks.statistics().signature_failures.items():
             failures.add_metric([reason], count)
         yield failures
 
     def _internals(self) -> Iterator[Metric]:
-        services = self._services
-        actors = services.registry.statistics()
+        actors = self._registry.statistics()
         yield _gauge("chatd_session_actors", "Session actors alive.", actors.live_actors)
         yield _counter(
             "chatd_actor_restarts", "Session actors restarted after a crash.", actors.restarts
         )
-        pool = services.pool.statistics()
+        pool = self._pool.statistics()
         connections = GaugeMetricFamily(
             "chatd_db_pool_connections", "Database pool connections by state.", labels=["state"]
         )
@@ -209,7 +224,7 @@ class _LiveCollector(Collector):
         connections.add_metric(["in_use"], pool.in_use)
         yield connections
         yield _gauge("chatd_db_pool_max_connections", "Database pool size limit.", pool.max_size)
-        listener = services.listener
+        listener = self._listener
         if listener is not None:
             yield _gauge(
                 "chatd_listen_connected",
@@ -225,5 +240,23 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
 
 
-def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
-    return CounterMetricFamily(name, documentation, value=value)
+def _counter(
+    name: str, documentation: str, value: float, since: float | None = None
+) -> CounterMetricFamily:
+    """With `since`, the `_created` series too, as prometheus_client's own Counter has it."""
+    return CounterMetricFamily(name, documentation, value=value, created=since)
+
+
+def _histogram(
+    name: str, documentation: str, snapshot: HistogramSnapshot, since: float
+) -> HistogramMetricFamily:
+    """Bucket labels and the `_created` series as prometheus_client's own Histogram has them."""
+    bounds = [*map(floatToGoString, snapshot.bounds), "+Inf"]
+    family = HistogramMetricFamily(
+        name,
+        documentation,
+        buckets=list(zip(bounds, snapshot.cumulative, strict=True)),
+        sum_value=snapshot.total,
+    )
+    family.samples.append(Sample(f"{name}_created", {}, since))
+    return family

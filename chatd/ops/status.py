@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import trio
 
-from chatd.ops.metrics import QueueSnapshot
+from chatd.db.health import QueueSnapshot
+from chatd.db.listen import Listener
+from chatd.ops.metrics import Metrics
 from chatd.ops.sd_notify import Notifier
-
-if TYPE_CHECKING:
-    from chatd.http.services import Services
+from chatd.realtime.hub import Hub
 
 STATUS_INTERVAL_SECONDS = 5.0
 
@@ -30,19 +28,20 @@ def status_line(
     )
 
 
-async def run_status(services: Services, notifier: Notifier) -> None:
+async def run_status(
+    notifier: Notifier, metrics: Metrics, hub: Hub, listener: Listener, stop: trio.Event
+) -> None:
     """Refresh STATUS= every few seconds (a database outage shows here, not as a stop)."""
     if not notifier.enabled:
         return
     while True:
-        await services.metrics.refresh(services.pool)
-        listener = services.listener
+        await metrics.refresh()  # the queue snapshot /metrics shows, read for both
         await notifier.status(
             status_line(
-                services.metrics.snapshot,
-                connections=services.hub.connections,
-                listening=listener is not None and listener.connected,
-                stopping=services.stopping,
+                metrics.snapshot,
+                connections=hub.connections,
+                listening=listener.connected,
+                stopping=stop.is_set(),
             )
         )
         await trio.sleep(STATUS_INTERVAL_SECONDS)

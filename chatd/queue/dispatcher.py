@@ -14,7 +14,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -51,22 +51,18 @@ class DispatchConfig:
     grace_seconds: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class DispatchStatistics:
-    delivered: int = 0
-    retried: int = 0
-    dead: int = 0
-    lost_leases: int = 0
-    settle_failures: int = 0  # outcomes that could not be recorded at once (database away)
-    rescued: int = 0
-    invalid_replies: int = 0
-    in_flight: int = 0
-    recent: deque[bool] = field(default_factory=lambda: deque(maxlen=100))  # True: delivered
-    last_error: str | None = None
-
-    def success_rate(self) -> float | None:
-        """Share of the last 100 attempts n8n accepted; None before any attempt."""
-        return sum(self.recent) / len(self.recent) if self.recent else None
+    delivered: int
+    retried: int
+    dead: int
+    lost_leases: int  # outcomes void: the job's lease had been rescued meanwhile
+    settle_failures: int  # outcomes that could not be recorded at once (database away)
+    rescued: int
+    invalid_replies: int
+    in_flight: int
+    success_rate: float | None  # share of the last 100 attempts n8n accepted; None before any
+    last_error: str | None
 
 
 class Dispatcher:
@@ -98,7 +94,25 @@ class Dispatcher:
         self._due = True  # a job may be due: the claimer looks as soon as a worker is idle
         self._bell = trio.Event()  # rung on a hint and when a worker becomes idle
         self._worker = f"{socket.gethostname()}:{os.getpid()}"
-        self.statistics = DispatchStatistics()
+        self._delivered = self._retried = self._dead = self._lost_leases = 0
+        self._settle_failures = self._rescued = self._invalid_replies = self._in_flight = 0
+        self._recent: deque[bool] = deque(maxlen=100)  # the last attempts; True: delivered
+        self._last_error: str | None = None
+
+    def statistics(self) -> DispatchStatistics:
+        recent = self._recent
+        return DispatchStatistics(
+            delivered=self._delivered,
+            retried=self._retried,
+            dead=self._dead,
+            lost_leases=self._lost_leases,
+            settle_failures=self._settle_failures,
+            rescued=self._rescued,
+            invalid_replies=self._invalid_replies,
+            in_flight=self._in_flight,
+            success_rate=sum(recent) / len(recent) if recent else None,
+            last_error=self._last_error,
+        )
 
     def wake(self) -> None:
         """A hint that a job may be due (a NOTIFY, a reconnect, a rescue, a stop)."""
@@ -167,7 +181,7 @@ class Dispatcher:
                     session_id=job.session_id,
                     message_id=job.message_id,
                 )
-            self.statistics.rescued += len(rescued)
+            self._rescued += len(rescued)
             if rescued:
                 self.wake()
             with trio.move_on_after(period):
@@ -180,7 +194,7 @@ class Dispatcher:
             delivery_id=job.id,
             attempt=job.attempts,
         )
-        self.statistics.in_flight += 1
+        self._in_flight += 1
         try:
             attempt = await self._call(job, sender)
         except trio.Cancelled:
@@ -193,7 +207,7 @@ class Dispatcher:
                     bound.info("dispatch_released", released=released)
             raise
         finally:
-            self.statistics.in_flight -= 1
+            self._in_flight -= 1
         await self._settle_or_leave(job, attempt, bound)
 
     async def _settle_or_leave(self, job: Job, attempt: Attempt, bound: Any) -> None:
@@ -208,7 +222,7 @@ class Dispatcher:
                     await self._settle(job, attempt, bound)
                 return
             except ChatdError as exc:
-                self.statistics.settle_failures += 1
+                self._settle_failures += 1
                 bound.warning("dispatch_settle_failed", error=str(exc))
         bound.error("dispatch_settle_abandoned", rescue_after_seconds=self._config.lease_seconds)
 
@@ -237,17 +251,17 @@ class Dispatcher:
             cap=self._config.retry_max_delay,
             rand=random.random(),
         )
-        self.statistics.recent.append(decision.verdict is Verdict.DELIVERED)
+        self._recent.append(decision.verdict is Verdict.DELIVERED)
         match decision.verdict:
             case Verdict.DELIVERED:
-                await self._delivered(job, attempt, bound)
+                await self._settle_delivered(job, attempt, bound)
             case Verdict.RETRY:
-                self.statistics.last_error = decision.reason
+                self._last_error = decision.reason
                 kept = await self._store.retry(
                     job, delay=decision.delay, error=decision.reason, last_status=attempt.status
                 )
                 if self._lease_held(kept):
-                    self.statistics.retried += 1
+                    self._retried += 1
                 bound.info(
                     "dispatch_retry",
                     reason=decision.reason,
@@ -255,7 +269,7 @@ class Dispatcher:
                     lease_kept=kept,
                 )
             case Verdict.DEAD:
-                self.statistics.last_error = decision.reason
+                self._last_error = decision.reason
                 # Dead letter: the job, the user message ('failed') and the fallback, at once.
                 fallback = BotReply(self._config.fallback_reply, "text", {"fallback": True})
                 settle = Settle(job, JobStatus.DEAD, attempt.status, decision.reason)
@@ -263,10 +277,10 @@ class Dispatcher:
                     job, fallback, MessageStatus.FAILED, f"fallback:{job.message_id}", settle
                 )
                 if self._lease_held(kept):
-                    self.statistics.dead += 1
+                    self._dead += 1
                 bound.warning("dispatch_dead_letter", reason=decision.reason, lease_kept=kept)
 
-    async def _delivered(self, job: Job, attempt: Attempt, bound: Any) -> None:
+    async def _settle_delivered(self, job: Job, attempt: Attempt, bound: Any) -> None:
         reply: BotReply | None = None
         note = None
         try:
@@ -276,7 +290,7 @@ class Dispatcher:
                 attempt.body, mode=self._config.mode, max_content=self._config.max_reply_length
             )
         except InvalidReply as exc:
-            self.statistics.invalid_replies += 1
+            self._invalid_replies += 1
             note = f"n8n accepted the message but its reply was unusable: {exc.reason}"
             bound.warning("dispatch_invalid_reply", reason=exc.reason, status=attempt.status)
         if reply is None:
@@ -287,7 +301,7 @@ class Dispatcher:
                 job, reply, MessageStatus.DELIVERED, reply_key(job.message_id, reply), settle
             )
         if self._lease_held(kept):
-            self.statistics.delivered += 1
+            self._delivered += 1
         bound.info(
             "dispatch_delivered",
             status=attempt.status,
@@ -309,5 +323,5 @@ class Dispatcher:
     def _lease_held(self, kept: bool) -> bool:
         """`kept`, counting an outcome a rescue made void (a rescuer owns the job now)."""
         if not kept:
-            self.statistics.lost_leases += 1
+            self._lost_leases += 1
         return kept

@@ -339,10 +339,10 @@ async def test_a_late_finisher_whose_lease_was_rescued_changes_nothing(
         await pipe.sink.wait_for(2, timeout=10)  # the lease expired: the job was claimed again
         messages = await pipe.wait_messages(session, 2)
         pipe.sink.release()  # the first worker now gets its (late) answer
-        dispatcher = pipe.chatd.services.dispatcher
+        dispatcher = pipe.chatd.services.state.dispatcher
         assert dispatcher is not None
         with trio.fail_after(5):
-            while dispatcher.statistics.lost_leases < 1:
+            while dispatcher.statistics().lost_leases < 1:
                 await trio.sleep(0.02)
     assert [m["content"] for m in await pipe.messages(session)] == ["hi", "fresh reply"]
     assert messages[1]["content"] == "fresh reply"
@@ -423,7 +423,7 @@ async def test_callbacks_with_bad_signatures_are_refused_and_change_nothing(
         assert response.status_code == 401, name
         assert response.json()["error"]["code"] == "invalid_signature", name
     assert len(await pipeline.messages(session)) == 1
-    counted = pipeline.chatd.services.signature_failures
+    counted = pipeline.chatd.services.callbacks.statistics().signature_failures
     assert sum(counted.values()) == len(cases)
     assert counted["stale"] == 1
 

@@ -394,7 +394,7 @@ async def test_postgres_restart_fast_and_immediate_under_load(
             ):
                 await trio.sleep(0.1)
         # ... and NOTIFY reaches it: a new message is delivered well within one poll interval.
-        dispatcher = chatd.services.dispatcher
+        dispatcher = chatd.services.state.dispatcher
         assert dispatcher is not None
         await trio.sleep(0.5)  # no claim in flight from the last poll or wake-up
         sent_at = trio.current_time()
@@ -403,7 +403,7 @@ async def test_postgres_restart_fast_and_immediate_under_load(
         assert trio.current_time() - sent_at < 2.5
     assert not ledger.unexpected, ledger.unexpected[:5]
     await account_for_everything(url, ledger, sink.requests, label="pg restart")
-    stats = dispatcher.statistics
+    stats = dispatcher.statistics()
     print(
         f"[pg restart] dispatcher: delivered={stats.delivered} retried={stats.retried}"
         f" lost_leases={stats.lost_leases}"

@@ -126,7 +126,7 @@ async def test_wrong_metrics_tokens_count_against_the_address(
 
 async def test_metrics_on_their_own_address(nursery: trio.Nursery, database_url: str) -> None:
     pipeline = await open_pipeline(nursery, database_url, metrics={"listen": "127.0.0.1:0"})
-    [metrics_url] = pipeline.chatd.services.metrics_urls
+    [metrics_url] = pipeline.chatd.services.state.metrics_urls
     async with pipeline.chatd.client() as client:
         assert (await client.get("/metrics")).status_code == 404  # not on the public port
     async with httpx.AsyncClient(base_url=metrics_url) as client:
@@ -144,7 +144,7 @@ async def test_readyz_tells_ready_from_stopping(nursery: trio.Nursery, database_
             "status": "ready",
             "checks": {"accepting": "yes", "listen": "up", "database": "up"},
         }
-        pipeline.chatd.services.stopping = True
+        pipeline.chatd.services.state.stopping = True
         stopping = await client.get("/readyz")
         assert stopping.status_code == 503
         assert stopping.json()["checks"]["accepting"] == "no (shutting down)"

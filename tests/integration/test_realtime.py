@@ -177,7 +177,7 @@ async def test_a_browser_on_b_sees_what_a_stores_in_order(
     a = await open_pipeline(nursery, database_url)
     async with open_pool(PoolConfig(database_url)) as pool:
         b = await start_chatd(nursery, make_settings(database_url), pool)
-        listener = b.services.listener
+        listener = b.services.state.listener
         assert listener is not None
         with trio.fail_after(10):
             while not listener.connected:

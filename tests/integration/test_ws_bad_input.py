@@ -211,7 +211,7 @@ async def test_join_with_a_bad_session_or_token_is_closed_with_4001(chatd: Runni
     for name, (session_id, token) in cases.items():
         frame = {"type": "join_chat", "sessionId": session_id, "sessionToken": token}
         assert await closed_after(chatd, frame) == 4001, name
-    assert chatd.services.close_codes == {4001: len(cases)}
+    assert chatd.services.websockets.statistics().close_codes == {4001: len(cases)}
     assert await table_counts(chatd.services.pool) == before
     await assert_healthy(chatd)
 
@@ -252,7 +252,7 @@ async def test_a_first_frame_that_is_no_valid_join_is_closed_with_4002(
     before = await table_counts(chatd.services.pool)
     for name, frame in cases.items():
         assert await closed_after(chatd, frame) == 4002, name
-    assert chatd.services.close_codes == {4002: len(cases)}
+    assert chatd.services.websockets.statistics().close_codes == {4002: len(cases)}
     assert await table_counts(chatd.services.pool) == before
     await assert_healthy(chatd)
 
