@@ -33,9 +33,9 @@ class DemoAnswer:
 
 
 HUMAN = DemoAnswer(
-    "This demo has no human agents: it is chatd's built-in demo bot. In a real deployment chatd"
-    " hands every message to the shop's n8n workflow (set n8n.webhook_url, see the README),"
-    " and that workflow decides who answers: a bot, or a person on your team.",
+    "This demo has no human agents: I'm chatd's built-in demo bot. A real shop connects chatd"
+    " to its n8n workflow (n8n.webhook_url, see the README), which decides who answers: a bot"
+    " or someone on the team.",
     "human",
     ["Where is my order?", "Return an item"],
 )
