@@ -26,9 +26,10 @@ HEADERS = {
 
 def cors_headers(
     allowed: Callable[[], Collection[str]],
-    on_refused: Callable[[str], None] = lambda origin: None,
+    on_refused: Callable[[str], None],
 ) -> Callable[[Response], Awaitable[Response]]:
-    """An after_request hook; `allowed` gives the allow-list (known once the socket is bound)."""
+    """An after_request hook; `allowed` gives the allow-list (known once the socket is bound);
+    `on_refused` hears of each origin refused at a preflight."""
 
     async def add(response: Response) -> Response:
         path = request.path
