@@ -18,6 +18,7 @@ from chatd.db.pool import Pool
 from chatd.db.queue import QueueStore
 from chatd.db.sessions import SessionStore
 from chatd.errors import RateLimited
+from chatd.http.origins import RefusedOrigins
 from chatd.ops.metrics import Metrics
 from chatd.queue.dispatcher import Dispatcher
 from chatd.realtime.hub import Hub
@@ -44,6 +45,7 @@ class Services:
     listener: Listener | None = None  # set once serving
     # Pages that may open a WebSocket; set once serving (the default is the bound origin).
     allowed_origins: tuple[str, ...] = ()
+    refused_origins: RefusedOrigins = field(default_factory=RefusedOrigins)  # logged, rate-limited
     close_codes: Counter[int] = field(default_factory=Counter)  # WebSocket closes by code
     websockets: int = 0  # open now
     metrics_urls: list[str] = field(default_factory=list)  # metrics.listen, once bound
