@@ -59,7 +59,7 @@ from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
 from chatd.db.sessions import SessionStore
 from chatd.errors import ConfigError, DatabaseUnavailable, MigrationError
 from chatd.gc_policy import run_gc_policy
-from chatd.http.app import create_app, create_metrics_app
+from chatd.http.asgi import create_app, create_metrics_app
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
 from chatd.http.services import Services
 from chatd.ops.alerter import run_alerts
