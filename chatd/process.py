@@ -58,11 +58,11 @@ from chatd.db.pool import Pool, PoolConfig, open_pool
 from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
 from chatd.db.sessions import SessionStore
 from chatd.errors import ConfigError, DatabaseUnavailable, MigrationError
-from chatd.gc_policy import run_gc_policy
 from chatd.http.asgi import create_app, create_metrics_app
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
 from chatd.http.services import Services
 from chatd.ops.alerter import run_alerts
+from chatd.ops.gc_policy import run_gc_policy
 from chatd.ops.maintenance import run_maintenance
 from chatd.ops.metrics import Metrics
 from chatd.ops.sd_notify import Notifier

@@ -12,15 +12,15 @@ import structlog
 import trio
 
 from chatd.bench.cli import add_bench_command, run_bench
+from chatd.cli.ops import add_ops_commands, run_ops_command
+from chatd.cli.queue import add_queue_commands, run_queue_command
 from chatd.component_config import pool_config
 from chatd.db.embedded import default_state_dir
 from chatd.db.pool import open_pool
 from chatd.errors import ChatdError, ConfigError, DatabaseUnavailable
 from chatd.logs import configure_logging
 from chatd.n8n.workflow import build_workflow
-from chatd.ops_cli import add_ops_commands, run_ops_command
 from chatd.process import Ready, ServeOptions, open_database_url, prepare_schema, serve
-from chatd.queue_cli import add_queue_commands, run_queue_command
 from chatd.settings import Settings, load_settings
 
 log = structlog.get_logger(__name__)
