@@ -4,14 +4,12 @@ checked first: each problem is a ConfigError saying what is wrong and what to do
 from __future__ import annotations
 
 import errno
-import os
 from pathlib import Path
 
 from chatd.component_config import hypercorn_config, metrics_hypercorn_config
 from chatd.db.embedded import lock_state_dir
 from chatd.db.pool import PoolConfig
 from chatd.errors import ConfigError, EmbeddedPostgresError
-from chatd.ops.sd_notify import activation_binds
 from chatd.settings import Settings
 
 
@@ -38,12 +36,10 @@ def check_listen_addresses(settings: Settings) -> None:
     configs = [("choose another port with --port (server.port)", hypercorn_config(settings))]
     if settings.metrics.listen:
         configs.append(("choose another in metrics.listen", metrics_hypercorn_config(settings)))
-    if activation_binds(os.environ, os.getpid()):
-        configs = configs[1:]
     for what_to_do, config in configs:
         where = ", ".join(config.bind)
         if any(bind.startswith(("unix:", "fd://")) for bind in config.bind):
-            continue
+            continue  # fd://: systemd holds the socket (socket activation)
         try:
             sockets = config.create_sockets()
         except OSError as exc:
