@@ -9,7 +9,7 @@ import socket
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
 
-from chatd.core.frames import normalize_origin
+from chatd.core.frames import loopback_spellings, normalize_origin
 from chatd.db.pool import PoolConfig
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
 from chatd.ops.sd_notify import activation_binds
@@ -97,11 +97,18 @@ def metrics_hypercorn_config(settings: Settings) -> HypercornConfig:
 
 
 def allowed_origins(settings: Settings, urls: list[str]) -> tuple[str, ...]:
-    """The configured allow-list, else this server's own public origin(s)."""
+    """The configured allow-list, else this server's own public origin(s).
+
+    In demo mode (no n8n.webhook_url) a loopback origin counts under each of its names, so the
+    demo opened at http://localhost:8000 chats over its WebSocket like at http://127.0.0.1:8000.
+    """
     if settings.websocket.origins:
         configured = settings.websocket.origins
     elif settings.server.public_url:
         configured = (settings.server.public_url,)
+    elif not settings.n8n.webhook_url:
+        configured = tuple(spelling for url in urls for spelling in loopback_spellings(url))
     else:
         configured = tuple(urls)
-    return tuple(o for o in map(normalize_origin, configured) if o is not None)
+    normalized = (o for o in map(normalize_origin, configured) if o is not None)
+    return tuple(dict.fromkeys(normalized))

@@ -5,6 +5,7 @@
     ├── MigrationError               schema cannot be applied or has drifted
     ├── EmbeddedPostgresError        the embedded PostgreSQL cannot start or is in use
     ├── DatabaseUnavailable          PostgreSQL unreachable (503 at the edge)
+    │   └── DatabaseMisconfigured    it answers but refuses us: password, role, database (exit 2)
     └── ClientError                  the caller's fault or a refusal; rendered as JSON
         ├── BadRequest               400  (malformed JSON, wrong shape, bad values)
         ├── Unauthorized             401  (missing/wrong token, unproven identity)
@@ -45,6 +46,15 @@ class EmbeddedPostgresError(ChatdError):
 
 class DatabaseUnavailable(ChatdError):
     """PostgreSQL could not be reached or dropped the connection."""
+
+
+class DatabaseMisconfigured(DatabaseUnavailable):
+    """PostgreSQL answers but refuses chatd (wrong password, no such role or database): waiting
+    will not help, so a starting chatd stops. `hint` says what to fix."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 class ClientError(ChatdError):

@@ -12,12 +12,42 @@ import os
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from chatd.core.signing import decode_secret
 from chatd.errors import ConfigError
+
+
+def check_http_url(value: str) -> str:
+    """Empty, or an absolute http(s) URL with a host: anything else would fail at every call."""
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            "not an http:// or https:// URL with a host, e.g. https://n8n.example/webhook/chatd"
+        )
+    try:
+        parts.port  # noqa: B018 -- raises on a port that is not a number or out of range
+    except ValueError as exc:
+        raise ValueError(f"bad port in URL: {exc}") from None
+    return value
+
+
+def _postgres_url(value: str) -> str:
+    """Empty, a postgresql:// URL, or a libpq key=value string (psycopg parses it fully)."""
+    if not value or value.startswith(("postgresql://", "postgres://")) or "=" in value:
+        return value
+    raise ValueError(
+        "not a PostgreSQL URL; write it as postgresql://user:password@host:5432/dbname"
+    )
+
+
+HttpUrl = Annotated[str, AfterValidator(check_http_url)]
+PostgresUrl = Annotated[str, AfterValidator(_postgres_url)]
 
 
 class _Section(BaseModel):
@@ -40,7 +70,7 @@ class ServerSettings(_Section):
 
 
 class DatabaseSettings(_Section):
-    url: str = ""  # empty: embedded PostgreSQL in the state directory
+    url: PostgresUrl = ""  # empty: embedded PostgreSQL in the state directory
     pool_min_size: int = Field(2, ge=0)
     pool_max_size: int = Field(10, ge=1)
     connect_timeout_seconds: float = Field(5.0, gt=0)
@@ -76,7 +106,7 @@ class IdentitySettings(_Section):
 
 
 class N8nSettings(_Section):
-    webhook_url: str = ""  # empty: the built-in demo bot answers
+    webhook_url: HttpUrl = ""  # empty: the built-in demo bot answers
     webhook_secret: str = ""
     previous_secrets: str = ""  # comma-separated older secrets still accepted while rotating
     mode: Literal["webhook", "chat_trigger"] = "webhook"
@@ -141,7 +171,7 @@ class MetricsSettings(_Section):
 
 
 class AlertSettings(_Section):
-    webhook_url: str = ""  # Slack-compatible incoming webhook; empty: alerts are only logged
+    webhook_url: HttpUrl = ""  # Slack-compatible incoming webhook; empty: alerts are only logged
     interval_seconds: float = Field(60.0, gt=0)
     window_seconds: float = Field(300.0, gt=0)
     timeout_seconds: float = Field(10.0, gt=0)
@@ -313,5 +343,6 @@ def _describe(
             lines.append(f"{where}: unknown {'key' if key else 'section'} (see config.toml)")
         else:
             shown = "hidden" if key in _SECRET_KEYS else repr(err.get("input"))
-            lines.append(f"{where}: {err['msg']} (got {shown})")
+            message = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{where}: {message} (got {shown})")
     return "\n".join(lines)

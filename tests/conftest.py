@@ -12,11 +12,11 @@ import pytest
 import trio
 from psycopg import sql
 
-from chatd.app import build_services, run_services
 from chatd.db.migrate import migrate
 from chatd.db.pool import Pool, PoolConfig, open_pool
 from chatd.http.services import Services
 from chatd.logs import configure_logging
+from chatd.process import build_services, run_services
 from chatd.settings import Settings, load_settings
 from tests.pg import DatabaseFactory, running_cluster, searchable_tempdir
 

@@ -29,7 +29,7 @@ from trio_websocket import (
 )
 
 from chatd.bench.http import HttpClients
-from chatd.bench.stats import Tally
+from chatd.bench.stats import LIMITS, Tally
 
 
 class ShopperFailed(Exception):
@@ -185,6 +185,8 @@ class Shopper:
             self._fail(exc)
         if response.status != 200:
             self._tally.errors[f"http_{response.status}"] += 1
+            if response.status == 429 and path in LIMITS:
+                self._tally.limited[LIMITS[path][0]] += 1
             raise ShopperFailed(response.text[:200])
         return response.json()
 

@@ -16,6 +16,15 @@ from typing import Any
 PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0))
 SATURATED = 0.9  # a load generator using this share of its core measures itself as much as chatd
 
+# The target's limits a load from one address runs into (HTTP 429), and how to raise them.
+LIMITS = {
+    "/api/chat/session": (
+        "chat.session_create_per_ip_max",
+        "CHATD_CHAT__SESSION_CREATE_PER_IP_MAX",
+    ),
+    "/api/chat/send": ("chat.rate_limit_max", "CHATD_CHAT__RATE_LIMIT_MAX"),
+}
+
 
 def percentile(values: Sequence[float], q: float) -> float | None:
     """Nearest-rank percentile of `values` (need not be sorted); None when empty."""
@@ -45,6 +54,7 @@ class Tally:
     replies: int = 0
     duplicated: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    limited: Counter[str] = field(default_factory=Counter)  # 429s by the limit's setting name
     ack_latency: list[float] = field(default_factory=list)  # send -> HTTP answer, seconds
     reply_latency: list[float] = field(default_factory=list)  # send -> bot reply on WS
     _last_replies: int = 0
@@ -81,6 +91,7 @@ class Report:
     lost: int
     duplicated: int
     errors: dict[str, int]
+    limited: dict[str, int]  # requests refused by the target's rate limits, by setting
     ack_ms: dict[str, float | None]
     reply_ms: dict[str, float | None]
     cpu_seconds: float  # the load generator's own CPU over the run
@@ -102,10 +113,35 @@ class Report:
             lost=max(0, tally.acked - tally.replies),
             duplicated=tally.duplicated,
             errors=dict(sorted(tally.errors.items())),
+            limited=dict(sorted(tally.limited.items())),
             ack_ms=summary_ms(tally.ack_latency),
             reply_ms=summary_ms(tally.reply_latency),
             extra=extra,
         )
+
+    @property
+    def measured(self) -> bool:
+        """Did the run measure anything: a reply (an idle run: a session held)?"""
+        return self.replies > 0 if self.scenario != "idle" else self.sessions > 0
+
+    def warnings(self) -> list[str]:
+        """What the numbers cannot say by themselves: a limit hit, nothing measured."""
+        lines = []
+        if self.limited:
+            hit = ", ".join(f"{name} ({n} refused)" for name, n in self.limited.items())
+            raise_them = " ".join(
+                f"{env}=1000000" for path, (name, env) in LIMITS.items() if name in self.limited
+            )
+            lines.append(
+                f"the target's rate limits refused requests (HTTP 429): {hit}. For a load test,"
+                f" start the target with higher limits, e.g. {raise_them} chatd serve"
+            )
+        if not self.measured:
+            lines.append(
+                "nothing was measured: no "
+                + ("session" if self.scenario == "idle" else "bot reply")
+            )
+        return lines
 
     @property
     def throughput(self) -> float:
@@ -129,6 +165,7 @@ class Report:
             "lost": self.lost,
             "duplicated": self.duplicated,
             "errors": self.errors,
+            "limited": self.limited,
             "throughput": round(self.throughput, 2),
             "ack_ms": self.ack_ms,
             "reply_ms": self.reply_ms,
@@ -152,6 +189,7 @@ class Report:
             ("lost", str(self.lost)),
             ("duplicated", str(self.duplicated)),
             ("errors", ", ".join(f"{k} {v}" for k, v in self.errors.items()) or "none"),
+            *(("limits hit", name) for name in self.limited),
             ("send -> ack (ms)", ms(self.ack_ms)),
             ("send -> reply (ms)", ms(self.reply_ms)),
             ("load generator CPU", self._cpu()),

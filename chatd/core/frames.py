@@ -285,6 +285,29 @@ def origin_allowed(origin: str | None, allowed: Collection[str]) -> bool:
     return any(normalize_origin(entry) == normalized for entry in allowed)
 
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def loopback_spellings(origin: str) -> tuple[str, ...]:
+    """A loopback origin under each name a browser may use for it (localhost, 127.0.0.1, [::1]),
+    same scheme and port; any other origin as it is. () for what is not an origin."""
+    normalized = normalize_origin(origin)
+    if normalized is None:
+        return ()
+    match = _ORIGIN.fullmatch(normalized)
+    assert match is not None
+    host = match["host"]
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name other than localhost
+        loopback = False
+    if not loopback:
+        return (normalized,)
+    port = f":{match['port']}" if match["port"] else ""
+    spellings = (f"{match['scheme']}://{name}{port}" for name in LOOPBACK_HOSTS)
+    return tuple(dict.fromkeys((normalized, *spellings)))
+
+
 # --- per-connection limits ---------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ connection; either way the pool never gets back a connection in an unknown state
 
 from __future__ import annotations
 
+import re
 import select
 from typing import Any, Self
 
@@ -23,7 +24,7 @@ from psycopg.abc import RV, PQGen, PQGenConn
 from psycopg.rows import AsyncRowFactory, Row, tuple_row
 from psycopg.waiting import READY_R, READY_RW, READY_W, WAIT_R, WAIT_RW, WAIT_W
 
-from chatd.errors import DatabaseUnavailable
+from chatd.errors import DatabaseMisconfigured, DatabaseUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -121,7 +122,7 @@ class TrioConnection(psycopg.AsyncConnection[Row]):
                 f"connecting to PostgreSQL timed out after {connect_timeout}s"
             ) from None
         except psycopg.Error as exc:
-            raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {_first_line(exc)}") from exc
+            raise connect_error(exc) from exc
         conn._autocommit = autocommit
         return conn
 
@@ -211,6 +212,34 @@ class _ConnectionLock:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+# Refusals that waiting cannot fix, by the server's FATAL message: at connect libpq keeps only
+# the text, so psycopg's `sqlstate` is None there (28P01, 28000, 3D000, 42501 in the server log).
+# Anything else (refused, starting up, too many clients, a timeout) is worth waiting for.
+_MISCONFIGURED = (
+    (r"authentication failed", "fix the user or password in database.url"),
+    (r"no password supplied", "database.url needs a password: postgresql://user:password@..."),
+    (r"no pg_hba\.conf entry", "allow this host and user in PostgreSQL's pg_hba.conf"),
+    (r'role ".*" does not exist', "create the role (createuser), or fix the user in database.url"),
+    (r'database ".*" does not exist', "create the database (createdb), or fix database.url"),
+    (r"is not permitted to log in", "let the role log in (ALTER ROLE ... LOGIN)"),
+    (r"permission denied for database", "GRANT CONNECT on the database to the user"),
+)
+
+
+def connect_error(exc: psycopg.Error) -> DatabaseUnavailable:
+    """A failed connect: DatabaseMisconfigured if PostgreSQL refused us for good."""
+    first = _first_line(exc)
+    # "connection failed: connection to server ... failed: FATAL:  role "x" does not exist"
+    reason = re.split(r"failed: (?:FATAL: |fe_sendauth: )", first)[-1].strip()
+    for pattern, hint in _MISCONFIGURED:
+        if re.search(pattern, reason):
+            return DatabaseMisconfigured(
+                f"PostgreSQL refuses chatd: {reason}",
+                f"{hint} (DATABASE_URL); waiting will not help",
+            )
+    return DatabaseUnavailable(f"cannot connect to PostgreSQL: {first}")
 
 
 def translate(exc: psycopg.Error) -> DatabaseUnavailable:

@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 
 from chatd.core.backoff import exponential_backoff
 from chatd.db.bridge import TrioConnection, translate
-from chatd.errors import DatabaseUnavailable
+from chatd.errors import ConfigError, DatabaseMisconfigured, DatabaseUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -55,15 +55,21 @@ class PoolConfig:
             f"-c statement_timeout={self.statement_timeout_ms}"
             f" -c idle_in_transaction_session_timeout={self.idle_in_transaction_timeout_ms}"
         )
-        return make_conninfo(
-            self.url,
-            options=options,
-            application_name=self.application_name,
-            keepalives=1,
-            keepalives_idle=30,
-            keepalives_interval=10,
-            keepalives_count=3,
-        )
+        try:
+            return make_conninfo(
+                self.url,
+                options=options,
+                application_name=self.application_name,
+                keepalives=1,
+                keepalives_idle=30,
+                keepalives_interval=10,
+                keepalives_count=3,
+            )
+        except psycopg.ProgrammingError:  # psycopg's reason quotes the URL, password and all
+            raise ConfigError(
+                "database.url (DATABASE_URL) is not a PostgreSQL URL; write it as"
+                " postgresql://user:password@host:5432/dbname"
+            ) from None
 
 
 class Pool:
@@ -120,6 +126,8 @@ class Pool:
             attempt += 1
             try:
                 return await self._connect()
+            except DatabaseMisconfigured:
+                raise  # waiting will not fix it
             except DatabaseUnavailable:
                 delay = exponential_backoff(attempt, base=0.05, cap=1.0, rand=random.random())
                 if trio.current_time() + delay >= deadline:

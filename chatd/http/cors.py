@@ -3,6 +3,7 @@
 The same allow-list as the WebSocket's (websocket.allowed_origins; by default chatd's own
 origin): an allowed Origin gets it echoed back, anything else gets no CORS headers and the
 browser keeps the answer from the page. n8n's callback is not a browser endpoint: no CORS.
+A refused preflight (sent only by another origin's page) is reported to `on_refused`.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ HEADERS = {
 
 def cors_headers(
     allowed: Callable[[], Collection[str]],
+    on_refused: Callable[[str], None],
 ) -> Callable[[Response], Awaitable[Response]]:
-    """An after_request hook; `allowed` gives the allow-list (known once the socket is bound)."""
+    """An after_request hook; `allowed` gives the allow-list (known once the socket is bound);
+    `on_refused` hears of each origin refused at a preflight."""
 
     async def add(response: Response) -> Response:
         path = request.path
@@ -37,6 +40,14 @@ def cors_headers(
         if origin and origin_allowed(origin, allowed()):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers.update(HEADERS)
+        elif origin and is_preflight():
+            on_refused(origin)
         return response
 
     return add
+
+
+def is_preflight() -> bool:
+    """A browser's CORS preflight: a same-origin page never sends one (so this is no false alarm,
+    unlike a plain request's Origin header, which same-origin POSTs carry too)."""
+    return request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers

@@ -20,6 +20,7 @@ from quart import Blueprint, Response, request
 
 from chatd.core.ratelimit import KeyedLimiter
 from chatd.core.transcript import transcript_json, transcript_text
+from chatd.core.urls import without_secrets
 from chatd.core.wire import check_content, check_metadata, iso
 from chatd.db.admin import BUCKET_SECONDS, AdminStore, DeadLetter, Overview, SessionSummary
 from chatd.errors import BadRequest, NotFound, RateLimited, Unauthorized
@@ -240,6 +241,7 @@ def overview_to_wire(data: Overview, services: Services) -> dict[str, Any]:
     webhook: dict[str, Any] = {
         "status": status,
         "dispatching": dispatcher is not None,
+        "target": webhook_target(services.settings.n8n.webhook_url),
         "successRate": rate,
         "lastError": last_error,
         "cluster": {
@@ -304,6 +306,11 @@ def overview_to_wire(data: Overview, services: Services) -> dict[str, Any]:
             for e in data.recent_errors
         ],
     }
+
+
+def webhook_target(url: str) -> dict[str, Any]:
+    """Who answers: n8n at a URL (no secrets in it), or the built-in demo bot (no URL set)."""
+    return {"kind": "n8n", "url": without_secrets(url)} if url else {"kind": "demo", "url": None}
 
 
 def dead_letter_to_wire(dead: DeadLetter) -> dict[str, Any]:

@@ -4,6 +4,7 @@ n8n does (Header Auth, the guide's payload or the Chat Trigger format, a synchro
 from __future__ import annotations
 
 import hmac
+from datetime import date
 from typing import Any
 
 from quart import Blueprint, request
@@ -30,9 +31,9 @@ def demo_bot_routes(settings: Settings) -> Blueprint:
         if not isinstance(body, dict):
             raise BadRequest("expected a JSON object", code="invalid_body")
         if settings.n8n.mode == "chat_trigger":
-            return {"output": answer(str(body.get("chatInput", ""))).content}
+            return {"output": answer(str(body.get("chatInput", "")), date.today()).content}
         text = str((body.get("message") or {}).get("content", ""))
-        reply = answer(text)
+        reply = answer(text, date.today())
         response: dict[str, Any] = {
             "content": reply.content,
             "type": "quick_reply" if reply.quick_replies else "text",

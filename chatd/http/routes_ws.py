@@ -60,7 +60,12 @@ def ws_routes(services: Services) -> Blueprint:
     @bp.websocket("/api/chat/ws")
     async def chat_ws() -> Response | None:
         # Refused before the upgrade, as plain HTTP errors (the error handlers render them).
-        if not origin_allowed(websocket.headers.get("Origin"), services.state.allowed_origins):
+        origin = websocket.headers.get("Origin")
+        allowed = services.state.allowed_origins
+        if not origin_allowed(origin, allowed):
+            services.refused_origins.refused(
+                "websocket_origin_refused", origin, allowed, trio.current_time()
+            )
             raise Forbidden(
                 "this page's origin may not open a chat WebSocket; add it to"
                 " websocket.allowed_origins",

@@ -22,6 +22,7 @@ from chatd.db.pool import Pool
 from chatd.db.queue import QueueStore
 from chatd.db.sessions import SessionStore
 from chatd.errors import RateLimited
+from chatd.http.origins import RefusedOrigins
 from chatd.http.tally import CallbackTally, WebSocketTally
 from chatd.ops.metrics import Metrics
 from chatd.queue.dispatcher import Dispatcher
@@ -62,6 +63,7 @@ class Services:
     callbacks: CallbackTally
     metrics: Metrics
     state: ServingState
+    refused_origins: RefusedOrigins = field(default_factory=RefusedOrigins)  # logged, rate-limited
     _connection_ids: itertools.count[int] = field(default_factory=itertools.count)
     _process_tag: str = field(default_factory=lambda: secrets.token_hex(4))
 

@@ -65,7 +65,7 @@ class WebhookSender:
         except trio.TooSlowError:
             error = f"timeout after {self._config.timeout:g}s"
         except httpx.ConnectError as exc:
-            error = f"connection failed: {exc or type(exc).__name__}"
+            error = f"connection failed: {str(exc) or type(exc).__name__}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
         return Attempt(None, {}, b"", error, False, time.perf_counter() - started)

@@ -77,6 +77,7 @@
   // Updates rows in place, keyed: an unchanged row is kept (and keeps keyboard focus).
   function syncRows(tbody, items, keyOf, build) {
     const existing = new Map([...tbody.children].map((row) => [row.dataset.key, row]));
+    const columns = [...tbody.parentElement.tHead.rows[0].cells].map((th) => th.textContent.trim());
     items.forEach((item, index) => {
       const key = keyOf(item);
       const sig = JSON.stringify(item);
@@ -84,6 +85,8 @@
       existing.delete(key);
       if (!row || row.dataset.sig !== sig) {
         const fresh = build(item);
+        // A phone shows each row as a card, each cell under its column's name (admin.css).
+        [...fresh.cells].forEach((cell, i) => { cell.dataset.label = columns[i]; });
         fresh.dataset.key = key;
         fresh.dataset.sig = sig;
         if (row) row.replaceWith(fresh);
@@ -186,8 +189,12 @@
 
   function renderWebhook(webhook) {
     const cluster = webhook.cluster;
+    const target = webhook.target;
     const rows = [
-      ["This process", webhook.dispatching ? "delivers to n8n" : "does not deliver (queue.dispatch = false)"],
+      ["Answered by", target.kind === "n8n"
+        ? el("span", {}, "n8n at ", breakable(target.url))
+        : "the built-in demo bot (no n8n.webhook_url set)"],
+      ["This process", webhook.dispatching ? "delivers messages" : "does not deliver (queue.dispatch = false)"],
       ["Success rate (last 100 attempts here)", percent(webhook.successRate)],
     ];
     if (webhook.process) {
@@ -202,9 +209,12 @@
     rows.push(["Last error here", webhook.lastError || "none"]);
     const badge = el("span", { className: `badge ${webhook.status}`, text: webhook.status });
     const list = el("dl", { className: "pairs" });
-    for (const [term, value] of rows) list.append(el("div", {}, el("dt", { text: term }), el("dd", { text: value })));
+    for (const [term, value] of rows) list.append(el("div", {}, el("dt", { text: term }), el("dd", {}, value)));
     $("webhook").replaceChildren(el("p", { className: "badge-line" }, "Status: ", badge), list);
   }
+
+  // A URL in a narrow column: it may break after a slash rather than inside a word.
+  const breakable = (url) => el("span", { className: "mono" }, ...url.split(/(?<=[^/]\/)(?=[^/])/).flatMap((part) => [part, el("wbr")]));
 
   function renderErrors(errors) {
     $("errors-empty").hidden = errors.length > 0;

@@ -85,7 +85,7 @@ def payload_of_size(size: int) -> bytes:
 async def _post(url: str, concurrency: int, seconds: float, body_size: int) -> None:
     from chatd.queue.sender import SenderConfig, WebhookSender, open_senders
 
-    # Exactly what chatd.app builds from the default [n8n] settings: one sender per worker.
+    # Exactly what chatd.process builds from the default [n8n] settings: one sender per worker.
     config = SenderConfig(10.0, 5.0, 1 << 20)
     body = payload_of_size(body_size)
     headers = {"Content-Type": "application/json", "User-Agent": "chatd", "X-Chatd-Attempt": "1"}

@@ -1,6 +1,6 @@
 """The admin page (/admin) in a real Chromium against a real chatd, PostgreSQL and n8n sink:
 strict CSP, token sign-in, live queue and dead letters, retry and purge, transcripts, downloads,
-accessibility (axe-core) and a screenshot in build/screenshots/admin.png.
+accessibility (axe-core), a phone's width, and screenshots in build/screenshots/admin*.png.
 """
 
 from __future__ import annotations
@@ -15,15 +15,19 @@ import pytest
 import trio
 from playwright.sync_api import BrowserContext, Page, expect
 
+from chatd.db.pool import Pool
 from chatd.http.routes_web import ADMIN_CSP
 from tests.browser import BrowserThread, axe_source
 from tests.chat import Session, new_session, send
+from tests.conftest import make_settings, start_chatd
 from tests.integration.test_delivery import Pipeline, open_pipeline
 from tests.sink import Reply, Status
 
 TOKEN = "admin-page-token-0123456789abcdefghij"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 DESKTOP = {"width": 1280, "height": 1000}
+PHONE = {"width": 375, "height": 812}
+MIN_CELL_PX = 120  # narrower, a table cell breaks its words a syllable a line
 XSS = '<img src=x onerror="window.__xss=1">'
 # Chromium logs every 4xx answer to fetch() as a console error; a wrong token is one on purpose.
 EXPECTED_401 = "the server responded with a status of 401"
@@ -53,8 +57,10 @@ async def dead_letter(pipe: Pipeline, content: str) -> tuple[Session, str]:
     return s, message_id
 
 
-async def open_admin(browser: BrowserThread, url: str) -> tuple[BrowserContext, Page, str]:
-    ctx, page = await browser.new_page(viewport=DESKTOP, accept_downloads=True)
+async def open_admin(
+    browser: BrowserThread, url: str, viewport: dict[str, int] = DESKTOP
+) -> tuple[BrowserContext, Page, str]:
+    ctx, page = await browser.new_page(viewport=viewport, accept_downloads=True)
 
     def go() -> str:
         response = page.goto(f"{url}/admin")
@@ -302,5 +308,100 @@ async def test_with_admin_closed_the_page_says_how_to_open_it(
         expect(page.get_by_test_id("auth-error")).to_contain_text("CHATD_ADMIN__TOKEN")
 
     await browser.run(closed)
+    await browser.run(ctx.close)
+    pipe.chatd.stop.set()
+
+
+# Where every visible button and table cell of the page is, and how wide the page is.
+MEASURE = """() => {
+  const shown = (e) => e.getClientRects().length > 0 && getComputedStyle(e).visibility !== "hidden";
+  const box = (e) => e.getBoundingClientRect();
+  return {
+    viewport: document.documentElement.clientWidth,
+    pageWidth: document.documentElement.scrollWidth,
+    buttons: [...document.querySelectorAll("button")].filter(shown).map((b) =>
+      ({ name: b.getAttribute("aria-label") || b.textContent.trim(), left: box(b).left, right: box(b).right })),
+    cells: [...document.querySelectorAll("td")].filter(shown).map((c) =>
+      ({ text: c.textContent.trim().slice(0, 40), width: box(c).width })),
+  };
+}"""
+
+
+async def test_on_a_phone_nothing_overflows_and_every_button_is_in_reach(
+    browser: BrowserThread, ops: Pipeline
+) -> None:
+    _, first = await chat(ops, "Where is my order #1042? It was due on Monday.")
+    await ops.wait_job(first, "completed")
+    await dead_letter(ops, "Can I change the delivery address of order #1042, please?")
+    ops.sink.behave(Reply("ok"))
+    axe = await trio.to_thread.run_sync(axe_source)
+    ctx, page, _ = await open_admin(browser, ops.chatd.url, PHONE)
+
+    def signed_in() -> tuple[dict[str, Any], Any]:
+        sign_in(page, TOKEN)
+        expect(page.get_by_test_id("dead-letter")).to_have_count(1)
+        expect(page.get_by_test_id("error-row")).to_have_count(1)
+        expect(page.get_by_test_id("session-row")).to_have_count(2)
+        page.get_by_test_id("session-row").first.get_by_role("button").click()
+        expect(page.get_by_test_id("transcript").locator("li")).not_to_have_count(0)
+        page.evaluate("window.scrollTo(0, 0)")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "admin-phone.png"), full_page=True)
+        return page.evaluate(MEASURE), page.evaluate(axe + "\n;axe.run(document)")
+
+    layout, audit = await browser.run(signed_in)
+    assert layout["viewport"] == PHONE["width"]
+    assert layout["pageWidth"] <= layout["viewport"]  # no sideways scrolling of the page
+    names = [b["name"] for b in layout["buttons"]]
+    assert any(n.startswith("Retry: ") for n in names)
+    assert any(n.startswith("Purge: ") for n in names)
+    for button in layout["buttons"]:
+        assert button["left"] >= 0, button
+        assert button["right"] <= layout["viewport"], button
+    assert len(layout["cells"]) >= 10
+    for cell in layout["cells"]:
+        assert cell["width"] >= MIN_CELL_PX, cell
+    serious = [v["id"] for v in audit["violations"] if v["impact"] in ("serious", "critical")]
+    assert serious == []
+    assert unexpected_errors(page) == []
+    await browser.run(ctx.close)
+
+
+async def test_in_demo_mode_the_page_says_the_demo_bot_answers(
+    browser: BrowserThread, nursery: trio.Nursery, database_url: str, pool: Pool
+) -> None:
+    settings = make_settings(database_url, admin={"token": TOKEN}, queue={"dispatch": True})
+    chatd = await start_chatd(nursery, settings, pool)
+    ctx, page, _ = await open_admin(browser, chatd.url)
+
+    def demo() -> None:
+        sign_in(page, TOKEN)
+        health = page.get_by_test_id("webhook-health")
+        expect(health).to_contain_text("the built-in demo bot (no n8n.webhook_url set)")
+        expect(health).not_to_contain_text("n8n at")
+
+    await browser.run(demo)
+    await browser.run(ctx.close)
+    chatd.stop.set()
+
+
+async def test_with_n8n_configured_the_page_shows_its_url_without_secrets(
+    browser: BrowserThread, nursery: trio.Nursery, database_url: str
+) -> None:
+    url = "https://bot:hunter2@n8n.shop.example:5678/webhook/chat?token=s3cret#frag"
+    pipe = await open_pipeline(
+        nursery, database_url, admin={"token": TOKEN}, n8n={"webhook_url": url}
+    )
+    ctx, page, _ = await open_admin(browser, pipe.chatd.url)
+
+    def configured() -> str:
+        sign_in(page, TOKEN)
+        health = page.get_by_test_id("webhook-health")
+        expect(health).to_contain_text("n8n at https://n8n.shop.example:5678/webhook/chat")
+        return health.inner_text()
+
+    shown = await browser.run(configured)
+    for secret in ("bot", "hunter2", "s3cret", "token", "frag", "demo bot"):
+        assert secret not in shown
     await browser.run(ctx.close)
     pipe.chatd.stop.set()

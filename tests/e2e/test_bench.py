@@ -3,6 +3,7 @@ report matches what the server stored."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -112,3 +113,32 @@ async def test_bad_arguments_exit_2_with_a_message() -> None:
         )
         assert result.returncode == 2, args
         assert message in result.stderr, (args, result.stderr)
+
+
+async def test_a_rate_limited_run_says_which_limit_and_how_to_raise_it(
+    database_url: str, sink: str
+) -> None:
+    limits = {"CHATD_CHAT__RATE_LIMIT_MAX": "1", "CHATD_CHAT__SESSION_CREATE_PER_IP_MAX": "2"}
+    async with chatd_process(database_url, CHATD_N8N__WEBHOOK_URL=f"{sink}/webhook", **limits) as (
+        url,
+        _process,
+    ):
+        result = await trio.run_process(
+            [sys.executable, "-m", "chatd", "bench", "throughput", "--url", url,
+             "--duration", "1", "--concurrency", "3", "--messages", "3", "--json"],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )  # fmt: skip
+    report = json.loads(result.stdout.decode().splitlines()[-1])
+    assert report["limited"]["chat.session_create_per_ip_max"] > 0
+    assert report["limited"]["chat.rate_limit_max"] > 0
+    warning = next(line for line in result.stderr.decode().splitlines() if "rate limits" in line)
+    assert warning.startswith(
+        "chatd bench: the target's rate limits refused requests (HTTP 429): chat.rate_limit_max ("
+    )
+    assert warning.endswith(
+        "e.g. CHATD_CHAT__SESSION_CREATE_PER_IP_MAX=1000000 CHATD_CHAT__RATE_LIMIT_MAX=1000000"
+        " chatd serve"
+    )
+    assert "limits hit" in result.stderr.decode()  # in the table too

@@ -102,7 +102,7 @@ async def test_uv_run_chatd_serve_works_end_to_end(state_dir: Path, repo_root: P
                 capture_stderr=True,
                 check=False,
             )
-            assert second.returncode == 1
+            assert second.returncode == 2  # starting again would fail the same way
             assert b"in use by another chatd" in second.stderr
 
             process.send_signal(signal.SIGTERM)

@@ -209,6 +209,7 @@ async def test_overview_counts_jobs_throughput_webhook_and_recent_errors(admin: 
     assert starts == sorted(starts)
     webhook = data["webhook"]
     assert webhook["dispatching"] is True
+    assert webhook["target"] == {"kind": "n8n", "url": admin.sink.webhook_url}
     assert webhook["successRate"] == 0.5
     assert webhook["status"] == "warning"  # 50 %: between unhealthy and healthy
     assert webhook["process"]["delivered"] == 1

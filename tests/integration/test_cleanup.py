@@ -8,11 +8,11 @@ from functools import partial
 
 import trio
 
+from chatd.cli.ops import cleanup_as_leader
 from chatd.db.cleanup import CleanupProgress, Removed, run_cleanup
 from chatd.db.leader import leadership
 from chatd.db.pool import Pool, PoolConfig, open_pool
 from chatd.ops.maintenance import maintenance_round, run_maintenance
-from chatd.ops_cli import cleanup_as_leader
 from chatd.settings import MaintenanceSettings, Settings
 
 CONFIG = MaintenanceSettings()  # 30 days for sessions, 7 for completed jobs, 30 for dead letters

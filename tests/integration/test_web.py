@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+from structlog.testing import capture_logs
 
 from chatd.settings import Settings
 from tests.conftest import RunningChatd, make_settings, start_chatd
@@ -88,6 +89,23 @@ async def test_other_origins_get_no_cors_headers(chatd: RunningChatd, origin: st
         created = await client.post("/api/chat/session", json={}, headers={"Origin": origin})
     assert created.status_code == 200  # CORS is the browser's to enforce: no headers, no read
     assert "Access-Control-Allow-Origin" not in created.headers
+
+
+async def test_a_refused_preflight_is_logged_and_a_plain_request_is_not(
+    chatd: RunningChatd,
+) -> None:
+    preflight = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    with capture_logs() as logs:
+        async with chatd.client() as client:
+            for _ in range(2):
+                refused = await client.options("/api/chat/session", headers=preflight)
+                assert "Access-Control-Allow-Origin" not in refused.headers
+            # Same-origin pages send an Origin on POST too: a plain request is no evidence.
+            await client.post("/api/chat/session", json={}, headers={"Origin": "https://x.test"})
+            await client.options("/api/chat/session", headers={**preflight, "Origin": SHOP})
+    (refusal,) = [e for e in logs if e["event"].endswith("_origin_refused")]
+    assert (refusal["event"], refusal["origin"]) == ("cors_origin_refused", "https://evil.example")
+    assert refusal["config_key"] == "websocket.allowed_origins"
 
 
 async def test_n8ns_callback_is_not_a_browser_endpoint(chatd: RunningChatd) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import trio
+from structlog.testing import capture_logs
 from trio_websocket import ConnectionClosed, ConnectionRejected, WebSocketConnection
 
 from chatd.db.pool import PoolConfig, open_pool
@@ -132,7 +133,8 @@ async def test_origins_not_allowed_are_refused_with_403_before_the_upgrade(
         f"http://{host}",
         f"{own}@evil.com",
         f"http://evil.com@{host}:{port}",
-        f"http://localhost:{port}",
+        f"https://localhost:{port}",
+        f"http://localhost:{int(port) + 1}",
         f"{own}/",
         f"{own}/chat",
         f"{own}, http://evil.com",
@@ -144,6 +146,43 @@ async def test_origins_not_allowed_are_refused_with_403_before_the_upgrade(
         assert rejection_code(rejection) == (403, "origin_not_allowed"), origin
     assert await table_counts(chatd.services.pool) == before
     await assert_healthy(chatd)
+
+
+async def test_in_demo_mode_chatds_own_loopback_origin_is_let_in_under_each_name(
+    chatd: RunningChatd,
+) -> None:
+    port = chatd.url.rsplit(":", 1)[1]  # the module's chatd: demo mode, on 127.0.0.1
+    for name in ("localhost", "LOCALHOST", "127.0.0.1", "[::1]", "[0:0:0:0:0:0:0:1]"):
+        await assert_healthy(chatd, origin=f"http://{name}:{port}")
+
+
+async def test_with_n8n_configured_only_the_bound_spelling_is_chatds_own_origin(
+    database_url: str,
+) -> None:
+    settings = make_settings(
+        database_url, chat=CHAT, websocket=WEBSOCKET, n8n={"webhook_url": "http://127.0.0.1:9/"}
+    )
+    async with open_pool(PoolConfig(database_url)) as pool, trio.open_nursery() as nursery:
+        chatd = await start_chatd(nursery, settings, pool)
+        port = chatd.url.rsplit(":", 1)[1]
+        await assert_healthy(chatd, origin=chatd.url)
+        for origin in (f"http://localhost:{port}", f"http://[::1]:{port}"):
+            rejection = await rejected(chatd.url, origin)
+            assert rejection_code(rejection) == (403, "origin_not_allowed"), origin
+        chatd.stop.set()
+
+
+async def test_a_refused_origin_is_logged_once_a_minute_naming_the_setting(
+    chatd: RunningChatd,
+) -> None:
+    with capture_logs() as logs:
+        for origin in ("http://shop.test", "http://shop.test", "http://other.test", None):
+            await rejected(chatd.url, origin)
+    refusals = [e for e in logs if e["event"] == "websocket_origin_refused"]
+    assert [e["origin"] for e in refusals] == ["http://shop.test", "http://other.test", None]
+    assert {e["config_key"] for e in refusals} == {"websocket.allowed_origins"}
+    assert all(chatd.url in e["allowed_origins"] for e in refusals)
+    assert all(e["log_level"] == "warning" for e in refusals)
 
 
 async def test_an_origin_from_the_configured_allow_list_is_let_in(database_url: str) -> None:

@@ -62,3 +62,21 @@ def test_phases_parse_and_bad_ones_are_named() -> None:
     for bad in ("10", "a:5", "10:0", "-1:5", "10:5,"):
         with pytest.raises(ValueError, match="RATE:SECONDS"):
             parse_phases(bad)
+
+
+def test_a_run_without_a_reply_measured_nothing_and_says_why() -> None:
+    tally = Tally(sessions=3, sent=3)
+    tally.errors["http_429"] += 5
+    tally.limited["chat.rate_limit_max"] += 5
+    report = Report.from_tally("throughput", "http://x", 1.0, 0.1, tally)
+    assert not report.measured
+    assert report.as_dict()["limited"] == {"chat.rate_limit_max": 5}
+    assert report.warnings() == [
+        "the target's rate limits refused requests (HTTP 429): chat.rate_limit_max (5 refused)."
+        " For a load test, start the target with higher limits, e.g."
+        " CHATD_CHAT__RATE_LIMIT_MAX=1000000 chatd serve",
+        "nothing was measured: no bot reply",
+    ]
+    idle = Report.from_tally("idle", "http://x", 1.0, 0.1, Tally(sessions=4))
+    assert idle.measured
+    assert idle.warnings() == []

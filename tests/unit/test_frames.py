@@ -18,6 +18,7 @@ from chatd.core.frames import (
     Typing,
     TypingThrottle,
     encode_event,
+    loopback_spellings,
     normalize_origin,
     origin_allowed,
     parse_frame,
@@ -515,6 +516,32 @@ def test_allow_list_entries_are_normalized_too() -> None:
     assert origin_allowed("http://[::1]:8000", ["http://[0::1]:8000"])
     assert not origin_allowed("https://shop.example", ["https://shop.example/path", "null"])
     assert not origin_allowed("https://shop.example", [])
+
+
+@pytest.mark.parametrize(
+    ("origin", "spellings"),
+    [
+        (
+            "http://127.0.0.1:8000",
+            ("http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000"),
+        ),
+        (
+            "http://LOCALHOST:8000",
+            ("http://localhost:8000", "http://127.0.0.1:8000", "http://[::1]:8000"),
+        ),
+        ("https://[0::1]", ("https://[::1]", "https://localhost", "https://127.0.0.1")),
+        (
+            "http://127.0.0.2:80",
+            ("http://127.0.0.2", "http://localhost", "http://127.0.0.1", "http://[::1]"),
+        ),
+        ("http://0.0.0.0:8000", ("http://0.0.0.0:8000",)),  # every interface: not loopback
+        ("http://192.168.1.5:8000", ("http://192.168.1.5:8000",)),
+        ("https://localhost.evil.example", ("https://localhost.evil.example",)),
+        ("http://127.0.0.1:8000/", ()),
+    ],
+)
+def test_loopback_spellings(origin: str, spellings: tuple[str, ...]) -> None:
+    assert loopback_spellings(origin) == spellings
 
 
 # --- TypingThrottle ----------------------------------------------------------------------------

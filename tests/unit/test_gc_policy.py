@@ -1,4 +1,4 @@
-"""The garbage-collection policy (chatd/gc_policy.py) with real, short intervals."""
+"""The garbage-collection policy (chatd/ops/gc_policy.py) with real, short intervals."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import weakref
 import pytest
 import trio
 
-from chatd.gc_policy import run_gc_policy
+from chatd.ops.gc_policy import run_gc_policy
 
 
 class Cycle:

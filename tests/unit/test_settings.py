@@ -287,3 +287,28 @@ def test_reload_takes_what_is_safe_and_names_what_needs_a_restart() -> None:
     assert merged.server.port == 8000
     assert sorted(restart) == ["log.level", "metrics.listen", "server.port"]
     assert reload_settings(current, current) == (current, [])
+
+
+@pytest.mark.parametrize(
+    "url", ["not a url", "ftp://n8n.example/webhook/x", "localhost:5678/webhook/x", "https://"]
+)
+def test_webhook_urls_must_be_absolute_http_urls(url: str) -> None:
+    for env in ("CHATD_N8N__WEBHOOK_URL", "CHATD_ALERTS__WEBHOOK_URL"):
+        with pytest.raises(ConfigError, match=f"environment {env}: not an http:// or https://"):
+            load_settings(environ={env: url})
+
+
+def test_good_webhook_urls_are_kept() -> None:
+    for url in ("", "http://localhost:5678/webhook/chatd", "https://n8n.example/webhook/x?a=1"):
+        assert load_settings(environ={"CHATD_N8N__WEBHOOK_URL": url}).n8n.webhook_url == url
+
+
+def test_database_url_must_look_like_postgresql_and_is_never_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"DATABASE_URL": "mysql://root:hunter2@db/shop"})
+    assert str(caught.value) == (
+        "environment DATABASE_URL: not a PostgreSQL URL; write it as"
+        " postgresql://user:password@host:5432/dbname (got hidden)"
+    )
+    for url in ("postgresql://u:p@db:5432/shop", "postgres://db/shop", "host=/run/pg dbname=x"):
+        assert load_settings(environ={"DATABASE_URL": url}).database.url == url

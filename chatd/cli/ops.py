@@ -8,13 +8,12 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from chatd.core.durations import parse_duration
+from chatd.cli.database import command_settings, open_command_pool
 from chatd.core.transcript import transcript_json, transcript_text
 from chatd.db.cleanup import LABELS, CleanupProgress, CleanupSummary, run_cleanup
 from chatd.db.export import EARLIEST, LATEST, ExportRange, Transcript, transcript_pages
@@ -23,108 +22,20 @@ from chatd.db.pool import Pool
 from chatd.ops.maintenance import LOCK
 from chatd.settings import MaintenanceSettings, Settings
 
-COMMANDS = ("cleanup", "export")
 PROGRESS_SECONDS = 2.0  # cleanup: at most one progress line on stderr this often
 EXPORT_PROGRESS_SESSIONS = 1000  # export: one progress line on stderr per this many sessions
 EXPORT_PAGE_SIZE = 200
 LOCK_POLL_SECONDS = 1.0
 
-CLEANUP_DESCRIPTION = """\
-Delete, in batches of maintenance.batch_size rows (one short transaction each):
-  - expired sessions (expires_at in the past), with their messages and webhook jobs;
-  - sessions created more than maintenance.session_retention_days ago, expired or not;
-  - completed webhook jobs older than maintenance.completed_job_retention_days (messages stay);
-  - dead letters not touched for maintenance.dead_letter_retention_days (messages stay, failed).
-A session with a message still to deliver to n8n (a pending or processing job) is never deleted;
-the summary counts it as "kept (undelivered)". A running chatd does the same every
-maintenance.interval_seconds. Only one cleanup runs at a time across all chatd processes: if
-another holds the lock, this one waits for it (up to --wait seconds), then exits 1.
-"""
 
-EXPORT_DESCRIPTION = """\
-Print one JSON line per session, oldest first: {"session": {...}, "messages": [...]}, the shapes
-of the HTTP API (never the session token or its hash). A session is included when its lifetime
-(created to last updated) overlaps [--since, --until). WHEN is a date (2026-11-01, midnight UTC),
-a date and time (2026-11-01T10:00:00Z; without a zone, UTC) or a duration back from now (7d,
-12h, 30m). Sessions are read page by page, so any range fits in memory.
-"""
+def run(args: argparse.Namespace) -> int:
+    settings, state_dir = command_settings(args)
+    return trio.run(_run, settings, state_dir, args)
 
 
-def add_ops_commands(commands: Any) -> None:
-    cleanup = commands.add_parser(
-        "cleanup",
-        help="delete expired and old sessions, old completed jobs and dead letters now",
-        description=CLEANUP_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    cleanup.add_argument(
-        "--dry-run", action="store_true", help="count what would be deleted; delete nothing"
-    )
-    cleanup.add_argument("--json", action="store_true", help="one JSON object instead of a table")
-    cleanup.add_argument(
-        "--wait",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="how long to wait for another chatd's cleanup to finish (default 60; 0: do not wait)",
-    )
-
-    export = commands.add_parser(
-        "export",
-        help="export conversations as JSON lines (one per session)",
-        description=EXPORT_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    export.add_argument(
-        "--since",
-        type=_when,
-        metavar="WHEN",
-        help="start of the range (required unless --session is given)",
-    )
-    export.add_argument(
-        "--until", type=_when, metavar="WHEN", help="end of the range (default now)"
-    )
-    export.add_argument(
-        "--session",
-        action="append",
-        metavar="ID",
-        help="only this session (repeat for several); with --since/--until, both must match",
-    )
-    export.add_argument(
-        "--format",
-        choices=["jsonl", "text"],
-        default="jsonl",
-        help="jsonl (default): one JSON object per line; text: readable transcripts",
-    )
-    export.add_argument(
-        "--output",
-        type=Path,
-        metavar="FILE",
-        help="write here (atomically: a temporary file renamed when complete) instead of stdout",
-    )
-
-
-def parse_when(text: str, now: datetime) -> datetime:
-    """An ISO date or date-time (UTC unless it names a zone), or a duration back from `now`."""
-    try:
-        return now - timedelta(seconds=parse_duration(text))
-    except ValueError:
-        pass
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(
-            f"not a date, time or duration: {text!r}"
-            " (use e.g. 2026-11-01, 2026-11-01T10:00:00Z, 7d or 12h)"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _when(text: str) -> datetime:
-    try:
-        return parse_when(text, datetime.now(UTC))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+async def _run(settings: Settings, state_dir: Path, args: argparse.Namespace) -> int:
+    async with open_command_pool(settings, state_dir) as pool:
+        return await run_ops_command(args, pool, settings)
 
 
 async def run_ops_command(args: argparse.Namespace, pool: Pool, settings: Settings) -> int:

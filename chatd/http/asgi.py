@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import structlog
+import trio
 from quart import request
 from quart_trio import QuartTrio
 
@@ -35,7 +36,12 @@ def create_app(services: Services) -> QuartTrio:
     app.register_blueprint(web_routes(demo=demo))
     if not services.settings.metrics.listen:
         app.register_blueprint(metrics_routes(services))
-    app.after_request(cors_headers(lambda: services.state.allowed_origins))
+
+    def refused(origin: str) -> None:
+        allowed, now = services.state.allowed_origins, trio.current_time()
+        services.refused_origins.refused("cors_origin_refused", origin, allowed, now)
+
+    app.after_request(cors_headers(lambda: services.state.allowed_origins, refused))
     return app
 
 

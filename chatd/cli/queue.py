@@ -5,40 +5,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from pathlib import Path
 
-from chatd.core.durations import parse_duration
+import trio
+
+from chatd.cli.database import command_settings, open_command_pool
 from chatd.db.pool import Pool
 from chatd.db.queue import QueueStore
+from chatd.settings import Settings
 
 
-def add_queue_commands(commands: Any) -> None:
-    queue = commands.add_parser(
-        "queue",
-        help="inspect and repair the webhook queue",
-        description="Inspect the queue to n8n; list, replay or purge dead letters.",
-    )
-    actions = queue.add_subparsers(dest="queue_command", required=True, metavar="ACTION")
-    stats = actions.add_parser("stats", help="jobs by status and the age of the oldest of each")
-    stats.add_argument("--json", action="store_true", help="one JSON object instead of a table")
-    dead = actions.add_parser("dead", help="list dead letters (oldest first) with their last error")
-    dead.add_argument("--limit", type=int, default=100, help="how many to list (default 100)")
-    dead.add_argument("--json", action="store_true", help="JSON lines instead of a table")
-    retry = actions.add_parser("retry", help="replay dead letters: back to pending, attempts reset")
-    target = retry.add_mutually_exclusive_group(required=True)
-    target.add_argument("job_id", nargs="?", help="the dead job's id (see `chatd queue dead`)")
-    target.add_argument("--all", action="store_true", help="every dead letter")
-    purge = actions.add_parser("purge", help="delete dead letters older than a duration")
-    purge.add_argument(
-        "--older-than", required=True, type=_duration, metavar="DURATION", help="e.g. 7d, 12h, 30m"
-    )
+def run(args: argparse.Namespace) -> int:
+    settings, state_dir = command_settings(args)
+    return trio.run(_run, settings, state_dir, args)
 
 
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+async def _run(settings: Settings, state_dir: Path, args: argparse.Namespace) -> int:
+    async with open_command_pool(settings, state_dir) as pool:
+        return await run_queue_command(args, pool)
 
 
 async def run_queue_command(args: argparse.Namespace, pool: Pool) -> int:

@@ -58,13 +58,13 @@ from chatd.db.migrate import migrate, pending
 from chatd.db.pool import Pool, PoolConfig, open_pool
 from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
 from chatd.db.sessions import SessionStore
-from chatd.errors import ConfigError, DatabaseUnavailable, MigrationError
-from chatd.gc_policy import run_gc_policy
-from chatd.http.app import create_app, create_metrics_app
+from chatd.errors import ConfigError, DatabaseMisconfigured, DatabaseUnavailable, MigrationError
+from chatd.http.asgi import create_app, create_metrics_app
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
 from chatd.http.services import Services, ServingState
 from chatd.http.tally import CallbackTally, WebSocketTally
 from chatd.ops.alerter import run_alerts
+from chatd.ops.gc_policy import run_gc_policy
 from chatd.ops.maintenance import run_maintenance
 from chatd.ops.metrics import Metrics
 from chatd.ops.sd_notify import Notifier
@@ -123,12 +123,15 @@ async def open_database_url(
 
 async def wait_for_database(config: PoolConfig, notifier: Notifier) -> None:
     """Until PostgreSQL answers: a daemon started before its database waits for it, saying so
-    (log, STATUS=), rather than exiting into a restart loop."""
+    (log, STATUS=), rather than exiting into a restart loop. One that refuses chatd for good
+    (DatabaseMisconfigured: password, role, database) is not waited for."""
     attempt = 0
     while True:
         try:
             async with open_pool(config):
                 return
+        except DatabaseMisconfigured:
+            raise
         except DatabaseUnavailable as exc:
             attempt += 1
             delay = exponential_backoff(attempt, base=0.5, cap=10.0, rand=random.random())
@@ -300,7 +303,8 @@ async def run_services(
                 async with trio.open_nursery() as listening:
                     await listening.start(listener.run)
                     await notifier.ready()
-                    log.info("chatd_ready_notified", systemd=notifier.enabled)
+                    if notifier.enabled:  # outside systemd there is no one to tell
+                        log.info("chatd_ready_notified")
 
             # Not awaited: HTTP serves (health says why) while the database is away.
             background.start_soon(listen_then_notify_ready)
