@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import random
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -50,7 +51,8 @@ from chatd.component_config import (
 )
 from chatd.core.backoff import exponential_backoff
 from chatd.core.ratelimit import ConnectionLimit, KeyedLimiter
-from chatd.db.embedded import Cluster, open_embedded_postgres, running_url
+from chatd.db.embedded import Cluster, running_url
+from chatd.db.embedded_supervisor import open_embedded_postgres
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore, QueueTarget
 from chatd.db.migrate import migrate, pending
@@ -60,6 +62,7 @@ from chatd.db.sessions import SessionStore
 from chatd.errors import ConfigError, DatabaseUnavailable, MigrationError
 from chatd.gc_policy import run_gc_policy
 from chatd.http.app import create_app, create_metrics_app
+from chatd.http.keepalive import KeepAliveGuard
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
 from chatd.http.services import Services
 from chatd.ops.alerter import run_alerts
@@ -115,7 +118,8 @@ async def open_database_url(
     if share and (url := running_url(Cluster(state_dir))):
         yield url, "embedded"
         return
-    async with open_embedded_postgres(Cluster(state_dir)) as url:
+    restart_max = settings.database.embedded_restart_max
+    async with open_embedded_postgres(Cluster(state_dir), restart_max=restart_max) as url:
         yield url, "embedded"
 
 
@@ -243,7 +247,7 @@ async def run_services(
             urls: list[str] = await front.start(
                 partial(
                     hypercorn_serve,
-                    create_app(services),
+                    KeepAliveGuard(create_app(services)),
                     hypercorn_config(settings),
                     shutdown_trigger=stop.wait,
                 )
@@ -253,7 +257,7 @@ async def run_services(
                 services.metrics_urls = await front.start(
                     partial(
                         hypercorn_serve,
-                        create_metrics_app(services),
+                        KeepAliveGuard(create_metrics_app(services)),
                         metrics_hypercorn_config(settings),
                         shutdown_trigger=stop.wait,
                     )
@@ -341,6 +345,8 @@ async def serve(
                         await reload()
                         continue
                     log.info("shutdown_requested", signal=signal.Signals(signum).name)
+                    if not stop.is_set():
+                        print("stopping… (Ctrl-C again to force)", file=sys.stderr, flush=True)
                     if not serving or stop.is_set():
                         root.cancel_scope.cancel()  # still starting, or asked twice: stop now
                     stop.set()

@@ -48,6 +48,7 @@ class DatabaseSettings(_Section):
     statement_timeout_ms: int = Field(15000, ge=0)
     idle_in_transaction_timeout_ms: int = Field(30000, ge=0)
     migrate_on_start: bool = True
+    embedded_restart_max: int = Field(5, ge=0)  # failed restarts in a row before chatd exits
 
 
 class ChatSettings(_Section):

@@ -19,6 +19,9 @@ from chatd.http.services import Services
 QUEUE_WARNING_DEPTH = 100
 WEBHOOK_HEALTHY = 0.95  # the guide's alert fires above 5 % webhook failures
 HEALTH_TIMEOUT_SECONDS = 3.0
+# Readiness probes give up after ~1 s (Kubernetes' default): say "not ready" before they do,
+# e.g. while the embedded PostgreSQL restarts and the pool keeps trying to reconnect.
+READY_TIMEOUT_SECONDS = 1.0
 
 
 def health_routes(services: Services) -> Blueprint:
@@ -35,7 +38,7 @@ def health_routes(services: Services) -> Blueprint:
             "listen": "up" if services.listener and services.listener.connected else "down",
         }
         try:
-            with trio.fail_after(HEALTH_TIMEOUT_SECONDS):
+            with trio.fail_after(READY_TIMEOUT_SECONDS):
                 await ping(services.pool)
             checks["database"] = "up"
         except (DatabaseUnavailable, trio.TooSlowError):

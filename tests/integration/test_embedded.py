@@ -10,7 +10,8 @@ import pytest
 import trio
 
 from chatd.db.bridge import TrioConnection
-from chatd.db.embedded import Cluster, lock_state_dir, open_embedded_postgres
+from chatd.db.embedded import Cluster, lock_state_dir
+from chatd.db.embedded_supervisor import open_embedded_postgres
 from chatd.errors import EmbeddedPostgresError
 from tests.pg import FAST, EmbeddedServer
 
