@@ -33,16 +33,18 @@ def health_routes(services: Services) -> Blueprint:
 
     @bp.get("/readyz")
     async def ready() -> tuple[dict[str, Any], int]:
-        checks = {
-            "accepting": "no (shutting down)" if services.stopping else "yes",
-            "listen": "up" if services.listener and services.listener.connected else "down",
-        }
         try:
             with trio.fail_after(READY_TIMEOUT_SECONDS):
                 await ping(services.pool)
-            checks["database"] = "up"
+            database = "up"
         except (DatabaseUnavailable, trio.TooSlowError):
-            checks["database"] = "down"
+            database = "down"
+        # Read after the ping, which may have waited out a reconnect: the state as it is now.
+        checks = {
+            "accepting": "no (shutting down)" if services.stopping else "yes",
+            "listen": "up" if services.listener and services.listener.connected else "down",
+            "database": database,
+        }
         ok = checks == {"accepting": "yes", "listen": "up", "database": "up"}
         return {"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503
 
