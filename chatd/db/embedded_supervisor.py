@@ -107,16 +107,17 @@ class EmbeddedSupervisor:
                     f"embedded PostgreSQL did not start; {self._cluster.log_path} ends with:\n"
                     f"{log_tail(self._cluster, 30)}"
                 )
-            failures = 0  # restarts in a row whose server did not last
+            # The restart to come, counted in a row of servers that died soon after starting.
+            attempt = 0
             while True:
-                failures = 1 if run.lasted else failures + 1
+                attempt = 1 if run.lasted else attempt + 1
                 other = await self._other_postmaster(ADOPT_WAIT_SECONDS if run.clean else 0.0)
                 if other is not None:
                     run = await self._watch_other(other)
                     continue
-                if failures > self._restart_max:
+                if attempt > self._restart_max:
                     raise self._give_up()
-                await self._pause(failures)
+                await self._pause(attempt)
                 self.restarts += 1
                 run = await self._run_ours(log_file, on_ready=None)
 
@@ -168,19 +169,19 @@ class EmbeddedSupervisor:
         self._log_exit(run)
         return run
 
-    async def _pause(self, failures: int) -> None:
+    async def _pause(self, attempt: int) -> None:
         # The first restart is immediate: a killed server should come back at once.
         delay = 0.0
-        if failures > 1:
+        if attempt > 1:
             delay = exponential_backoff(
-                failures - 1,
+                attempt - 1,
                 base=BACKOFF_BASE_SECONDS,
                 cap=BACKOFF_CAP_SECONDS,
                 rand=random.random(),
             )
         log.warning(
             "embedded_postgres_restarting",
-            attempt=failures,
+            attempt=attempt,
             max_attempts=self._restart_max,
             delay_seconds=round(delay, 2),
         )
