@@ -1,4 +1,4 @@
-"""Idle keep-alive connections are closed: on stop at once, and after hypercorn's idle timeout."""
+"""Idle keep-alive connections are closed: on stop at once, and after server.keep_alive_timeout_seconds."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import trio
 
 from chatd.db.pool import Pool
 from chatd.settings import Settings
-from tests.conftest import start_chatd
+from tests.conftest import make_settings, start_chatd
 
 
 async def test_an_idle_keep_alive_connection_does_not_hold_the_stop(
@@ -27,14 +27,15 @@ async def test_an_idle_keep_alive_connection_does_not_hold_the_stop(
 
 
 async def test_the_server_closes_an_idle_keep_alive_connection(
-    settings: Settings, pool: Pool, nursery: trio.Nursery
+    database_url: str, pool: Pool, nursery: trio.Nursery
 ) -> None:
+    settings = make_settings(database_url, server={"keep_alive_timeout_seconds": 1})
     running = await start_chatd(nursery, settings, pool)
     host, port = running.url.removeprefix("http://").rsplit(":", 1)
     stream = await trio.open_tcp_stream(host, int(port))
     await stream.send_all(b"GET /livez HTTP/1.1\r\nHost: chatd\r\n\r\n")
     received = b""
-    with trio.fail_after(8):  # hypercorn's keep_alive_timeout is 5 s
+    with trio.fail_after(5):
         while chunk := await stream.receive_some():
             received += chunk
     assert received.startswith(b"HTTP/1.1 200")  # answered, then closed by the server
