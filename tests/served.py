@@ -41,11 +41,11 @@ class Served:
     def count(self, event: str) -> int:
         return sum(f'"event": "{event}"' in line for _, line in self.lines)
 
-    async def wait_for_line(self, text: str, timeout: float = 15) -> float:
-        """Until a log line containing `text` is read; when it was read."""
+    async def wait_for_line(self, text: str, timeout: float = 15, *, since: int = 0) -> float:
+        """Until a log line containing `text` is read (the `since`-th line or later); when."""
         with trio.fail_after(timeout):
             while True:
-                for at, line in self.lines:
+                for at, line in self.lines[since:]:
                     if text in line:
                         return at
                 await trio.sleep(0.02)
