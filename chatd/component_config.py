@@ -84,6 +84,7 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     config.bind = activated or [f"{settings.server.host}:{settings.server.port}"]
     config.graceful_timeout = settings.server.shutdown_grace_seconds
     config.send_timeout_seconds = settings.server.send_timeout_seconds
+    config.keep_alive_timeout = settings.server.keep_alive_timeout_seconds
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")  # one handler: ours (chatd/logs.py)
     config.websocket_max_message_size = settings.websocket.max_frame_bytes  # larger: close 1009

@@ -3,7 +3,7 @@
     serve
     ├─ signal watcher          SIGTERM/SIGINT: graceful stop (a second one: stop now); SIGHUP: reload
     ├─ sd_notify watchdog      WATCHDOG=1 from this loop (a stalled loop gets restarted)
-    └─ database (embedded PostgreSQL child, or the configured URL, waited for if down)
+    └─ database (embedded PostgreSQL child, supervised; or the configured URL, waited for if down)
        └─ pool ── migrations checked/applied
           └─ webhook senders (httpx, one per dispatcher worker) + background nursery
              ├─ SessionRegistry ── one SessionActor task per live session
@@ -26,8 +26,10 @@ the actors and the LISTEN connection stop, the pool closes, the embedded Postgre
 
 from __future__ import annotations
 
+import gc
 import random
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -51,7 +53,8 @@ from chatd.component_config import (
 )
 from chatd.core.backoff import exponential_backoff
 from chatd.core.ratelimit import ConnectionLimit, KeyedLimiter
-from chatd.db.embedded import Cluster, open_embedded_postgres, running_url
+from chatd.db.embedded import Cluster, running_url
+from chatd.db.embedded_supervisor import open_embedded_postgres
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore, QueueTarget
 from chatd.db.migrate import migrate, pending
@@ -60,6 +63,7 @@ from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
 from chatd.db.sessions import SessionStore
 from chatd.errors import ConfigError, DatabaseMisconfigured, DatabaseUnavailable, MigrationError
 from chatd.http.asgi import create_app, create_metrics_app
+from chatd.http.keepalive import KeepAliveGuard
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
 from chatd.http.services import Services, ServingState
 from chatd.http.tally import CallbackTally, WebSocketTally
@@ -117,7 +121,8 @@ async def open_database_url(
     if share and (url := running_url(Cluster(state_dir))):
         yield url, "embedded"
         return
-    async with open_embedded_postgres(Cluster(state_dir)) as url:
+    restart_max = settings.database.embedded_restart_max
+    async with open_embedded_postgres(Cluster(state_dir), restart_max=restart_max) as url:
         yield url, "embedded"
 
 
@@ -259,7 +264,7 @@ async def run_services(
             urls: list[str] = await front.start(
                 partial(
                     hypercorn_serve,
-                    create_app(services),
+                    KeepAliveGuard(create_app(services)),
                     hypercorn_config(settings),
                     shutdown_trigger=stop.wait,
                 )
@@ -269,7 +274,7 @@ async def run_services(
                 services.state.metrics_urls = await front.start(
                     partial(
                         hypercorn_serve,
-                        create_metrics_app(services),
+                        KeepAliveGuard(create_metrics_app(services)),
                         metrics_hypercorn_config(settings),
                         shutdown_trigger=stop.wait,
                     )
@@ -362,6 +367,8 @@ async def serve(
                         await reload()
                         continue
                     log.info("shutdown_requested", signal=signal.Signals(signum).name)
+                    if not stop.is_set():
+                        print("stopping… (Ctrl-C again to force)", file=sys.stderr, flush=True)
                     if not serving or stop.is_set():
                         root.cancel_scope.cancel()  # still starting, or asked twice: stop now
                     stop.set()
@@ -397,3 +404,6 @@ async def serve(
                     await run_services(services, stop, ready, notifier)
             root.cancel_scope.cancel()  # the signal watcher and the watchdog
     log.info("chatd_stopped")
+    # The interpreter's exit runs full collections over every object left (~0.3 s of a 0.4 s
+    # Ctrl-C); frozen, they are skipped, and reference counting still frees them.
+    gc.freeze()

@@ -62,6 +62,7 @@ class ServerSettings(_Section):
     trust_forwarded_for: bool = False
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     send_timeout_seconds: float = Field(10.0, gt=0)
+    keep_alive_timeout_seconds: float = Field(75.0, gt=0)
     operator_auth_failures_max: int = Field(10, ge=1)
     operator_auth_failure_window_seconds: float = Field(300.0, gt=0)
     gc_freeze_interval_seconds: float = Field(1.0, ge=0)  # 0: nothing frozen
@@ -78,6 +79,7 @@ class DatabaseSettings(_Section):
     statement_timeout_ms: int = Field(15000, ge=0)
     idle_in_transaction_timeout_ms: int = Field(30000, ge=0)
     migrate_on_start: bool = True
+    embedded_restart_max: int = Field(5, ge=0)  # failed restarts in a row before chatd exits
 
 
 class ChatSettings(_Section):

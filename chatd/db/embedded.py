@@ -2,11 +2,13 @@
 
 The state directory holds `pg/` (the cluster), `postgres.log` and `chatd.lock`. An exclusive
 flock on the lock file makes a second chatd on the same directory fail at once. PostgreSQL refuses
-to run as root, so as root the cluster belongs to a system user `chatd-pg`.
+to run as root, so as root the cluster belongs to a system user `chatd-pg`. This module has the
+parts (create, start, wait, stop); embedded_supervisor.py keeps the server running.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -16,8 +18,6 @@ import pwd
 import signal
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -172,15 +172,51 @@ async def prepare(cluster: Cluster) -> None:
 
 async def _stop_orphan(cluster: Cluster) -> None:
     """A chatd killed with -9 leaves its PostgreSQL running; we hold the lock, so it is orphaned."""
-    pid_file = cluster.pgdata / "postmaster.pid"
-    pid = _running_postmaster(cluster)
+    pid = running_postmaster(cluster)
     if pid is None:
         return  # none, or a stale pid file (reboot, container restart): PostgreSQL replaces it
     log.warning("embedded_postgres_orphan_stopping", pid=pid)
-    os.kill(pid, signal.SIGINT)  # fast shutdown: roll back open transactions, checkpoint, exit
+    await stop_postmaster(pid)
+
+
+async def stop_postmaster(pid: int) -> None:
+    """Stop a postmaster that is not our child (fast shutdown); returns once it has exited."""
+    try:
+        os.kill(pid, signal.SIGINT)  # fast shutdown: roll back open transactions, checkpoint, exit
+    except ProcessLookupError:
+        return
     with trio.move_on_after(STOP_TIMEOUT_SECONDS):
-        while pid_file.exists():  # noqa: ASYNC110 — another process's file; no event to await
-            await trio.sleep(0.05)
+        await wait_exited(pid)
+        return
+    log.warning("embedded_postgres_stop_timeout", pid=pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGQUIT)  # immediate shutdown; crash recovery on next start
+
+
+async def wait_exited(pid: int) -> None:
+    """Until process `pid` (not necessarily our child) has exited."""
+    try:
+        fd = os.pidfd_open(pid)  # readable once the process exits: no polling (Linux >= 5.3)
+    except ProcessLookupError:
+        return
+    except OSError:  # no pidfd (older kernel, seccomp): ask every so often
+        while _alive(pid):  # noqa: ASYNC110 — another process; no event to await
+            await trio.sleep(0.1)
+        return
+    try:
+        await trio.lowlevel.wait_readable(fd)
+    finally:
+        os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, and another user's
+    return True
 
 
 def _serves(pid: int, pgdata: Path) -> bool:
@@ -193,7 +229,7 @@ def _serves(pid: int, pgdata: Path) -> bool:
         return False
 
 
-def _running_postmaster(cluster: Cluster) -> int | None:
+def running_postmaster(cluster: Cluster) -> int | None:
     """The pid of a PostgreSQL serving this cluster now, per its pid file (checked: pids recycle)."""
     try:
         pid = int((cluster.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
@@ -205,33 +241,13 @@ def _running_postmaster(cluster: Cluster) -> int | None:
 
 def running_url(cluster: Cluster) -> str | None:
     """The URL of this cluster if a PostgreSQL (e.g. a serving chatd's) is running on it now."""
-    return cluster.url() if _running_postmaster(cluster) is not None else None
+    return cluster.url() if running_postmaster(cluster) is not None else None
 
 
-@asynccontextmanager
-async def open_embedded_postgres(cluster: Cluster) -> AsyncIterator[str]:
-    """Run PostgreSQL for the duration of the block; yields its connection URL."""
-    lock = lock_state_dir(cluster.state_dir)
-    try:
-        await prepare(cluster)
-        with cluster.log_path.open("ab") as log_file:
-            async with trio.open_nursery() as nursery:
-                process: trio.Process = await nursery.start(_run_postgres, cluster, log_file)
-                await _wait_ready(cluster, process)
-                log.info(
-                    "embedded_postgres_ready", pid=process.pid, socket_dir=str(cluster.socket_dir)
-                )
-                try:
-                    yield cluster.url()
-                finally:
-                    nursery.cancel_scope.cancel()
-    finally:
-        lock.close()
-
-
-async def _run_postgres(
+async def run_postgres(
     cluster: Cluster, log_file: IO[bytes], *, task_status: trio.TaskStatus[trio.Process]
 ) -> None:
+    """PostgreSQL as our child until it exits; cancelled, it gets a fast shutdown first."""
     await trio.run_process(
         cluster.postgres_command(),
         stdin=subprocess.DEVNULL,
@@ -240,6 +256,9 @@ async def _run_postgres(
         check=False,
         deliver_cancel=_fast_shutdown,
         task_status=task_status,
+        # Its own session: Ctrl-C in a terminal reaches chatd alone, which stops PostgreSQL
+        # last, after the pool (else it shuts down under chatd's feet, mid-drain).
+        start_new_session=True,
         **cluster.process_options(),
     )
 
@@ -253,7 +272,8 @@ async def _fast_shutdown(process: trio.Process) -> None:
     process.send_signal(signal.SIGQUIT)  # immediate shutdown; crash recovery on next start
 
 
-async def _wait_ready(cluster: Cluster, process: trio.Process) -> None:
+async def wait_ready(cluster: Cluster, process: trio.Process) -> bool:
+    """Until PostgreSQL accepts connections (True), or it exits or the start times out (False)."""
     with trio.move_on_after(START_TIMEOUT_SECONDS):
         while process.poll() is None:
             try:
@@ -264,11 +284,19 @@ async def _wait_ready(cluster: Cluster, process: trio.Process) -> None:
                 await trio.sleep(0.05)
                 continue
             await conn.close()
-            return
-    tail = cluster.log_path.read_text(errors="replace")[-2000:]
-    raise EmbeddedPostgresError(
-        f"embedded PostgreSQL did not start; {cluster.log_path} ends with:\n{tail}"
-    )
+            return True
+    return False
+
+
+def log_tail(cluster: Cluster, lines: int = 10) -> str:
+    """The last lines of postgres.log (what PostgreSQL said before it stopped or failed)."""
+    try:
+        with cluster.log_path.open("rb") as log_file:
+            log_file.seek(max(0, log_file.seek(0, os.SEEK_END) - 8192))
+            text = log_file.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.rstrip("\n").split("\n")[-lines:])
 
 
 def _ensure_system_user(name: str) -> None:

@@ -19,6 +19,9 @@ from chatd.http.services import Services
 QUEUE_WARNING_DEPTH = 100
 WEBHOOK_HEALTHY = 0.95  # the guide's alert fires above 5 % webhook failures
 HEALTH_TIMEOUT_SECONDS = 3.0
+# Readiness probes give up after ~1 s (Kubernetes' default): say "not ready" before they do,
+# e.g. while the embedded PostgreSQL restarts and the pool keeps trying to reconnect.
+READY_TIMEOUT_SECONDS = 1.0
 
 
 def health_routes(services: Services) -> Blueprint:
@@ -30,17 +33,19 @@ def health_routes(services: Services) -> Blueprint:
 
     @bp.get("/readyz")
     async def ready() -> tuple[dict[str, Any], int]:
+        try:
+            with trio.fail_after(READY_TIMEOUT_SECONDS):
+                await ping(services.pool)
+            database = "up"
+        except (DatabaseUnavailable, trio.TooSlowError):
+            database = "down"
+        # Read after the ping, which may have waited out a reconnect: the state as it is now.
         state = services.state
         checks = {
             "accepting": "no (shutting down)" if state.stopping else "yes",
             "listen": "up" if state.listener and state.listener.connected else "down",
+            "database": database,
         }
-        try:
-            with trio.fail_after(HEALTH_TIMEOUT_SECONDS):
-                await ping(services.pool)
-            checks["database"] = "up"
-        except (DatabaseUnavailable, trio.TooSlowError):
-            checks["database"] = "down"
         ok = checks == {"accepting": "yes", "listen": "up", "database": "up"}
         return {"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503
 

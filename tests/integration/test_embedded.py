@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,8 @@ import pytest
 import trio
 
 from chatd.db.bridge import TrioConnection
-from chatd.db.embedded import Cluster, lock_state_dir, open_embedded_postgres
+from chatd.db.embedded import Cluster, lock_state_dir
+from chatd.db.embedded_supervisor import open_embedded_postgres
 from chatd.errors import EmbeddedPostgresError
 from tests.pg import FAST, EmbeddedServer
 
@@ -103,3 +105,20 @@ async def test_stale_pid_file_naming_an_unrelated_process_is_left_alone(state_di
     finally:
         bystander.kill()
         await bystander.wait()
+
+
+async def test_with_no_restarts_allowed_a_dead_server_ends_the_block(state_dir: Path) -> None:
+    cluster = Cluster(state_dir, extra_settings=FAST)
+
+    async def kill_and_wait() -> None:
+        async with open_embedded_postgres(cluster, restart_max=0):
+            os.kill(postmaster_pid(cluster), signal.SIGKILL)
+            with trio.fail_after(30):  # the supervisor cancels this wait, raising
+                await trio.sleep_forever()
+
+    with pytest.raises(ExceptionGroup) as caught:
+        await kill_and_wait()
+    assert caught.group_contains(
+        EmbeddedPostgresError, match=r"0 restart\(s\) in a row failed", depth=1
+    )
+    lock_state_dir(state_dir).close()  # the directory is free again
