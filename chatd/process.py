@@ -67,6 +67,7 @@ from chatd.http.keepalive import KeepAliveGuard
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
 from chatd.http.services import Services, ServingState
 from chatd.http.tally import CallbackTally, WebSocketTally
+from chatd.logs import renders_json
 from chatd.ops.alerter import run_alerts
 from chatd.ops.gc_policy import run_gc_policy
 from chatd.ops.maintenance import run_maintenance
@@ -367,7 +368,8 @@ async def serve(
                         await reload()
                         continue
                     log.info("shutdown_requested", signal=signal.Signals(signum).name)
-                    if not stop.is_set():
+                    if not stop.is_set() and not renders_json(settings.log.format):
+                        # For the person at the terminal (JSON logs have shutdown_requested).
                         print("stopping… (Ctrl-C again to force)", file=sys.stderr, flush=True)
                     if not serving or stop.is_set():
                         root.cancel_scope.cancel()  # still starting, or asked twice: stop now
