@@ -10,25 +10,11 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
 
 from chatd.core.frames import loopback_spellings, normalize_origin
-from chatd.db.pool import PoolConfig
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
 from chatd.ops.sd_notify import activation_binds
 from chatd.queue.dispatcher import DispatchConfig
 from chatd.queue.sender import SenderConfig
 from chatd.settings import Settings
-
-
-def pool_config(settings: Settings, url: str) -> PoolConfig:
-    db = settings.database
-    return PoolConfig(
-        url,
-        db.pool_min_size,
-        db.pool_max_size,
-        db.connect_timeout_seconds,
-        db.acquire_timeout_seconds,
-        db.statement_timeout_ms,
-        db.idle_in_transaction_timeout_ms,
-    )
 
 
 def dispatch_config(settings: Settings, base_url: str) -> DispatchConfig:

@@ -27,11 +27,9 @@ the actors and the LISTEN connection stop, the pool closes, the embedded Postgre
 from __future__ import annotations
 
 import gc
-import random
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -48,20 +46,16 @@ from chatd.component_config import (
     dispatch_config,
     hypercorn_config,
     metrics_hypercorn_config,
-    pool_config,
     sender_config,
 )
-from chatd.core.backoff import exponential_backoff
 from chatd.core.ratelimit import ConnectionLimit, KeyedLimiter
-from chatd.db.embedded import Cluster, running_url
-from chatd.db.embedded_supervisor import open_embedded_postgres
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore, QueueTarget
-from chatd.db.migrate import migrate, pending
-from chatd.db.pool import Pool, PoolConfig, open_pool
+from chatd.db.pool import Pool, open_pool
 from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
 from chatd.db.sessions import SessionStore
-from chatd.errors import ConfigError, DatabaseMisconfigured, DatabaseUnavailable, MigrationError
+from chatd.db.startup import open_database_url, pool_config, prepare_schema, wait_for_database
+from chatd.errors import ConfigError
 from chatd.http.asgi import create_app, create_metrics_app
 from chatd.http.keepalive import KeepAliveGuard
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
@@ -106,58 +100,6 @@ class Ready:
             else "PostgreSQL at database.url"
         )
         return f"chatd is listening on {', '.join(self.urls)} ({where})"
-
-
-@asynccontextmanager
-async def open_database_url(
-    settings: Settings, state_dir: Path, *, share: bool = False
-) -> AsyncIterator[tuple[str, str]]:
-    """(url, kind): the configured PostgreSQL, or an embedded one living in the state directory.
-
-    With `share`, an embedded PostgreSQL already running there (a serving chatd's) is used as is.
-    """
-    if settings.database.url:
-        yield settings.database.url, "configured"
-        return
-    if share and (url := running_url(Cluster(state_dir))):
-        yield url, "embedded"
-        return
-    restart_max = settings.database.embedded_restart_max
-    async with open_embedded_postgres(Cluster(state_dir), restart_max=restart_max) as url:
-        yield url, "embedded"
-
-
-async def wait_for_database(config: PoolConfig, notifier: Notifier) -> None:
-    """Until PostgreSQL answers: a daemon started before its database waits for it, saying so
-    (log, STATUS=), rather than exiting into a restart loop. One that refuses chatd for good
-    (DatabaseMisconfigured: password, role, database) is not waited for."""
-    attempt = 0
-    while True:
-        try:
-            async with open_pool(config):
-                return
-        except DatabaseMisconfigured:
-            raise
-        except DatabaseUnavailable as exc:
-            attempt += 1
-            delay = exponential_backoff(attempt, base=0.5, cap=10.0, rand=random.random())
-            log.warning("database_waiting", error=str(exc), retry_in_seconds=round(delay, 2))
-            await notifier.status(f"waiting for PostgreSQL: {exc}")
-            await trio.sleep(delay)
-
-
-async def prepare_schema(pool: Pool, apply: bool) -> None:
-    async with pool.connection() as conn:
-        if apply:
-            for applied in await migrate(
-                conn, on_apply=lambda m: log.info("migration_applying", file=m.filename)
-            ):
-                log.info("migration_applied", file=applied.filename)
-        elif todo := await pending(conn):
-            raise MigrationError(
-                f"the database schema is behind ({len(todo)} migration(s) pending, first"
-                f" {todo[0].filename}); run `chatd migrate` or start without --no-migrate"
-            )
 
 
 def build_services(settings: Settings, pool: Pool) -> Services:
@@ -398,7 +340,7 @@ async def serve(
                         )
 
                 if kind == "configured":
-                    await wait_for_database(pool_config(settings, url), notifier)
+                    await wait_for_database(pool_config(settings, url), notifier.status)
                 async with open_pool(pool_config(settings, url)) as pool:
                     await notifier.status("checking migrations")
                     await prepare_schema(pool, options.migrate)

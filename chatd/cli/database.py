@@ -9,11 +9,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from chatd.cli.preflight import check_database_url
-from chatd.component_config import pool_config
 from chatd.db.embedded import default_state_dir
 from chatd.db.pool import Pool, open_pool
+from chatd.db.startup import open_database_url, pool_config, prepare_schema
 from chatd.logs import configure_logging
-from chatd.process import open_database_url, prepare_schema
 from chatd.settings import Settings, load_settings
 
 

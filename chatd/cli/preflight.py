@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-from chatd.component_config import hypercorn_config, metrics_hypercorn_config
 from chatd.db.embedded import lock_state_dir
 from chatd.db.pool import PoolConfig
 from chatd.errors import ConfigError, EmbeddedPostgresError
@@ -33,6 +32,9 @@ def check_listen_addresses(settings: Settings) -> None:
     A port taken between this check and hypercorn's bind still fails, later and louder; a
     socket handed over by systemd (socket activation) is not checked: systemd holds it.
     """
+    # Here, not at the top: the commands that only check the database URL need no HTTP stack.
+    from chatd.component_config import hypercorn_config, metrics_hypercorn_config
+
     configs = [("choose another port with --port (server.port)", hypercorn_config(settings))]
     if settings.metrics.listen:
         configs.append(("choose another in metrics.listen", metrics_hypercorn_config(settings)))

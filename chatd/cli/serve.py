@@ -13,11 +13,11 @@ import trio
 
 from chatd.cli.database import command_settings
 from chatd.cli.preflight import preflight
-from chatd.component_config import pool_config
 from chatd.db.pool import open_pool
+from chatd.db.startup import open_database_url, pool_config, prepare_schema
 from chatd.errors import ConfigError
 from chatd.logs import renders_json
-from chatd.process import Ready, ServeOptions, open_database_url, prepare_schema, serve
+from chatd.process import Ready, ServeOptions, serve
 from chatd.settings import Settings, load_settings
 
 log = structlog.get_logger(__name__)

@@ -55,3 +55,14 @@ def test_n8n_workflow_needs_the_settings_only() -> None:
 def test_bench_loads_its_client_side_only() -> None:
     # Bad arguments: `chatd bench` has parsed them and imported its runner, and stops there.
     assert loaded("bench", "throughput") <= {"trio", "httpx"}
+
+
+@pytest.mark.parametrize("module", ["chatd.cli.queue", "chatd.cli.ops"])
+def test_database_commands_load_no_http_server(module: str) -> None:
+    """`chatd queue|cleanup|export` talk to PostgreSQL only: no hypercorn or quart."""
+    probe = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, check=True, text=True, timeout=60
+    )
+    modules = set(json.loads(result.stdout))
+    assert not modules & {"hypercorn", "quart", "quart_trio", "chatd.http.asgi", "chatd.process"}
