@@ -9,6 +9,7 @@
              ├─ SessionRegistry ── one SessionActor task per live session
              ├─ EventRouter ── notified events → messages read in batches → local feeds (Hub)
              ├─ Liveness ── every WebSocket's heartbeat and silence timeout, one timer for all
+             ├─ GC policy ── survivors frozen out of the collector's sight; young threshold
              ├─ Listener ── the LISTEN connection; NOTIFY wakes the dispatchers and the router;
              │              once it is up, READY=1 goes to systemd
              ├─ maintenance, alerts ── one leader at a time (advisory lock) across the cluster
@@ -16,7 +17,7 @@
              └─ front nursery
                 ├─ HTTP (hypercorn + QuartTrio: API, WebSocket, SSE, callbacks, admin, metrics)
                 ├─ metrics listener (metrics.listen, if set)
-                └─ Dispatcher ── N workers claiming jobs, one rescuing expired leases
+                └─ Dispatcher ── one claimer feeding N workers, one rescuing abandoned claims
 
 Shutdown runs inside out: STOPPING=1; stop accepting and claiming; live connections close (1001,
 end of stream) so clients reconnect elsewhere; requests and webhook calls in flight
