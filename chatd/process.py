@@ -58,7 +58,6 @@ from chatd.db.sessions import SessionStore
 from chatd.db.startup import open_database_url, pool_config, prepare_schema, wait_for_database
 from chatd.errors import ConfigError
 from chatd.http.asgi import create_app, create_metrics_app
-from chatd.http.keepalive import KeepAliveGuard
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
 from chatd.http.services import Services, ServingState
 from chatd.http.tally import CallbackTally, WebSocketTally
@@ -208,7 +207,7 @@ async def run_services(
             urls: list[str] = await front.start(
                 partial(
                     hypercorn_serve,
-                    KeepAliveGuard(create_app(services)),
+                    create_app(services),
                     hypercorn_config(settings),
                     shutdown_trigger=stop.wait,
                 )
@@ -218,7 +217,7 @@ async def run_services(
                 services.state.metrics_urls = await front.start(
                     partial(
                         hypercorn_serve,
-                        KeepAliveGuard(create_metrics_app(services)),
+                        create_metrics_app(services),
                         metrics_hypercorn_config(settings),
                         shutdown_trigger=stop.wait,
                     )

@@ -15,8 +15,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from chatd.core.forwarded import ProxyTrust, parse_networks
 from chatd.core.signing import decode_secret
 from chatd.errors import ConfigError
 
@@ -59,7 +70,9 @@ class ServerSettings(_Section):
     port: int = Field(8000, ge=0, le=65535)
     public_url: str = ""  # empty: http://{host}:{port}
     max_body_bytes: int = Field(65536, ge=1024)
-    trust_forwarded_for: bool = False
+    trust_forwarded_for: bool = False  # the old name of trusted_proxy_hops = 1
+    trusted_proxy_hops: int = Field(0, ge=0, le=32)  # 0: X-Forwarded-For is ignored
+    trusted_proxies: str = ""  # comma-separated networks; instead of trusted_proxy_hops
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     send_timeout_seconds: float = Field(10.0, gt=0)
     keep_alive_timeout_seconds: float = Field(75.0, gt=0)
@@ -68,6 +81,30 @@ class ServerSettings(_Section):
     gc_freeze_interval_seconds: float = Field(1.0, ge=0)  # 0: nothing frozen
     gc_full_collection_interval_seconds: float = Field(3600.0, gt=0)
     gc_young_threshold: int = Field(50_000, ge=0)  # 0: CPython's
+    _proxy_trust: ProxyTrust = PrivateAttr(default_factory=ProxyTrust)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str, info: ValidationInfo) -> str:
+        if parse_networks(value) and (
+            info.data.get("trusted_proxy_hops") or info.data.get("trust_forwarded_for")
+        ):
+            raise ValueError(
+                "set either server.trusted_proxies or server.trusted_proxy_hops"
+                " (trust_forwarded_for), not both"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _build_proxy_trust(self) -> ServerSettings:
+        hops = self.trusted_proxy_hops or (1 if self.trust_forwarded_for else 0)
+        self._proxy_trust = ProxyTrust(hops, parse_networks(self.trusted_proxies))
+        return self
+
+    @property
+    def proxy_trust(self) -> ProxyTrust:
+        """Whose X-Forwarded-For entries to believe (chatd/core/forwarded.py)."""
+        return self._proxy_trust
 
 
 class DatabaseSettings(_Section):

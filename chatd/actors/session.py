@@ -114,15 +114,21 @@ class SessionActor:
         """Handle commands until idle for `idle_timeout` seconds (then return normally)."""
         task_status.started()
         while True:
-            with trio.move_on_after(self._config.idle_timeout):
+            # Only the wait for the next command is under the idle timer, never a command.
+            with trio.move_on_after(self._config.idle_timeout) as idle:
                 command = await self._mailbox.receive()
-                match command:
-                    case Send():
-                        await self._answer(command.reply, self._on_send(command))
-                    case StoreReply():
-                        await self._answer(command.reply, self._on_store_reply(command))
+            if idle.cancelled_caught:
+                return
+            # Taken as received (no checkpoint in between), or skipped: its caller gave up
+            # waiting and was told nothing was done.
+            if not command.reply.take():
+                log.debug("command_withdrawn", command=type(command).__name__)
                 continue
-            return
+            match command:
+                case Send():
+                    await self._answer(command.reply, self._on_send(command))
+                case StoreReply():
+                    await self._answer(command.reply, self._on_store_reply(command))
 
     async def _answer(self, reply: Reply[T], work: Awaitable[T]) -> None:
         """Expected failures are the caller's answer; anything else crashes the actor."""
@@ -130,9 +136,9 @@ class SessionActor:
             try:
                 value = await work
             except (ClientError, DatabaseUnavailable) as exc:
-                reply.send_nowait(outcome.Error(exc))
+                reply.send(outcome.Error(exc))
             else:
-                reply.send_nowait(outcome.Value(value))
+                reply.send(outcome.Value(value))
 
     async def _on_send(self, command: Send) -> StoredMessage:
         now = trio.current_time()

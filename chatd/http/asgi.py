@@ -10,6 +10,7 @@ from quart_trio import QuartTrio
 from chatd.core.tokens import new_id
 from chatd.http.cors import cors_headers
 from chatd.http.errors import register_error_handlers
+from chatd.http.keepalive import KeepConnectionUsable
 from chatd.http.routes_admin import admin_routes
 from chatd.http.routes_chat import chat_routes
 from chatd.http.routes_demo_bot import demo_bot_routes
@@ -54,6 +55,8 @@ def create_metrics_app(services: Services) -> QuartTrio:
 
 def _base_app(name: str, services: Services) -> QuartTrio:
     app = QuartTrio(name)
+    # Quart's own documented way to wrap its ASGI app in a middleware.
+    app.asgi_app = KeepConnectionUsable(app.asgi_app)  # type: ignore[method-assign]
     app.config["MAX_CONTENT_LENGTH"] = services.settings.server.max_body_bytes
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]

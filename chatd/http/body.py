@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from quart import request
 from quart.wrappers.base import BaseRequestWebsocket
 
+from chatd.core.forwarded import ProxyTrust, client_address
 from chatd.core.jsonbody import parse_json
 from chatd.core.wire import parse_model
 from chatd.errors import UnsupportedMediaType
@@ -26,12 +27,10 @@ async def json_body(model: type[M]) -> M:
     return parse_model(model, parse_json(raw))
 
 
-def client_ip(trust_forwarded_for: bool, source: BaseRequestWebsocket | None = None) -> str:
-    """The client's address: of the current request, or of `source` (a websocket)."""
+def client_ip(trust: ProxyTrust, source: BaseRequestWebsocket | None = None) -> str:
+    """The client's address, of the current request or of `source` (a websocket): from
+    X-Forwarded-For as far as `trust` (server.trusted_proxy_hops, server.trusted_proxies)
+    allows, else the connection's peer."""
     source = source if source is not None else request
-    if trust_forwarded_for:
-        forwarded = source.headers.get("X-Forwarded-For", "")
-        first = forwarded.split(",", 1)[0].strip()
-        if first:
-            return first
-    return source.remote_addr or "unknown"
+    forwarded = source.headers.getlist("X-Forwarded-For")
+    return client_address(source.remote_addr, forwarded, trust) or "unknown"

@@ -57,7 +57,7 @@ def admin_routes(services: Services) -> Blueprint:
 
     @bp.before_request
     async def authorize() -> None:
-        ip = client_ip(services.settings.server.trust_forwarded_for)
+        ip = client_ip(services.settings.server.proxy_trust)
         try:
             check_admin_token(
                 request.headers.get("Authorization"),

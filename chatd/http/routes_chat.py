@@ -46,7 +46,7 @@ def chat_routes(services: Services) -> Blueprint:
             now=time.time(),
         )
         wait = services.session_creation.hit(
-            client_ip(settings.server.trust_forwarded_for), trio.current_time()
+            client_ip(settings.server.proxy_trust), trio.current_time()
         )
         if wait is not None:
             raise RateLimited("too many new sessions from this address", retry_after=wait)

@@ -92,7 +92,7 @@ def events_routes(services: Services) -> Blueprint:
             raise BadRequest(f"unknown query parameter {name!r}", code="unknown_field", field=name)
         after = resume_seq()
         await services.sessions.authorize(session_id, request_token_hash())
-        ip = client_ip(services.settings.server.trust_forwarded_for)
+        ip = client_ip(services.settings.server.proxy_trust)
         services.admit_connection(ip)
         stream = SessionStream(
             services.hub,

@@ -21,7 +21,7 @@ def metrics_routes(services: Services) -> Blueprint:
     async def metrics() -> Response:
         token = services.settings.metrics.token
         if token:
-            ip = client_ip(services.settings.server.trust_forwarded_for)
+            ip = client_ip(services.settings.server.proxy_trust)
             authorize_operator(
                 services.operator_auth_failures,
                 ip,

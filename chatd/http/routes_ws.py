@@ -71,7 +71,7 @@ def ws_routes(services: Services) -> Blueprint:
                 " websocket.allowed_origins",
                 code="origin_not_allowed",
             )
-        ip = client_ip(services.settings.server.trust_forwarded_for, websocket)
+        ip = client_ip(services.settings.server.proxy_trust, websocket)
         services.admit_connection(ip)
         with services.live_connections.hold(ip):
             await websocket.accept()

@@ -50,27 +50,31 @@ class Counter:
 
     async def run(self) -> None:
         while True:
-            with trio.move_on_after(self.idle):
+            with trio.move_on_after(self.idle) as idle:
                 command = await self.mailbox.receive()
-                with command.reply:
-                    match command:
-                        case Add(amount=amount):
-                            self.total += amount
-                            command.reply.send_nowait(outcome.Value(self.total))
-                        case Crash():
-                            raise RuntimeError("boom")
-                        case Block(until=until):
-                            await until.wait()
-                            command.reply.send_nowait(outcome.Value(self.total))
-                continue
-            return
+            if idle.cancelled_caught:
+                return
+            if not command.reply.take():
+                continue  # withdrawn by its caller
+            with command.reply:
+                match command:
+                    case Add(amount=amount):
+                        self.total += amount
+                        command.reply.send(outcome.Value(self.total))
+                    case Crash():
+                        raise RuntimeError("boom")
+                    case Block(until=until):
+                        await until.wait()
+                        command.reply.send(outcome.Value(self.total))
 
 
-def make_registry(idle: float = 60.0, mailbox: int = 8) -> SessionRegistry[Command]:
+def make_registry(
+    idle: float = 60.0, mailbox: int = 8, call_timeout: float = 5
+) -> SessionRegistry[Command]:
     return SessionRegistry[Command](
         lambda _sid, box: Counter(box, idle),
         mailbox_size=mailbox,
-        call_timeout=5,
+        call_timeout=call_timeout,
         restart_backoff_max=0.05,
     )
 
@@ -137,3 +141,61 @@ async def test_a_full_mailbox_is_refused_at_once(nursery: trio.Nursery) -> None:
         assert (full.value.code, full.value.retry_after) == ("session_busy", 1)
         assert await registry.call("b", lambda r: Add(1, r)) == 1  # other sessions unaffected
         release.set()
+
+
+async def test_a_taken_command_is_waited_for_past_the_call_timeout(nursery: trio.Nursery) -> None:
+    registry = make_registry(call_timeout=0.1)
+    await nursery.start(registry.run)
+    release = trio.Event()
+    nursery.start_soon(_release_after, release, 0.5)
+    started = trio.current_time()
+    assert await registry.call("a", lambda r: Block(release, r)) == 0  # its outcome, not a 503
+    assert trio.current_time() - started >= 0.5
+
+
+async def test_a_command_never_taken_is_withdrawn_and_skipped(nursery: trio.Nursery) -> None:
+    registry = make_registry(call_timeout=0.1)
+    await nursery.start(registry.run)
+    release = trio.Event()
+    async with trio.open_nursery() as callers:
+        callers.start_soon(registry.call, "a", lambda r: Block(release, r))
+        await trio.sleep(0.01)  # the actor holds Block
+        with pytest.raises(Overloaded) as late:
+            await registry.call("a", lambda r: Add(5, r))  # waits in the mailbox, then gives up
+        assert late.value.code == "session_timeout"
+        release.set()
+    assert await registry.call("a", lambda r: Add(1, r)) == 1  # the 5 was never added
+
+
+async def test_a_caller_cancelled_while_waiting_withdraws_its_command(
+    nursery: trio.Nursery,
+) -> None:
+    registry = make_registry()
+    await nursery.start(registry.run)
+    release = trio.Event()
+    async with trio.open_nursery() as callers:
+        callers.start_soon(registry.call, "a", lambda r: Block(release, r))
+        await trio.sleep(0.01)
+        with trio.move_on_after(0.05):
+            await registry.call("a", lambda r: Add(5, r))
+        release.set()
+    assert await registry.call("a", lambda r: Add(1, r)) == 1
+
+
+async def test_a_caller_gone_before_the_answer_does_not_crash_the_actor(
+    nursery: trio.Nursery,
+) -> None:
+    registry = make_registry()
+    await nursery.start(registry.run)
+    release = trio.Event()
+    with trio.move_on_after(0.05):  # taken, then its caller leaves
+        await registry.call("a", lambda r: Block(release, r))
+    release.set()  # the actor answers nobody
+    await trio.sleep(0.01)
+    assert await registry.call("a", lambda r: Add(2, r)) == 2
+    assert registry.statistics().restarts == 0
+
+
+async def _release_after(event: trio.Event, seconds: float) -> None:
+    await trio.sleep(seconds)
+    event.set()

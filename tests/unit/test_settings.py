@@ -312,3 +312,38 @@ def test_database_url_must_look_like_postgresql_and_is_never_echoed() -> None:
     )
     for url in ("postgresql://u:p@db:5432/shop", "postgres://db/shop", "host=/run/pg dbname=x"):
         assert load_settings(environ={"DATABASE_URL": url}).database.url == url
+
+
+def test_trusted_proxies_and_hops(tmp_path: Path) -> None:
+    assert Settings().server.proxy_trust.ignores_header  # by default nobody is believed
+    old = load_settings(write(tmp_path, "[server]\ntrust_forwarded_for = true\n"), {})
+    assert (old.server.proxy_trust.hops, old.server.proxy_trust.networks) == (1, ())
+    hops = load_settings(None, {"CHATD_SERVER__TRUSTED_PROXY_HOPS": "2"})
+    assert hops.server.proxy_trust.hops == 2
+    nets = load_settings(None, {"CHATD_SERVER__TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8"})
+    assert [str(n) for n in nets.server.proxy_trust.networks] == ["127.0.0.1/32", "10.0.0.0/8"]
+    assert nets.server.proxy_trust.hops == 0
+
+
+def test_a_bad_trusted_proxy_network_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, '[server]\ntrusted_proxies = "127.0.0.1, 10.0.0.0/33"\n')
+    config_error(path, {}, "server.trusted_proxies", "'10.0.0.0/33' is not an IP network")
+    config_error(
+        None,
+        {"CHATD_SERVER__TRUSTED_PROXIES": "proxy.lan"},
+        "CHATD_SERVER__TRUSTED_PROXIES",
+        "'proxy.lan' is not an IP network",
+    )
+    config_error(
+        None, {"CHATD_SERVER__TRUSTED_PROXY_HOPS": "-1"}, "CHATD_SERVER__TRUSTED_PROXY_HOPS"
+    )
+
+
+def test_trusted_proxies_and_hops_together_are_refused(tmp_path: Path) -> None:
+    both = '[server]\ntrusted_proxy_hops = 1\ntrusted_proxies = "127.0.0.1"\n'
+    config_error(write(tmp_path, both), {}, "server.trusted_proxies", "not both")
+    config_error(
+        None,
+        {"CHATD_SERVER__TRUST_FORWARDED_FOR": "true", "CHATD_SERVER__TRUSTED_PROXIES": "::1"},
+        "not both",
+    )
