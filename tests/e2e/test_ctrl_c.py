@@ -16,7 +16,8 @@ async def test_ctrl_c_after_chatting_stops_in_under_a_second(
     state_dir: Path, repo_root: Path
 ) -> None:
     async with (
-        serving(state_dir, repo_root) as chatd,
+        # Console logs, as in a terminal (the "stopping…" line is for a person, not for JSON).
+        serving(state_dir, repo_root, CHATD_LOG__FORMAT="console") as chatd,
         # Left open, as a browser keeps its keep-alive connections: they must not delay the stop.
         httpx.AsyncClient(base_url=chatd.url, timeout=10) as client,
     ):
