@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from chatd.core.ids import Id
 from chatd.core.jsonbody import check_value, parse_json
 from chatd.errors import BadRequest
 
@@ -109,8 +110,8 @@ class _Envelope(_Model):
 class _CallbackEnvelope(_Envelope):
     # Our own endpoint: unknown top-level keys are refused by name, as for every chatd request.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    sessionId: Annotated[str, Field(min_length=1, max_length=64)]
-    replyTo: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    sessionId: Id
+    replyTo: Id | None = None
     response: Any
     signature: Any = None  # the guide's in-body signature: ignored, the headers are verified
 

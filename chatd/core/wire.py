@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from chatd.core.ids import Id
 from chatd.core.jsonbody import nesting_depth
 from chatd.errors import BadRequest
 
@@ -44,7 +45,7 @@ class CreateSessionRequest(_Request):
 
 
 class SendMessageRequest(_Request):
-    sessionId: Annotated[str, Field(min_length=1, max_length=64)]
+    sessionId: Id
     content: str
     messageType: Literal["text", "quick_reply"] = "text"
     metadata: Metadata | None = None
@@ -74,6 +75,8 @@ def parse_model(model: type[M], value: Any) -> M:
             ) from None
         if kind == "missing":
             raise BadRequest(f"{field} is required", code="missing_field", field=field) from None
+        if kind == "invalid_id":
+            raise BadRequest(f"{field}: {first['msg']}", code="invalid_id", field=field) from None
         raise BadRequest(f"{field}: {first['msg']}", code="invalid_field", field=field) from None
 
 

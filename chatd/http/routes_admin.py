@@ -18,6 +18,7 @@ import trio
 from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, request
 
+from chatd.core.ids import parse_id
 from chatd.core.ratelimit import KeyedLimiter
 from chatd.core.transcript import transcript_json, transcript_text
 from chatd.core.urls import without_secrets
@@ -36,7 +37,6 @@ MAX_DEAD_LIMIT = 1000
 MAX_SESSION_LIMIT = 200
 MAX_SEARCH_LENGTH = 255
 MAX_PURGE_AGE_SECONDS = 100 * 365 * 86400
-_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")  # ids chatd makes are uuids; anything else is unknown
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -92,7 +92,8 @@ def admin_routes(services: Services) -> Blueprint:
 
     @bp.post("/dead/<job_id>/retry")
     async def retry_dead(job_id: str) -> dict[str, Any]:
-        retried = await services.queue.retry_dead(known_id(job_id, "dead letter"))
+        job_id = parse_id(job_id, "jobId")
+        retried = await services.queue.retry_dead(job_id)
         if not retried:
             raise NotFound(f"no dead letter {job_id!r}", code="dead_letter_not_found")
         log.info("admin_dead_letter_retried", job_id=job_id)
@@ -106,7 +107,8 @@ def admin_routes(services: Services) -> Blueprint:
 
     @bp.delete("/dead/<job_id>")
     async def purge_one(job_id: str) -> dict[str, Any]:
-        if not await store.purge_dead_job(known_id(job_id, "dead letter")):
+        job_id = parse_id(job_id, "jobId")
+        if not await store.purge_dead_job(job_id):
             raise NotFound(f"no dead letter {job_id!r}", code="dead_letter_not_found")
         log.info("admin_dead_letter_purged", job_id=job_id)
         return {"purged": 1}
@@ -140,7 +142,8 @@ def admin_routes(services: Services) -> Blueprint:
         args = known_args(request.args, {"format", "download"})
         kind = choice_arg(args, "format", ("json", "text"))
         download = choice_arg(args, "download", ("0", "1")) == "1"
-        found = await store.transcript(known_id(session_id, "session"))
+        session_id = parse_id(session_id, "sessionId")
+        found = await store.transcript(session_id)
         if found is None:
             raise NotFound(f"no session {session_id!r}", code="session_not_found")
         headers = {"Content-Disposition": attachment(session_id, kind)} if download else {}
@@ -219,14 +222,6 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:  # a lone surrogate: PostgreSQL could not store or compare it
         return False
     return True
-
-
-def known_id(value: str, what: str) -> str:
-    """An id as chatd makes them; anything else cannot exist (and never reaches the database)."""
-    if not _ID.fullmatch(value):
-        code = "session_not_found" if what == "session" else "dead_letter_not_found"
-        raise NotFound(f"no {what} with that id", code=code)
-    return value
 
 
 def attachment(session_id: str, kind: str) -> str:

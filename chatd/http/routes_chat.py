@@ -10,6 +10,7 @@ import trio
 from quart import Blueprint, request
 
 from chatd.core.identity import prove_identity
+from chatd.core.ids import parse_id
 from chatd.core.messages import Message, NewMessage
 from chatd.core.tokens import new_id, new_session_token, token_hash
 from chatd.core.wire import (
@@ -68,6 +69,7 @@ def chat_routes(services: Services) -> Blueprint:
 
     @bp.get("/session/<session_id>")
     async def get_session(session_id: str) -> dict[str, Any]:
+        session_id = parse_id(session_id, "sessionId")
         structlog.contextvars.bind_contextvars(session_id=session_id)
         session = await services.sessions.authorize(session_id, request_token_hash())
         messages = await services.messages.recent(session_id, limit=RECENT_ON_SESSION)
@@ -127,6 +129,7 @@ def chat_routes(services: Services) -> Blueprint:
 
     @bp.get("/messages/<session_id>")
     async def messages(session_id: str) -> dict[str, Any]:
+        session_id = parse_id(session_id, "sessionId")
         structlog.contextvars.bind_contextvars(session_id=session_id)
         page = parse_page_query(request.args)
         await services.sessions.authorize(session_id, request_token_hash())

@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager, ExitStack
 import structlog
 from quart import Blueprint, Response, request
 
+from chatd.core.ids import parse_id
 from chatd.core.wire import MAX_SEQ
 from chatd.errors import BadRequest
 from chatd.http.auth import request_token_hash
@@ -85,6 +86,7 @@ def events_routes(services: Services) -> Blueprint:
 
     @bp.get("/api/chat/events/<session_id>")
     async def events(session_id: str) -> Response:
+        session_id = parse_id(session_id, "sessionId")
         structlog.contextvars.bind_contextvars(session_id=session_id)
         unknown = set(request.args) - {"lastSeq"}
         if unknown:

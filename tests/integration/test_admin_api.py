@@ -21,6 +21,7 @@ from tests.ws import join, open_ws, receive_type
 
 TOKEN = "admin-token-for-the-tests-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+UNKNOWN = "0b6e2c1f-9a3d-4e5b-8c7f-1d2e3f4a5b6c"  # well-formed, never made
 
 ENDPOINTS = [
     ("GET", "/api/admin/overview"),
@@ -366,12 +367,19 @@ BAD_INPUT: list[tuple[str, str, Any, int, str, str | None]] = [
     ("POST", "/api/admin/dead/purge", {"olderThanSeconds": 1, "x": 1}, 400, "unknown_field", "x"),
     ("POST", "/api/admin/dead/purge", [], 400, "invalid_body", None),
     ("POST", "/api/admin/dead/purge", b"{", 400, "invalid_json", None),
-    ("POST", "/api/admin/dead/no-such-job/retry", None, 404, "dead_letter_not_found", None),
-    ("POST", "/api/admin/dead/bad%20id/retry", None, 404, "dead_letter_not_found", None),
-    ("DELETE", "/api/admin/dead/no-such-job", None, 404, "dead_letter_not_found", None),
-    ("DELETE", "/api/admin/dead/" + "x" * 200, None, 404, "dead_letter_not_found", None),
-    ("GET", "/api/admin/sessions/nope/transcript", None, 404, "session_not_found", None),
-    ("GET", "/api/admin/sessions/a%00b/transcript", None, 404, "session_not_found", None),
+    ("POST", f"/api/admin/dead/{UNKNOWN}/retry", None, 404, "dead_letter_not_found", None),
+    ("DELETE", f"/api/admin/dead/{UNKNOWN}", None, 404, "dead_letter_not_found", None),
+    ("GET", f"/api/admin/sessions/{UNKNOWN}/transcript", None, 404, "session_not_found", None),
+    # Ids are checked before any query (chatd/core/ids.py): PostgreSQL refuses a NUL with an error.
+    ("POST", "/api/admin/dead/no-such-job/retry", None, 400, "invalid_id", "jobId"),
+    ("POST", "/api/admin/dead/bad%20id/retry", None, 400, "invalid_id", "jobId"),
+    ("POST", "/api/admin/dead/%00/retry", None, 400, "invalid_id", "jobId"),
+    ("DELETE", "/api/admin/dead/no-such-job", None, 400, "invalid_id", "jobId"),
+    ("DELETE", f"/api/admin/dead/{UNKNOWN}%00", None, 400, "invalid_id", "jobId"),
+    ("DELETE", "/api/admin/dead/" + "x" * 200, None, 400, "invalid_id", "jobId"),
+    ("GET", "/api/admin/sessions/nope/transcript", None, 400, "invalid_id", "sessionId"),
+    ("GET", "/api/admin/sessions/a%00b/transcript", None, 400, "invalid_id", "sessionId"),
+    ("GET", "/api/admin/sessions/%00/transcript?format=text", None, 400, "invalid_id", "sessionId"),
     ("GET", "/api/admin/sessions/x/transcript?format=xml", None, 400, "invalid_query", "format"),
     ("GET", "/api/admin/sessions/x/transcript?download=yes", None, 400, "invalid_query", None),
 ]
