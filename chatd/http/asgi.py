@@ -10,6 +10,7 @@ from quart_trio import QuartTrio
 from chatd.core.tokens import new_id
 from chatd.http.cors import cors_headers
 from chatd.http.errors import register_error_handlers
+from chatd.http.openapi import openapi_routes
 from chatd.http.routes_admin import admin_routes
 from chatd.http.routes_chat import chat_routes
 from chatd.http.routes_demo_bot import demo_bot_routes
@@ -36,6 +37,7 @@ def create_app(services: Services) -> QuartTrio:
     app.register_blueprint(web_routes(demo=demo))
     if not services.settings.metrics.listen:
         app.register_blueprint(metrics_routes(services))
+    app.register_blueprint(openapi_routes())  # describes the routes registered above
 
     def refused(origin: str) -> None:
         allowed, now = services.state.allowed_origins, trio.current_time()
@@ -53,7 +55,7 @@ def create_metrics_app(services: Services) -> QuartTrio:
 
 
 def _base_app(name: str, services: Services) -> QuartTrio:
-    app = QuartTrio(name)
+    app = QuartTrio(name, static_folder=None)  # chatd/web/ is served by routes_web.py
     app.config["MAX_CONTENT_LENGTH"] = services.settings.server.max_body_bytes
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]

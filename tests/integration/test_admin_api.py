@@ -380,6 +380,10 @@ BAD_INPUT: list[tuple[str, str, Any, int, str, str | None]] = [
     ("GET", "/api/admin/sessions/nope/transcript", None, 400, "invalid_id", "sessionId"),
     ("GET", "/api/admin/sessions/a%00b/transcript", None, 400, "invalid_id", "sessionId"),
     ("GET", "/api/admin/sessions/%00/transcript?format=text", None, 400, "invalid_id", "sessionId"),
+    # The POST-only siblings of /dead/<jobId>: another method is a 405 naming POST.
+    ("DELETE", "/api/admin/dead/purge", None, 405, "method_not_allowed", None),
+    ("DELETE", "/api/admin/dead/retry-all", None, 405, "method_not_allowed", None),
+    ("GET", "/api/admin/dead/retry-all", None, 405, "method_not_allowed", None),
     ("GET", "/api/admin/sessions/x/transcript?format=xml", None, 400, "invalid_query", "format"),
     ("GET", "/api/admin/sessions/x/transcript?download=yes", None, 400, "invalid_query", None),
 ]
@@ -562,3 +566,13 @@ async def test_broadcast_reaches_the_matching_live_sessions_in_real_time(admin: 
     async with client(admin) as c:
         everyone = await c.post("/api/admin/broadcast", json={"content": "Hello all"})
     assert everyone.json() == {"sessions": 3}
+
+
+async def test_the_post_only_siblings_of_a_dead_letter_answer_405_with_allow(
+    admin: Pipeline,
+) -> None:
+    # /dead/<jobId> matches /dead/purge and /dead/retry-all too: found by the OpenAPI fuzzer.
+    async with client(admin) as c:
+        for path in ("/api/admin/dead/purge", "/api/admin/dead/retry-all"):
+            response = await c.delete(path)
+            assert (response.status_code, response.headers["Allow"]) == (405, "POST"), path

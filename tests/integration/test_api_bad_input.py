@@ -305,6 +305,10 @@ async def test_unknown_routes_and_methods_answer_json(chatd: RunningChatd) -> No
         wrong_method = await client.get("/api/chat/send")
         assert wrong_method.status_code == 405
         assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+        # RFC 9110: a 405 lists the methods the URL has (the fuzzer found it missing).
+        assert wrong_method.headers["Allow"] == "OPTIONS, POST"
+        trace = await client.request("TRACE", "/api/chat/health")
+        assert (trace.status_code, trace.headers["Allow"]) == (405, "GET, HEAD, OPTIONS")
 
 
 BAD_IDS = ["%00", "a%00b", "{id}%00", "no-such-session", "{id}x", "%F0%9F%98%80", "x" * 300]
