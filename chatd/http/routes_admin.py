@@ -249,10 +249,10 @@ def overview_to_wire(data: OverviewData, services: Services) -> Overview:
     queue, window = data.queue, data.webhook
     status, rate, last_error = webhook_check(services)
     dispatcher = services.state.dispatcher
-    process = None
+    process = {}  # only a dispatching process has its own delivery figures
     if dispatcher is not None:
         stats = dispatcher.statistics()
-        process = ProcessWebhook(
+        process["process"] = ProcessWebhook(
             delivered=stats.delivered,
             retried=stats.retried,
             dead=stats.dead,
@@ -295,7 +295,7 @@ def overview_to_wire(data: OverviewData, services: Services) -> Overview:
             successRate=rate,
             lastError=last_error,
             cluster=cluster,
-            process=process,
+            **process,
         ),
         sessions=LiveSessions(live=queue.live_sessions),
         process=ProcessFigures(
