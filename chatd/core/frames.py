@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from chatd.core.ids import Id
 from chatd.core.jsonbody import parse_json
 from chatd.core.ratelimit import SlidingWindow
 from chatd.core.wire import (
@@ -97,7 +98,7 @@ class SendFrame:
 
 ClientFrame = Join | Leave | Typing | Ping | SendFrame
 
-SessionId = Annotated[str, Field(min_length=1, max_length=64)]
+SessionId = Id  # canonical lowercase after parsing, so it compares equal to the joined id
 
 
 class _Frame(BaseModel):

@@ -14,7 +14,8 @@ from typing import Any
 
 import jwt
 
-from chatd.errors import Unauthorized
+from chatd.core.jsonbody import check_value
+from chatd.errors import BadRequest, Unauthorized
 
 _REGISTERED_CLAIMS = frozenset({"sub", "exp", "iat", "nbf", "iss", "aud", "jti"})
 CLOCK_LEEWAY_SECONDS = 30
@@ -95,6 +96,16 @@ def _decode(token: str, secret: str, now: float) -> dict[str, Any]:
         raise Unauthorized(
             f"identityToken is not valid: {exc}",
             code="invalid_identity_token",
+            field="identityToken",
+        ) from None
+    try:
+        # The claims are stored (user id, context as jsonb): PostgreSQL must be able to take them.
+        check_value(claims, "", 0)
+    except BadRequest as exc:
+        where = f" (in {exc.field})" if exc.field else ""
+        raise BadRequest(
+            f"identityToken's claims cannot be stored: {exc.message}{where}",
+            code=exc.code,
             field="identityToken",
         ) from None
     exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")

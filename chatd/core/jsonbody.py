@@ -52,13 +52,17 @@ def parse_json(raw: bytes) -> Any:
 
 
 def check_value(value: Any, path: str, depth: int) -> None:
-    """Walk a parsed JSON value: bounded depth, and storable strings in keys and values."""
+    """Walk a parsed JSON value: bounded depth, finite numbers, and storable strings in keys and
+    values."""
     if depth > MAX_NESTING:
         raise BadRequest(
             f"JSON nested deeper than {MAX_NESTING} levels", code="too_deep", field=path or None
         )
     if isinstance(value, str):
         check_text(value, path)
+    elif isinstance(value, float) and not math.isfinite(value):
+        # parse_json never makes one; other decoders (a JWT's payload) do, and jsonb refuses it.
+        raise BadRequest("a number is out of range", code="invalid_json", field=path or None)
     elif isinstance(value, dict):
         for key, item in value.items():
             check_text(key, path)  # a bad key is named by where it sits, never echoed back

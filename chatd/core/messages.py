@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from chatd.core.responses import MessageOut, wire
 from chatd.core.wire import iso
 
 
@@ -66,16 +67,19 @@ class Message:
     seq: int
     created_at: datetime
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_out(self) -> MessageOut:
         """The shape every API, event and transcript uses."""
-        return {
-            "id": self.id,
-            "sessionId": self.session_id,
-            "senderType": self.sender_type,
-            "content": self.content,
-            "messageType": self.message_type,
-            "metadata": self.metadata,
-            "status": self.status,
-            "seq": self.seq,
-            "createdAt": iso(self.created_at),
-        }
+        return MessageOut(
+            id=self.id,
+            sessionId=self.session_id,
+            senderType=self.sender_type,
+            content=self.content,
+            messageType=self.message_type,
+            metadata=self.metadata,
+            status=self.status.value,
+            seq=self.seq,
+            createdAt=iso(self.created_at),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return wire(self.to_out())

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from chatd.core.ids import Id
 from chatd.core.jsonbody import check_value, parse_json
 from chatd.errors import BadRequest
 
@@ -106,11 +107,11 @@ class _Envelope(_Model):
     actions: Annotated[list[_Action], Field(max_length=MAX_ITEMS)] | None = None
 
 
-class _CallbackEnvelope(_Envelope):
+class CallbackRequest(_Envelope):
     # Our own endpoint: unknown top-level keys are refused by name, as for every chatd request.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    sessionId: Annotated[str, Field(min_length=1, max_length=64)]
-    replyTo: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    sessionId: Id
+    replyTo: Id | None = None
     response: Any
     signature: Any = None  # the guide's in-body signature: ignored, the headers are verified
 
@@ -163,7 +164,7 @@ def parse_callback(value: Any, *, max_content: int = 4000) -> Callback:
             check_value(value, "", 0)
         except BadRequest as exc:
             raise InvalidReply(exc.message, exc.field) from None
-        envelope = _validate(_CallbackEnvelope, value)
+        envelope = _validate(CallbackRequest, value)
         reply = _from_envelope(envelope, max_content)
     except InvalidReply as exc:
         raise BadRequest(exc.reason, code="invalid_callback", field=exc.field) from None

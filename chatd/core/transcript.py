@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from chatd.core.admin_wire import SessionRecordOut, Transcript
 from chatd.core.messages import Message, MessageStatus
+from chatd.core.responses import wire
 from chatd.core.wire import iso
 
 SPEAKERS = {"user": "Shopper", "bot": "Bot", "system": "System"}
@@ -28,22 +30,25 @@ class SessionRecord:
     expires_at: datetime | None
     last_seq: int
 
+    def to_out(self) -> SessionRecordOut:
+        return SessionRecordOut(
+            id=self.id,
+            userId=self.user_id,
+            guestEmail=self.guest_email,
+            status=self.status,
+            metadata=self.metadata,
+            createdAt=iso(self.created_at),
+            updatedAt=iso(self.updated_at),
+            expiresAt=iso(self.expires_at) if self.expires_at else None,
+            lastSeq=self.last_seq,
+        )
+
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "userId": self.user_id,
-            "guestEmail": self.guest_email,
-            "status": self.status,
-            "metadata": self.metadata,
-            "createdAt": iso(self.created_at),
-            "updatedAt": iso(self.updated_at),
-            "expiresAt": iso(self.expires_at) if self.expires_at else None,
-            "lastSeq": self.last_seq,
-        }
+        return wire(self.to_out())
 
 
 def transcript_json(session: SessionRecord, messages: Iterable[Message]) -> dict[str, Any]:
-    return {"session": session.to_wire(), "messages": [m.to_wire() for m in messages]}
+    return wire(Transcript(session=session.to_out(), messages=[m.to_out() for m in messages]))
 
 
 def transcript_text(session: SessionRecord, messages: Iterable[Message]) -> str:

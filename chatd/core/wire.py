@@ -11,7 +11,9 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from chatd.core.ids import Id
 from chatd.core.jsonbody import nesting_depth
+from chatd.core.query import parse_query
 from chatd.errors import BadRequest
 
 _EMAIL = re.compile(
@@ -24,13 +26,24 @@ M = TypeVar("M", bound=BaseModel)
 ClientId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 
 
+# Checked by check_content (with its own codes); the schema says it for the document.
+Content = Annotated[str, Field(json_schema_extra={"minLength": 1, "pattern": r"\S"})]
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class CreateSessionRequest(_Request):
     userId: Annotated[str, Field(min_length=1, max_length=255)] | None = None
-    guestEmail: Annotated[str, Field(max_length=254)] | None = None
+    guestEmail: (
+        Annotated[
+            str,
+            # chatd's own rule (it takes non-ASCII local parts), not JSON Schema's stricter "email".
+            Field(max_length=254, json_schema_extra={"pattern": _EMAIL.pattern}),
+        ]
+        | None
+    ) = None
     metadata: Metadata | None = None
     userHash: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
     identityToken: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
@@ -44,8 +57,8 @@ class CreateSessionRequest(_Request):
 
 
 class SendMessageRequest(_Request):
-    sessionId: Annotated[str, Field(min_length=1, max_length=64)]
-    content: str
+    sessionId: Id
+    content: Content
     messageType: Literal["text", "quick_reply"] = "text"
     metadata: Metadata | None = None
     clientMessageId: ClientId | None = None
@@ -74,6 +87,8 @@ def parse_model(model: type[M], value: Any) -> M:
             ) from None
         if kind == "missing":
             raise BadRequest(f"{field} is required", code="missing_field", field=field) from None
+        if kind == "invalid_id":
+            raise BadRequest(f"{field}: {first['msg']}", code="invalid_id", field=field) from None
         raise BadRequest(f"{field}: {first['msg']}", code="invalid_field", field=field) from None
 
 
@@ -122,37 +137,31 @@ MAX_SEQ = 2**62
 MAX_WAIT = 60
 
 
+class PageParams(_Request):
+    """?page=&limit= (newest first) or ?afterSeq=&wait= (a resume, and a long poll)."""
+
+    page: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 1
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_LIMIT)] = 50
+    afterSeq: Annotated[int, Field(ge=0, le=MAX_SEQ)] | None = None
+    wait: Annotated[
+        int, Field(ge=0, le=MAX_WAIT, description="seconds to hold the request; needs afterSeq")
+    ] = 0
+
+
+class EventsParams(_Request):
+    lastSeq: Annotated[
+        int, Field(ge=0, le=MAX_SEQ, description="resume after this seq (Last-Event-ID wins)")
+    ] = 0
+
+
 def parse_page_query(args: Mapping[str, str], *, default_limit: int = 50) -> PageQuery:
     """?page=&limit=&afterSeq=&wait= as bounded integers; a 400 naming the parameter otherwise."""
-    unknown = set(args) - {"page", "limit", "afterSeq", "wait"}
-    if unknown:
-        name = sorted(unknown)[0]
-        raise BadRequest(f"unknown query parameter {name!r}", code="unknown_field", field=name)
-    query = PageQuery(
-        page=_int_arg(args, "page", 1, 1, MAX_PAGE),
-        limit=_int_arg(args, "limit", default_limit, 1, MAX_PAGE_LIMIT),
-        after_seq=_int_arg(args, "afterSeq", None, 0, MAX_SEQ),
-        wait=_int_arg(args, "wait", 0, 0, MAX_WAIT),
-    )
+    params = parse_query(PageParams, args)
+    limit = params.limit if "limit" in args else default_limit
+    query = PageQuery(params.page, limit, params.afterSeq, params.wait)
     if query.wait and query.after_seq is None:
         raise BadRequest("wait needs afterSeq", code="invalid_query", field="wait")
     return query
-
-
-def _int_arg(args: Mapping[str, str], name: str, default: int | None, low: int, high: int) -> Any:
-    raw = args.get(name)
-    if raw is None:
-        return default
-    if not re.fullmatch(r"[0-9]{1,19}", raw.strip()):
-        raise BadRequest(
-            f"{name} must be a whole number from {low} to {high}", code="invalid_query", field=name
-        )
-    value = int(raw)
-    if not low <= value <= high:
-        raise BadRequest(
-            f"{name} must be a whole number from {low} to {high}", code="invalid_query", field=name
-        )
-    return value
 
 
 def iso(ts: datetime) -> str:

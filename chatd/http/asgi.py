@@ -11,6 +11,7 @@ from chatd.core.tokens import new_id
 from chatd.http.cors import cors_headers
 from chatd.http.errors import register_error_handlers
 from chatd.http.keepalive import KeepConnectionUsable
+from chatd.http.openapi import openapi_routes
 from chatd.http.routes_admin import admin_routes
 from chatd.http.routes_chat import chat_routes
 from chatd.http.routes_demo_bot import demo_bot_routes
@@ -37,6 +38,7 @@ def create_app(services: Services) -> QuartTrio:
     app.register_blueprint(web_routes(demo=demo))
     if not services.settings.metrics.listen:
         app.register_blueprint(metrics_routes(services))
+    app.register_blueprint(openapi_routes())  # describes the routes registered above
 
     def refused(origin: str) -> None:
         allowed, now = services.state.allowed_origins, trio.current_time()
@@ -54,7 +56,7 @@ def create_metrics_app(services: Services) -> QuartTrio:
 
 
 def _base_app(name: str, services: Services) -> QuartTrio:
-    app = QuartTrio(name)
+    app = QuartTrio(name, static_folder=None)  # chatd/web/ is served by routes_web.py
     # Quart's own documented way to wrap its ASGI app in a middleware.
     app.asgi_app = KeepConnectionUsable(app.asgi_app)  # type: ignore[method-assign]
     app.config["MAX_CONTENT_LENGTH"] = services.settings.server.max_body_bytes

@@ -7,6 +7,7 @@ from quart import Response, jsonify
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from chatd.core.responses import ErrorBody, ErrorDetail, wire
 from chatd.errors import ClientError, DatabaseUnavailable
 
 log = structlog.get_logger(__name__)
@@ -17,7 +18,7 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_la
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> Response:
-    response = jsonify({"error": {"code": code, "message": message}})
+    response = jsonify(wire(ErrorBody(error=ErrorDetail(code=code, message=message))))
     response.status_code = status
     response.headers.update(headers or {})
     return response
@@ -26,7 +27,7 @@ def error_response(
 def register_error_handlers(app: QuartTrio) -> None:
     @app.errorhandler(ClientError)
     async def client_error(exc: ClientError) -> Response:
-        response = jsonify(exc.body())
+        response = jsonify(wire(ErrorBody.model_validate(exc.body())))  # the documented shape
         response.status_code = exc.status
         response.headers.update(exc.headers())
         return response
@@ -45,7 +46,10 @@ def register_error_handlers(app: QuartTrio) -> None:
     async def http_exception(exc: HTTPException) -> Response:
         status = exc.code or 500
         code = _HTTP_CODES.get(status, (exc.name or "error").lower().replace(" ", "_"))
-        return error_response(status, code, exc.description or exc.name or "error")
+        # A 405 names the methods the URL has (RFC 9110 15.5.6); werkzeug knows them.
+        methods = getattr(exc, "valid_methods", None)
+        headers = {"Allow": ", ".join(sorted(methods))} if methods else None
+        return error_response(status, code, exc.description or exc.name or "error", headers)
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> Response:

@@ -9,46 +9,60 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import structlog
 import trio
-from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, request
+from werkzeug.exceptions import MethodNotAllowed
 
+from chatd.core.admin_wire import (
+    Broadcasted,
+    BroadcastRequest,
+    Bucket,
+    ClusterWebhook,
+    DeadLetterOut,
+    DeadLetters,
+    DeadQuery,
+    LastMessage,
+    LiveSessions,
+    Overview,
+    ProcessFigures,
+    ProcessWebhook,
+    Purged,
+    PurgeRequest,
+    QueueFigures,
+    RecentError,
+    Retried,
+    Sessions,
+    SessionsQuery,
+    SessionSummaryOut,
+    Throughput,
+    Transcript,
+    TranscriptQuery,
+    WebhookHealth,
+    WebhookTarget,
+)
+from chatd.core.ids import parse_id
+from chatd.core.query import parse_query
 from chatd.core.ratelimit import KeyedLimiter
+from chatd.core.responses import wire
 from chatd.core.transcript import transcript_json, transcript_text
 from chatd.core.urls import without_secrets
 from chatd.core.wire import check_content, check_metadata, iso
-from chatd.db.admin import BUCKET_SECONDS, AdminStore, DeadLetter, Overview, SessionSummary
-from chatd.errors import BadRequest, NotFound, RateLimited, Unauthorized
+from chatd.db.admin import BUCKET_SECONDS, AdminStore, DeadLetter, SessionSummary
+from chatd.db.admin import Overview as OverviewData
+from chatd.errors import NotFound, RateLimited, Unauthorized
 from chatd.http.auth import authorize_operator
 from chatd.http.body import client_ip, json_body
+from chatd.http.openapi import Doc, documented
 from chatd.http.routes_health import webhook_check
 from chatd.http.services import Services
 
 log = structlog.get_logger(__name__)
 
 PREFIX = "/api/admin"
-MAX_DEAD_LIMIT = 1000
-MAX_SESSION_LIMIT = 200
-MAX_SEARCH_LENGTH = 255
-MAX_PURGE_AGE_SECONDS = 100 * 365 * 86400
-_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")  # ids chatd makes are uuids; anything else is unknown
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class PurgeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    olderThanSeconds: Annotated[float, Field(ge=0, le=MAX_PURGE_AGE_SECONDS)]
-
-
-class BroadcastRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    content: Annotated[str, Field(min_length=1)]
-    metadata: dict[str, Any] | None = None  # only sessions whose metadata contains this
 
 
 def admin_routes(services: Services) -> Blueprint:
@@ -80,67 +94,115 @@ def admin_routes(services: Services) -> Blueprint:
         return response
 
     @bp.get("/overview")
+    @documented(
+        Doc("Queue, webhook health, throughput and recent errors", "admin", Overview, auth="admin")
+    )
     async def overview() -> dict[str, Any]:
-        return overview_to_wire(await store.overview(), services)
+        return wire(overview_to_wire(await store.overview(), services))
 
     @bp.get("/dead")
+    @documented(
+        Doc("Dead letters, newest first", "admin", DeadLetters, query=DeadQuery, auth="admin")
+    )
     async def dead_letters() -> dict[str, Any]:
-        args = known_args(request.args, {"limit"})
-        limit = int_arg(args, "limit", 100, 1, MAX_DEAD_LIMIT)
+        limit = parse_query(DeadQuery, request.args).limit
         dead = await store.dead_letters(limit)
-        return {"deadLetters": [dead_letter_to_wire(d) for d in dead], "limit": limit}
+        return wire(DeadLetters(deadLetters=[dead_letter_to_wire(d) for d in dead], limit=limit))
 
     @bp.post("/dead/<job_id>/retry")
+    @documented(Doc("Retry one dead letter", "admin", Retried, auth="admin"))
     async def retry_dead(job_id: str) -> dict[str, Any]:
-        retried = await services.queue.retry_dead(known_id(job_id, "dead letter"))
+        job_id = dead_letter_id(job_id)
+        retried = await services.queue.retry_dead(job_id)
         if not retried:
             raise NotFound(f"no dead letter {job_id!r}", code="dead_letter_not_found")
         log.info("admin_dead_letter_retried", job_id=job_id)
-        return {"retried": retried}
+        return wire(Retried(retried=retried))
 
     @bp.post("/dead/retry-all")
+    @documented(Doc("Retry every dead letter", "admin", Retried, auth="admin"))
     async def retry_all() -> dict[str, Any]:
         retried = await services.queue.retry_dead(None)
         log.info("admin_dead_letters_retried", count=retried)
-        return {"retried": retried}
+        return wire(Retried(retried=retried))
 
     @bp.delete("/dead/<job_id>")
+    @documented(Doc("Delete one dead letter (its message stays)", "admin", Purged, auth="admin"))
     async def purge_one(job_id: str) -> dict[str, Any]:
-        if not await store.purge_dead_job(known_id(job_id, "dead letter")):
+        job_id = dead_letter_id(job_id)
+        if not await store.purge_dead_job(job_id):
             raise NotFound(f"no dead letter {job_id!r}", code="dead_letter_not_found")
         log.info("admin_dead_letter_purged", job_id=job_id)
-        return {"purged": 1}
+        return wire(Purged(purged=1))
 
     @bp.post("/dead/purge")
+    @documented(
+        Doc(
+            "Delete dead letters older than a given age",
+            "admin",
+            Purged,
+            PurgeRequest,
+            auth="admin",
+        )
+    )
     async def purge_older() -> dict[str, Any]:
         body = await json_body(PurgeRequest)
         purged = await services.queue.purge_dead(body.olderThanSeconds)
         log.info("admin_dead_letters_purged", count=purged, older_than=body.olderThanSeconds)
-        return {"purged": purged}
+        return wire(Purged(purged=purged))
 
     @bp.post("/broadcast")
+    @documented(
+        Doc(
+            "A system message to every live session (or those whose metadata matches)",
+            "admin",
+            Broadcasted,
+            BroadcastRequest,
+            auth="admin",
+        )
+    )
     async def broadcast() -> dict[str, Any]:
         body = await json_body(BroadcastRequest)
         content = check_content(body.content, services.limits)
         metadata = check_metadata(body.metadata, services.limits)
         count = await store.broadcast(content, metadata)
         log.info("admin_broadcast", sessions=count, filtered=metadata is not None)
-        return {"sessions": count}
+        return wire(Broadcasted(sessions=count))
 
     @bp.get("/sessions")
+    @documented(
+        Doc(
+            "Sessions, newest first, optionally searched",
+            "admin",
+            Sessions,
+            query=SessionsQuery,
+            auth="admin",
+        )
+    )
     async def sessions() -> dict[str, Any]:
-        args = known_args(request.args, {"limit", "status", "q"})
-        limit = int_arg(args, "limit", 50, 1, MAX_SESSION_LIMIT)
-        live_only = choice_arg(args, "status", ("active", "all")) == "active"
-        found = await store.sessions(limit=limit, live_only=live_only, q=search_arg(args, "q"))
-        return {"sessions": [summary_to_wire(s, services.hub.has(s.session.id)) for s in found]}
+        args = parse_query(SessionsQuery, request.args)
+        found = await store.sessions(
+            limit=args.limit, live_only=args.status == "active", q=args.q.strip() or None
+        )
+        summaries = [summary_to_wire(s, services.hub.has(s.session.id)) for s in found]
+        return wire(Sessions(sessions=summaries))
 
     @bp.get("/sessions/<session_id>/transcript")
+    @documented(
+        Doc(
+            "A session's whole conversation, as JSON or plain text",
+            "admin",
+            Transcript,
+            query=TranscriptQuery,
+            auth="admin",
+            media=("text/plain",),
+        )
+    )
     async def transcript(session_id: str) -> Response | dict[str, Any]:
-        args = known_args(request.args, {"format", "download"})
-        kind = choice_arg(args, "format", ("json", "text"))
-        download = choice_arg(args, "download", ("0", "1")) == "1"
-        found = await store.transcript(known_id(session_id, "session"))
+        args = parse_query(TranscriptQuery, request.args)
+        kind, download = args.format, args.download == "1"
+        session_id = parse_id(session_id, "sessionId")
+        found = await store.transcript(session_id)
         if found is None:
             raise NotFound(f"no session {session_id!r}", code="session_not_found")
         headers = {"Content-Disposition": attachment(session_id, kind)} if download else {}
@@ -170,63 +232,12 @@ def check_admin_token(
     authorize_operator(failures, ip, trio.current_time(), authorization, expected, "admin")
 
 
-def known_args(args: Mapping[str, str], allowed: set[str]) -> Mapping[str, str]:
-    unknown = sorted(set(args) - allowed)
-    if unknown:
-        name = unknown[0]
-        raise BadRequest(f"unknown query parameter {name!r}", code="unknown_field", field=name)
-    return args
-
-
-def int_arg(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = args.get(name)
-    if raw is None:
-        return default
-    if not re.fullmatch(r"[0-9]{1,9}", raw.strip()) or not low <= int(raw) <= high:
-        raise BadRequest(
-            f"{name} must be a whole number from {low} to {high}", code="invalid_query", field=name
-        )
-    return int(raw)
-
-
-def choice_arg(args: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
-    """The value of `name`, one of `choices`; the first is the default."""
-    raw = args.get(name)
-    if raw is None:
-        return choices[0]
-    if raw not in choices:
-        raise BadRequest(
-            f"{name} must be one of {', '.join(choices)}", code="invalid_query", field=name
-        )
-    return raw
-
-
-def search_arg(args: Mapping[str, str], name: str) -> str | None:
-    """A prefix to search for; None when absent or blank."""
-    raw = args.get(name, "").strip()
-    if len(raw) > MAX_SEARCH_LENGTH or _CONTROL.search(raw) or not _encodable(raw):
-        raise BadRequest(
-            f"{name} must be printable text of at most {MAX_SEARCH_LENGTH} characters",
-            code="invalid_query",
-            field=name,
-        )
-    return raw or None
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: PostgreSQL could not store or compare it
-        return False
-    return True
-
-
-def known_id(value: str, what: str) -> str:
-    """An id as chatd makes them; anything else cannot exist (and never reaches the database)."""
-    if not _ID.fullmatch(value):
-        code = "session_not_found" if what == "session" else "dead_letter_not_found"
-        raise NotFound(f"no {what} with that id", code=code)
-    return value
+def dead_letter_id(job_id: str) -> str:
+    """The <job_id> of /dead/<job_id> routes; their POST-only siblings (/dead/purge and
+    /dead/retry-all) match it too, and for them another method is a 405, not a bad id."""
+    if job_id in ("purge", "retry-all"):
+        raise MethodNotAllowed(valid_methods=["POST"])
+    return parse_id(job_id, "jobId")
 
 
 def attachment(session_id: str, kind: str) -> str:
@@ -234,112 +245,116 @@ def attachment(session_id: str, kind: str) -> str:
     return f'attachment; filename="chat-{name}.{"txt" if kind == "text" else "json"}"'
 
 
-def overview_to_wire(data: Overview, services: Services) -> dict[str, Any]:
+def overview_to_wire(data: OverviewData, services: Services) -> Overview:
     queue, window = data.queue, data.webhook
     status, rate, last_error = webhook_check(services)
     dispatcher = services.state.dispatcher
-    webhook: dict[str, Any] = {
-        "status": status,
-        "dispatching": dispatcher is not None,
-        "target": webhook_target(services.settings.n8n.webhook_url),
-        "successRate": rate,
-        "lastError": last_error,
-        "cluster": {
-            "windowSeconds": window.seconds,
-            "attempts": window.attempts,
-            "failures": window.failures,
-            "completed": window.completed,
-            "retrying": window.retrying,
-            "dead": window.dead,
-            "failureRate": round(window.failures / window.attempts, 3) if window.attempts else None,
-        },
-    }
+    process = {}  # only a dispatching process has its own delivery figures
     if dispatcher is not None:
         stats = dispatcher.statistics()
-        webhook["process"] = {
-            "delivered": stats.delivered,
-            "retried": stats.retried,
-            "dead": stats.dead,
-            "rescued": stats.rescued,
-            "lostLeases": stats.lost_leases,
-            "invalidReplies": stats.invalid_replies,
-            "inFlight": stats.in_flight,
-        }
+        process["process"] = ProcessWebhook(
+            delivered=stats.delivered,
+            retried=stats.retried,
+            dead=stats.dead,
+            rescued=stats.rescued,
+            lostLeases=stats.lost_leases,
+            invalidReplies=stats.invalid_replies,
+            inFlight=stats.in_flight,
+        )
+    cluster = ClusterWebhook(
+        windowSeconds=window.seconds,
+        attempts=window.attempts,
+        failures=window.failures,
+        completed=window.completed,
+        retrying=window.retrying,
+        dead=window.dead,
+        failureRate=round(window.failures / window.attempts, 3) if window.attempts else None,
+    )
     actors = services.registry.statistics()
     close_codes = services.websockets.statistics().close_codes
-    return {
-        "generatedAt": iso(datetime.now(UTC)),
-        "queue": {
-            "pending": queue.pending,
-            "processing": queue.processing,
-            "completedLastHour": queue.completed_last_hour,
-            "dead": queue.dead,
-            "oldestPendingSeconds": round(queue.oldest_pending_seconds, 1),
-        },
-        "throughput": {
-            "bucketSeconds": BUCKET_SECONDS,
-            "buckets": [
-                {"start": iso(b.start), "received": b.received, "completed": b.completed}
+    return Overview(
+        generatedAt=iso(datetime.now(UTC)),
+        queue=QueueFigures(
+            pending=queue.pending,
+            processing=queue.processing,
+            completedLastHour=queue.completed_last_hour,
+            dead=queue.dead,
+            oldestPendingSeconds=round(queue.oldest_pending_seconds, 1),
+        ),
+        throughput=Throughput(
+            bucketSeconds=BUCKET_SECONDS,
+            buckets=[
+                Bucket(start=iso(b.start), received=b.received, completed=b.completed)
                 for b in data.throughput
             ],
-        },
-        "webhook": webhook,
-        "sessions": {"live": queue.live_sessions},
-        "process": {
-            "connections": services.hub.connections,
-            "actors": actors.live_actors,
-            "actorRestarts": actors.restarts,
-            "closeCodes": {str(code): n for code, n in close_codes.items()},
-            "signatureFailures": dict(services.callbacks.statistics().signature_failures),
-        },
-        "recentErrors": [
-            {
-                "jobId": e.id,
-                "sessionId": e.session_id,
-                "messageId": e.message_id,
-                "content": e.content,
-                "status": e.status,
-                "error": e.last_error,
-                "httpStatus": e.last_status,
-                "at": iso(e.at),
-            }
+        ),
+        webhook=WebhookHealth(
+            status=status,
+            dispatching=dispatcher is not None,
+            target=webhook_target(services.settings.n8n.webhook_url),
+            successRate=rate,
+            lastError=last_error,
+            cluster=cluster,
+            **process,
+        ),
+        sessions=LiveSessions(live=queue.live_sessions),
+        process=ProcessFigures(
+            connections=services.hub.connections,
+            actors=actors.live_actors,
+            actorRestarts=actors.restarts,
+            closeCodes={str(code): n for code, n in close_codes.items()},
+            signatureFailures=dict(services.callbacks.statistics().signature_failures),
+        ),
+        recentErrors=[
+            RecentError(
+                jobId=e.id,
+                sessionId=e.session_id,
+                messageId=e.message_id,
+                content=e.content,
+                status=e.status,
+                error=e.last_error,
+                httpStatus=e.last_status,
+                at=iso(e.at),
+            )
             for e in data.recent_errors
         ],
-    }
+    )
 
 
-def webhook_target(url: str) -> dict[str, Any]:
+def webhook_target(url: str) -> WebhookTarget:
     """Who answers: n8n at a URL (no secrets in it), or the built-in demo bot (no URL set)."""
-    return {"kind": "n8n", "url": without_secrets(url)} if url else {"kind": "demo", "url": None}
+    if url:
+        return WebhookTarget(kind="n8n", url=without_secrets(url))
+    return WebhookTarget(kind="demo", url=None)
 
 
-def dead_letter_to_wire(dead: DeadLetter) -> dict[str, Any]:
-    return {
-        "jobId": dead.id,
-        "sessionId": dead.session_id,
-        "messageId": dead.message_id,
-        "content": dead.content,
-        "attempts": dead.attempts,
-        "maxAttempts": dead.max_attempts,
-        "httpStatus": dead.last_status,
-        "lastError": dead.last_error,
-        "createdAt": iso(dead.created_at),
-        "deadAt": iso(dead.updated_at),
-    }
+def dead_letter_to_wire(dead: DeadLetter) -> DeadLetterOut:
+    return DeadLetterOut(
+        jobId=dead.id,
+        sessionId=dead.session_id,
+        messageId=dead.message_id,
+        content=dead.content,
+        attempts=dead.attempts,
+        maxAttempts=dead.max_attempts,
+        httpStatus=dead.last_status,
+        lastError=dead.last_error,
+        createdAt=iso(dead.created_at),
+        deadAt=iso(dead.updated_at),
+    )
 
 
-def summary_to_wire(summary: SessionSummary, connected_here: bool) -> dict[str, Any]:
+def summary_to_wire(summary: SessionSummary, connected_here: bool) -> SessionSummaryOut:
     last = None
     if summary.last is not None:
-        last = {
-            "senderType": summary.last.sender_type,
-            "content": summary.last.content,
-            "createdAt": iso(summary.last.created_at),
-        }
-    return {
-        **summary.session.to_wire(),
-        "live": summary.live,
-        "messageCount": summary.message_count,
-        "lastMessage": last,
-        "connectedHere": connected_here,
-    }
+        last = LastMessage(
+            senderType=summary.last.sender_type,
+            content=summary.last.content,
+            createdAt=iso(summary.last.created_at),
+        )
+    return SessionSummaryOut(
+        **summary.session.to_out().model_dump(),
+        live=summary.live,
+        messageCount=summary.message_count,
+        lastMessage=last,
+        connectedHere=connected_here,
+    )

@@ -10,10 +10,20 @@ import trio
 from quart import Blueprint, request
 
 from chatd.core.identity import prove_identity
+from chatd.core.ids import parse_id
 from chatd.core.messages import Message, NewMessage
+from chatd.core.responses import (
+    MessageAccepted,
+    MessagePage,
+    Pagination,
+    SessionCreated,
+    SessionView,
+    wire,
+)
 from chatd.core.tokens import new_id, new_session_token, token_hash
 from chatd.core.wire import (
     CreateSessionRequest,
+    PageParams,
     SendMessageRequest,
     check_content,
     check_metadata,
@@ -23,6 +33,7 @@ from chatd.core.wire import (
 from chatd.errors import BadRequest, RateLimited
 from chatd.http.auth import request_token_hash
 from chatd.http.body import client_ip, json_body
+from chatd.http.openapi import Doc, documented
 from chatd.http.services import Services
 from chatd.realtime.hub import Closing, SlowConsumer
 from chatd.realtime.stream import SessionStream
@@ -35,6 +46,14 @@ def chat_routes(services: Services) -> Blueprint:
     settings = services.settings
 
     @bp.post("/session")
+    @documented(
+        Doc(
+            "Start a chat session; its token opens it later",
+            "chat",
+            SessionCreated,
+            CreateSessionRequest,
+        )
+    )
     async def create_session() -> dict[str, Any]:
         body = await json_body(CreateSessionRequest)
         metadata = check_metadata(body.metadata, services.limits)
@@ -59,27 +78,42 @@ def chat_routes(services: Services) -> Blueprint:
             metadata=metadata,
         )
         structlog.contextvars.bind_contextvars(session_id=session.id)
-        return {
-            "sessionId": session.id,
-            "sessionToken": token,
-            "status": session.status,
-            "expiresAt": iso(session.expires_at),
-        }
+        return wire(
+            SessionCreated(
+                sessionId=session.id,
+                sessionToken=token,
+                status=session.status,
+                expiresAt=iso(session.expires_at),
+            )
+        )
 
     @bp.get("/session/<session_id>")
+    @documented(Doc("A session and its recent messages", "chat", SessionView, auth="session"))
     async def get_session(session_id: str) -> dict[str, Any]:
+        session_id = parse_id(session_id, "sessionId")
         structlog.contextvars.bind_contextvars(session_id=session_id)
         session = await services.sessions.authorize(session_id, request_token_hash())
         messages = await services.messages.recent(session_id, limit=RECENT_ON_SESSION)
-        return {
-            "sessionId": session.id,
-            "status": session.status,
-            "messages": [m.to_wire() for m in messages],
-            "metadata": session.metadata,
-            "expiresAt": iso(session.expires_at),
-        }
+        return wire(
+            SessionView(
+                sessionId=session.id,
+                status=session.status,
+                messages=[m.to_out() for m in messages],
+                metadata=session.metadata,
+                expiresAt=iso(session.expires_at),
+            )
+        )
 
     @bp.post("/send")
+    @documented(
+        Doc(
+            "Send a shopper's message (stored, then delivered to n8n)",
+            "chat",
+            MessageAccepted,
+            SendMessageRequest,
+            auth="session",
+        )
+    )
     async def send() -> dict[str, Any]:
         body = await json_body(SendMessageRequest)
         structlog.contextvars.bind_contextvars(session_id=body.sessionId)
@@ -92,12 +126,14 @@ def chat_routes(services: Services) -> Blueprint:
         stored = await services.actors.send_message(body.sessionId, request_token_hash(), message)
         sent = stored.message
         structlog.contextvars.bind_contextvars(message_id=sent.id)
-        return {
-            "messageId": sent.id,
-            "status": sent.status,
-            "timestamp": iso(sent.created_at),
-            "seq": sent.seq,
-        }
+        return wire(
+            MessageAccepted(
+                messageId=sent.id,
+                status=sent.status.value,
+                timestamp=iso(sent.created_at),
+                seq=sent.seq,
+            )
+        )
 
     async def long_poll(session_id: str, after_seq: int, limit: int, wait: float) -> list[Message]:
         """Hold until a message after `after_seq` is stored (or `wait` seconds pass): the first
@@ -126,7 +162,17 @@ def chat_routes(services: Services) -> Blueprint:
         return []
 
     @bp.get("/messages/<session_id>")
+    @documented(
+        Doc(
+            "A page of messages, or those after a seq (long poll with wait)",
+            "chat",
+            MessagePage,
+            query=PageParams,
+            auth="session",
+        )
+    )
     async def messages(session_id: str) -> dict[str, Any]:
+        session_id = parse_id(session_id, "sessionId")
         structlog.contextvars.bind_contextvars(session_id=session_id)
         page = parse_page_query(request.args)
         await services.sessions.authorize(session_id, request_token_hash())
@@ -144,9 +190,11 @@ def chat_routes(services: Services) -> Blueprint:
                 session_id, limit=page.limit, offset=(page.page - 1) * page.limit
             )
         total = await services.messages.count(session_id)
-        return {
-            "messages": [m.to_wire() for m in found],
-            "pagination": {"page": page.page, "limit": page.limit, "total": total},
-        }
+        return wire(
+            MessagePage(
+                messages=[m.to_out() for m in found],
+                pagination=Pagination(page=page.page, limit=page.limit, total=total),
+            )
+        )
 
     return bp

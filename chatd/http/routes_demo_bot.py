@@ -13,6 +13,7 @@ from chatd.core.demo_bot import answer
 from chatd.core.jsonbody import parse_json
 from chatd.errors import BadRequest
 from chatd.http.errors import error_response
+from chatd.http.openapi import Doc, documented
 from chatd.settings import Settings
 
 DEMO_WEBHOOK_PATH = "/demo/n8n/webhook"
@@ -23,6 +24,15 @@ def demo_bot_routes(settings: Settings) -> Blueprint:
     secret = settings.n8n.webhook_secret
 
     @bp.post(DEMO_WEBHOOK_PATH)
+    @documented(
+        Doc(
+            "The built-in demo bot, speaking n8n's webhook protocol (demo mode only)",
+            "n8n",
+            "application/json",
+            headers={"X-Webhook-Secret": "n8n.webhook_secret, when one is set"},
+            also={403: "wrong X-Webhook-Secret"},
+        )
+    )
     async def webhook() -> Any:
         given = request.headers.get("X-Webhook-Secret", "")
         if secret and not hmac.compare_digest(given.encode(), secret.encode()):

@@ -8,10 +8,13 @@ from contextlib import AbstractContextManager, ExitStack
 import structlog
 from quart import Blueprint, Response, request
 
-from chatd.core.wire import MAX_SEQ
+from chatd.core.ids import parse_id
+from chatd.core.query import parse_query
+from chatd.core.wire import MAX_SEQ, EventsParams
 from chatd.errors import BadRequest
 from chatd.http.auth import request_token_hash
 from chatd.http.body import client_ip
+from chatd.http.openapi import Doc, documented
 from chatd.http.services import Services
 from chatd.realtime.hub import Closing, Event, SlowConsumer
 from chatd.realtime.stream import SessionStream
@@ -28,12 +31,15 @@ def sse_frame(event: Event) -> bytes:
 
 def resume_seq() -> int:
     """Last-Event-ID (set by EventSource on reconnect), else ?lastSeq=, else 0."""
-    raw = request.headers.get("Last-Event-ID") or request.args.get("lastSeq") or "0"
+    params = parse_query(EventsParams, request.args)
+    raw = request.headers.get("Last-Event-ID")
+    if not raw:
+        return params.lastSeq
     if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) > MAX_SEQ:
         raise BadRequest(
-            "Last-Event-ID / lastSeq must be a message seq (a whole number)",
+            "Last-Event-ID must be a message seq (a whole number)",
             code="invalid_query",
-            field="lastSeq",
+            field="Last-Event-ID",
         )
     return int(raw)
 
@@ -84,12 +90,21 @@ def events_routes(services: Services) -> Blueprint:
     config = services.settings.websocket
 
     @bp.get("/api/chat/events/<session_id>")
+    @documented(
+        Doc(
+            "The session's events as Server-Sent Events (chatd/PROTOCOL.md)",
+            "chat",
+            "text/event-stream",
+            query=EventsParams,
+            auth="session",
+            headers={
+                "Last-Event-ID": "the last seq seen (set by EventSource on reconnect); wins over lastSeq"
+            },
+        )
+    )
     async def events(session_id: str) -> Response:
+        session_id = parse_id(session_id, "sessionId")
         structlog.contextvars.bind_contextvars(session_id=session_id)
-        unknown = set(request.args) - {"lastSeq"}
-        if unknown:
-            name = sorted(unknown)[0]
-            raise BadRequest(f"unknown query parameter {name!r}", code="unknown_field", field=name)
         after = resume_seq()
         await services.sessions.authorize(session_id, request_token_hash())
         ip = client_ip(services.settings.server.proxy_trust)

@@ -12,8 +12,18 @@ from typing import Any
 import trio
 from quart import Blueprint
 
+from chatd.core.responses import (
+    Health,
+    HealthChecks,
+    HealthMetrics,
+    Liveness,
+    Readiness,
+    ReadinessChecks,
+    wire,
+)
 from chatd.db.health import health_counts, ping
 from chatd.errors import DatabaseUnavailable
+from chatd.http.openapi import Doc, documented
 from chatd.http.services import Services
 
 QUEUE_WARNING_DEPTH = 100
@@ -28,10 +38,19 @@ def health_routes(services: Services) -> Blueprint:
     bp = Blueprint("health", __name__)
 
     @bp.get("/livez")
-    async def live() -> dict[str, str]:
-        return {"status": "alive"}
+    @documented(Doc("Liveness: the process and its event loop answer", "health", Liveness))
+    async def live() -> dict[str, Any]:
+        return wire(Liveness(status="alive"))
 
     @bp.get("/readyz")
+    @documented(
+        Doc(
+            "Readiness: database, LISTEN connection, not shutting down",
+            "health",
+            Readiness,
+            also={503: Readiness},
+        )
+    )
     async def ready() -> tuple[dict[str, Any], int]:
         try:
             with trio.fail_after(READY_TIMEOUT_SECONDS):
@@ -47,9 +66,20 @@ def health_routes(services: Services) -> Blueprint:
             "database": database,
         }
         ok = checks == {"accepting": "yes", "listen": "up", "database": "up"}
-        return {"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503
+        body = Readiness(
+            status="ready" if ok else "not_ready", checks=ReadinessChecks.model_validate(checks)
+        )
+        return wire(body), 200 if ok else 503
 
     @bp.get("/api/chat/health")
+    @documented(
+        Doc(
+            "Health in the guide's format (503 unhealthy without a database)",
+            "health",
+            Health,
+            also={503: Health},
+        )
+    )
     async def health() -> tuple[dict[str, Any], int]:
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         try:
@@ -57,27 +87,27 @@ def health_routes(services: Services) -> Blueprint:
                 counts = await health_counts(services.pool)
         except (DatabaseUnavailable, trio.TooSlowError) as exc:
             reason = str(exc) or "database did not answer in time"
-            checks = {"database": "unhealthy", "queue": "unknown", "webhook": "unknown"}
-            return {"status": "unhealthy", "timestamp": now, "checks": checks, "error": reason}, 503
+            checks = HealthChecks(database="unhealthy", queue="unknown", webhook="unknown")
+            down = Health(status="unhealthy", timestamp=now, checks=checks, error=reason)
+            return wire(down), 503
         queue = "healthy" if counts.pending_webhooks < QUEUE_WARNING_DEPTH else "warning"
         webhook, rate, last_error = webhook_check(services)
-        checks = {"database": "healthy", "queue": queue, "webhook": webhook}
-        body: dict[str, Any] = {
-            "status": "healthy" if {queue, webhook} <= {"healthy", "unknown"} else "degraded",
-            "timestamp": now,
-            "checks": checks,
-            "metrics": {
-                "pendingWebhooks": counts.pending_webhooks,
-                "activeSessions": counts.active_sessions,
-                "messagesLast24h": counts.messages_last_24h,
-                "deadLetters": counts.dead_letters,
-                "oldestPendingSeconds": round(counts.oldest_pending_seconds, 1),
-                "webhookSuccessRate": rate,
-            },
-        }
-        if last_error is not None:
-            body["lastWebhookError"] = last_error
-        return body, 200
+        extra = {} if last_error is None else {"lastWebhookError": last_error}
+        body = Health(
+            status="healthy" if {queue, webhook} <= {"healthy", "unknown"} else "degraded",
+            timestamp=now,
+            checks=HealthChecks(database="healthy", queue=queue, webhook=webhook),
+            metrics=HealthMetrics(
+                pendingWebhooks=counts.pending_webhooks,
+                activeSessions=counts.active_sessions,
+                messagesLast24h=counts.messages_last_24h,
+                deadLetters=counts.dead_letters,
+                oldestPendingSeconds=round(counts.oldest_pending_seconds, 1),
+                webhookSuccessRate=rate,
+            ),
+            **extra,
+        )
+        return wire(body), 200
 
     return bp
 

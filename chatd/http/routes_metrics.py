@@ -11,6 +11,7 @@ from quart import Blueprint, Response, request
 
 from chatd.http.auth import authorize_operator
 from chatd.http.body import client_ip
+from chatd.http.openapi import Doc, documented
 from chatd.http.services import Services
 
 
@@ -18,6 +19,9 @@ def metrics_routes(services: Services) -> Blueprint:
     bp = Blueprint("metrics", __name__)
 
     @bp.get("/metrics")
+    @documented(
+        Doc("Prometheus metrics (text exposition format)", "metrics", "text/plain", auth="metrics")
+    )
     async def metrics() -> Response:
         token = services.settings.metrics.token
         if token:

@@ -17,6 +17,7 @@ from pathlib import Path
 from quart import Blueprint, Response, request
 
 from chatd.errors import NotFound
+from chatd.http.openapi import Doc, documented
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 TYPES = {
@@ -81,6 +82,14 @@ def web_routes(*, demo: bool) -> Blueprint:
     page, style = Asset.load("demo.html"), Asset.load("demo.css")
 
     @bp.get("/widget.js")
+    @documented(
+        Doc(
+            "The chat widget script, for any shop's page",
+            "pages",
+            "application/javascript",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
     async def widget_js() -> Response:
         # Any shop may embed it: the API's own CORS and origin rules decide who may chat.
         return widget.response(
@@ -88,6 +97,14 @@ def web_routes(*, demo: bool) -> Blueprint:
         )
 
     @bp.get("/")
+    @documented(
+        Doc(
+            "The demo shop page (demo mode only: no n8n URL set)",
+            "pages",
+            "text/html",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
     async def demo_page() -> Response:
         if not demo:
             raise NotFound("no page here: chatd's API is under /api/chat (see the README)")
@@ -95,6 +112,14 @@ def web_routes(*, demo: bool) -> Blueprint:
         return page.response(max_age=0, headers={"Content-Security-Policy": csp})
 
     @bp.get("/demo.css")
+    @documented(
+        Doc(
+            "The demo page's stylesheet (demo mode only)",
+            "pages",
+            "text/css",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
     async def demo_css() -> Response:
         if not demo:
             raise NotFound("the demo shop is served only in demo mode")
@@ -107,14 +132,38 @@ def web_routes(*, demo: bool) -> Blueprint:
     )
 
     @bp.get("/admin")
+    @documented(
+        Doc(
+            "The admin page (it asks for the admin token)",
+            "pages",
+            "text/html",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
     async def admin() -> Response:
         return admin_page.response(max_age=0, headers=ADMIN_HEADERS)
 
     @bp.get("/admin.js")
+    @documented(
+        Doc(
+            "The admin page's script",
+            "pages",
+            "application/javascript",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
     async def admin_script() -> Response:
         return admin_js.response(max_age=0, headers=ADMIN_HEADERS)
 
     @bp.get("/admin.css")
+    @documented(
+        Doc(
+            "The admin page's stylesheet",
+            "pages",
+            "text/css",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
     async def admin_style() -> Response:
         return admin_css.response(max_age=0, headers=ADMIN_HEADERS)
 

@@ -10,9 +10,11 @@ from quart import Blueprint, request
 
 from chatd.core.jsonbody import parse_json
 from chatd.core.messages import BotMessage, MessageStatus
-from chatd.core.replies import parse_callback, reply_key
+from chatd.core.replies import CallbackRequest, parse_callback, reply_key
+from chatd.core.responses import CallbackAccepted, wire
 from chatd.core.signing import SignatureError, verify_callback
 from chatd.errors import NotFound, Unauthorized, UnsupportedMediaType
+from chatd.http.openapi import Doc, documented
 from chatd.http.services import Services
 
 log = structlog.get_logger(__name__)
@@ -23,6 +25,15 @@ def webhook_routes(services: Services) -> Blueprint:
     n8n = services.settings.n8n
 
     @bp.post("/webhook")
+    @documented(
+        Doc(
+            "n8n's reply by callback, signed (stored once however often it comes)",
+            "n8n",
+            CallbackAccepted,
+            CallbackRequest,
+            auth="signature",
+        )
+    )
     async def callback() -> dict[str, Any]:
         raw = await request.get_data(as_text=False)
         assert isinstance(raw, bytes)
@@ -56,6 +67,8 @@ def webhook_routes(services: Services) -> Blueprint:
         stored = await services.actors.store_reply(message, reply_status=MessageStatus.DELIVERED)
         assert stored.message is not None  # no job to fence: a reply is always stored or found
         log.info("callback_accepted", scheme=scheme, duplicate=stored.duplicate)
-        return {"success": True, "messageId": stored.message.id, "duplicate": stored.duplicate}
+        return wire(
+            CallbackAccepted(success=True, messageId=stored.message.id, duplicate=stored.duplicate)
+        )
 
     return bp

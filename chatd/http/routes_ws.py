@@ -38,6 +38,7 @@ from chatd.core.tokens import token_hash
 from chatd.db.sessions import SessionInfo
 from chatd.errors import ClientError, DatabaseUnavailable, Forbidden
 from chatd.http.body import client_ip
+from chatd.http.openapi import Doc, documented
 from chatd.http.services import Services
 from chatd.realtime.hub import Closing, SlowConsumer
 from chatd.realtime.stream import SessionStream
@@ -58,6 +59,12 @@ def ws_routes(services: Services) -> Blueprint:
     bp = Blueprint("ws", __name__)
 
     @bp.websocket("/api/chat/ws")
+    @documented(
+        Doc(
+            "The chat WebSocket: join_chat, send_message, typing; events out (chatd/PROTOCOL.md)",
+            "chat",
+        )
+    )
     async def chat_ws() -> Response | None:
         # Refused before the upgrade, as plain HTTP errors (the error handlers render them).
         origin = websocket.headers.get("Origin")

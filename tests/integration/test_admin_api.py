@@ -21,6 +21,7 @@ from tests.ws import join, open_ws, receive_type
 
 TOKEN = "admin-token-for-the-tests-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+UNKNOWN = "0b6e2c1f-9a3d-4e5b-8c7f-1d2e3f4a5b6c"  # well-formed, never made
 
 ENDPOINTS = [
     ("GET", "/api/admin/overview"),
@@ -366,12 +367,23 @@ BAD_INPUT: list[tuple[str, str, Any, int, str, str | None]] = [
     ("POST", "/api/admin/dead/purge", {"olderThanSeconds": 1, "x": 1}, 400, "unknown_field", "x"),
     ("POST", "/api/admin/dead/purge", [], 400, "invalid_body", None),
     ("POST", "/api/admin/dead/purge", b"{", 400, "invalid_json", None),
-    ("POST", "/api/admin/dead/no-such-job/retry", None, 404, "dead_letter_not_found", None),
-    ("POST", "/api/admin/dead/bad%20id/retry", None, 404, "dead_letter_not_found", None),
-    ("DELETE", "/api/admin/dead/no-such-job", None, 404, "dead_letter_not_found", None),
-    ("DELETE", "/api/admin/dead/" + "x" * 200, None, 404, "dead_letter_not_found", None),
-    ("GET", "/api/admin/sessions/nope/transcript", None, 404, "session_not_found", None),
-    ("GET", "/api/admin/sessions/a%00b/transcript", None, 404, "session_not_found", None),
+    ("POST", f"/api/admin/dead/{UNKNOWN}/retry", None, 404, "dead_letter_not_found", None),
+    ("DELETE", f"/api/admin/dead/{UNKNOWN}", None, 404, "dead_letter_not_found", None),
+    ("GET", f"/api/admin/sessions/{UNKNOWN}/transcript", None, 404, "session_not_found", None),
+    # Ids are checked before any query (chatd/core/ids.py): PostgreSQL refuses a NUL with an error.
+    ("POST", "/api/admin/dead/no-such-job/retry", None, 400, "invalid_id", "jobId"),
+    ("POST", "/api/admin/dead/bad%20id/retry", None, 400, "invalid_id", "jobId"),
+    ("POST", "/api/admin/dead/%00/retry", None, 400, "invalid_id", "jobId"),
+    ("DELETE", "/api/admin/dead/no-such-job", None, 400, "invalid_id", "jobId"),
+    ("DELETE", f"/api/admin/dead/{UNKNOWN}%00", None, 400, "invalid_id", "jobId"),
+    ("DELETE", "/api/admin/dead/" + "x" * 200, None, 400, "invalid_id", "jobId"),
+    ("GET", "/api/admin/sessions/nope/transcript", None, 400, "invalid_id", "sessionId"),
+    ("GET", "/api/admin/sessions/a%00b/transcript", None, 400, "invalid_id", "sessionId"),
+    ("GET", "/api/admin/sessions/%00/transcript?format=text", None, 400, "invalid_id", "sessionId"),
+    # The POST-only siblings of /dead/<jobId>: another method is a 405 naming POST.
+    ("DELETE", "/api/admin/dead/purge", None, 405, "method_not_allowed", None),
+    ("DELETE", "/api/admin/dead/retry-all", None, 405, "method_not_allowed", None),
+    ("GET", "/api/admin/dead/retry-all", None, 405, "method_not_allowed", None),
     ("GET", "/api/admin/sessions/x/transcript?format=xml", None, 400, "invalid_query", "format"),
     ("GET", "/api/admin/sessions/x/transcript?download=yes", None, 400, "invalid_query", None),
 ]
@@ -554,3 +566,13 @@ async def test_broadcast_reaches_the_matching_live_sessions_in_real_time(admin: 
     async with client(admin) as c:
         everyone = await c.post("/api/admin/broadcast", json={"content": "Hello all"})
     assert everyone.json() == {"sessions": 3}
+
+
+async def test_the_post_only_siblings_of_a_dead_letter_answer_405_with_allow(
+    admin: Pipeline,
+) -> None:
+    # /dead/<jobId> matches /dead/purge and /dead/retry-all too: found by the OpenAPI fuzzer.
+    async with client(admin) as c:
+        for path in ("/api/admin/dead/purge", "/api/admin/dead/retry-all"):
+            response = await c.delete(path)
+            assert (response.status_code, response.headers["Allow"]) == (405, "POST"), path

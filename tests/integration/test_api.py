@@ -16,6 +16,7 @@ from tests.chat import Session, new_session, send, table_counts
 from tests.conftest import RunningChatd, make_settings, start_chatd
 
 SECRET = "shop-identity-secret-of-at-least-32-chars"
+UNKNOWN = "0b6e2c1f-9a3d-4e5b-8c7f-1d2e3f4a5b6c"  # well-formed, never made
 
 
 def _ts(value: str) -> datetime:
@@ -145,11 +146,11 @@ async def test_tokens_open_only_their_own_session(chatd: RunningChatd) -> None:
                 headers=mine.auth,
                 json={"sessionId": theirs.id, "content": "intrude"},
             ),
-            await client.get("/api/chat/session/no-such-session", headers=mine.auth),
+            await client.get(f"/api/chat/session/{UNKNOWN}", headers=mine.auth),
             await client.post(
                 "/api/chat/send",
                 headers=mine.auth,
-                json={"sessionId": "no-such-session", "content": "x"},
+                json={"sessionId": UNKNOWN, "content": "x"},
             ),
         ]
         # wrong token and unknown session are indistinguishable
@@ -339,6 +340,14 @@ async def test_user_identity_proven_by_hmac_or_jwt(
                 ),
             ]
             assert [f.status_code for f in forged] == [401] * 5
+            assert await table_counts(pool) == before
+
+            # Signed, yet not storable (text and jsonb refuse a NUL; jsonb a NaN): a 400.
+            for claims in ({"sub": "u\u0000"}, {"sub": "u-9", "plan": float("nan")}):
+                unstorable = jwt.encode({**claims, "exp": int(time.time()) + 600}, SECRET)
+                refused = await client.post("/api/chat/session", json={"identityToken": unstorable})
+                assert refused.status_code == 400, refused.text
+                assert refused.json()["error"]["field"] == "identityToken"
             assert await table_counts(pool) == before
         chatd.stop.set()
 

@@ -145,6 +145,38 @@ SEND_CASES: list[tuple[str, Any, str, int, str, str | None]] = [
         "clientMessageId",
     ),
     (
+        "sessionId not an id",
+        b'{"sessionId": "no-such-session", "content": "hi"}',
+        "application/json",
+        400,
+        "invalid_id",
+        "sessionId",
+    ),
+    (
+        "NUL in sessionId",
+        b'{"sessionId": "S\\u0000", "content": "hi"}',
+        "application/json",
+        400,
+        "invalid_characters",
+        "sessionId",
+    ),
+    (
+        "NUL in clientMessageId",
+        {"content": "hi", "clientMessageId": "c\u0000"},
+        "application/json",
+        400,
+        "invalid_characters",
+        "clientMessageId",
+    ),
+    (
+        "NUL in a metadata key",
+        {"content": "hi", "metadata": {"a\u0000": 1}},
+        "application/json",
+        400,
+        "invalid_characters",
+        "metadata",
+    ),
+    (
         "body over the limit",
         {"content": "hi", "metadata": {"k": "v" * 70_000}},
         "application/json",
@@ -201,6 +233,15 @@ SESSION_CASES: list[tuple[str, Any, int, str, str | None]] = [
     ("metadata too large", {"metadata": BIG_META}, 400, "metadata_too_large", "metadata"),
     ("bad userHash", {"userId": "u1", "userHash": "zz"}, 400, "invalid_field", "userHash"),
     ("NUL in metadata", {"metadata": {"a": "\u0000"}}, 400, "invalid_characters", "metadata.a"),
+    ("NUL in userId", {"userId": "u\u0000"}, 400, "invalid_characters", "userId"),
+    ("NUL in guestEmail", {"guestEmail": "a\u0000@b.co"}, 400, "invalid_characters", "guestEmail"),
+    (
+        "NUL in identityToken",
+        {"identityToken": "\u0000"},
+        400,
+        "invalid_characters",
+        "identityToken",
+    ),
 ]
 
 
@@ -237,6 +278,9 @@ async def test_bad_session_request_is_refused_and_changes_nothing(
         "afterSeq=x",
         "afterSeq=5&page=2",
         "sort=desc",
+        "page=%00",
+        "afterSeq=1%00",
+        "wait=%00",
     ],
 )
 async def test_bad_pagination_is_a_400_naming_the_parameter(
@@ -261,3 +305,54 @@ async def test_unknown_routes_and_methods_answer_json(chatd: RunningChatd) -> No
         wrong_method = await client.get("/api/chat/send")
         assert wrong_method.status_code == 405
         assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+        # RFC 9110: a 405 lists the methods the URL has (the fuzzer found it missing).
+        assert wrong_method.headers["Allow"] == "OPTIONS, POST"
+        trace = await client.request("TRACE", "/api/chat/health")
+        assert (trace.status_code, trace.headers["Allow"]) == (405, "GET, HEAD, OPTIONS")
+
+
+BAD_IDS = ["%00", "a%00b", "{id}%00", "no-such-session", "{id}x", "%F0%9F%98%80", "x" * 300]
+
+
+@pytest.mark.parametrize("path", ["session", "messages", "events"])
+@pytest.mark.parametrize("bad", BAD_IDS)
+async def test_a_malformed_id_in_a_path_is_a_400_naming_it(
+    chatd: RunningChatd, path: str, bad: str
+) -> None:
+    # Checked before any query: PostgreSQL refuses a NUL in text with an error (it was a 500).
+    async with chatd.client() as client:
+        session = await new_session(client)
+        before = await table_counts(chatd.services.pool)
+        for headers in (session.auth, {}):
+            response = await client.get(
+                f"/api/chat/{path}/{bad.format(id=session.id)}", headers=headers
+            )
+            assert response.status_code == 400, response.text
+            error = response.json()["error"]
+            assert (error["code"], error["field"]) == ("invalid_id", "sessionId")
+        assert await table_counts(chatd.services.pool) == before
+
+
+@pytest.mark.parametrize("query", ["lastSeq=%00", "lastSeq=1%00", "other=%00"])
+async def test_a_nul_in_the_events_query_is_a_400(chatd: RunningChatd, query: str) -> None:
+    async with chatd.client() as client:
+        session = await new_session(client)
+        response = await client.get(f"/api/chat/events/{session.id}?{query}", headers=session.auth)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] in {"invalid_query", "unknown_field"}
+
+
+async def test_an_uppercase_id_names_the_same_session(chatd: RunningChatd) -> None:
+    async with chatd.client() as client:
+        session = await new_session(client)
+        response = await client.get(f"/api/chat/session/{session.id.upper()}", headers=session.auth)
+        assert response.status_code == 200, response.text
+        assert response.json()["sessionId"] == session.id
+        sent = await client.post(
+            "/api/chat/send",
+            headers=session.auth,
+            json={"sessionId": session.id.upper(), "content": "hi"},
+        )
+        assert sent.status_code == 200, sent.text
+        listed = await client.get(f"/api/chat/messages/{session.id.upper()}", headers=session.auth)
+        assert [m["sessionId"] for m in listed.json()["messages"]] == [session.id]

@@ -15,7 +15,7 @@ from chatd.core.signing import standard_signature
 from chatd.db.listen import Listener
 from chatd.db.pool import PoolConfig, open_pool
 from chatd.db.queue import EVENTS_CHANNEL
-from tests.chat import Session, new_session, send
+from tests.chat import Session, new_session, send, table_counts
 from tests.conftest import RunningChatd, make_settings, start_chatd
 from tests.sink import Ack, Callback, Drop, Hold, Html, Huge, Output, Reply, Sink, Status, sign
 
@@ -439,10 +439,43 @@ async def test_a_callback_may_only_answer_in_its_own_session(pipeline: Pipeline)
     response = await _post_callback(pipeline, body, sign(body, SECRET, "hex"))
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "reply_to_not_found"
-    unknown = b'{"sessionId": "no-such-session", "response": "hi"}'
+    unknown = b'{"sessionId": "0b6e2c1f-9a3d-4e5b-8c7f-1d2e3f4a5b6c", "response": "hi"}'
     response = await _post_callback(pipeline, unknown, sign(unknown, SECRET, "hex"))
     assert response.status_code == 404
     assert await pipeline.messages(other) == []
+
+
+@pytest.mark.parametrize(
+    ("ids", "code", "field"),
+    [
+        ('"sessionId": "no-such-session"', "invalid_callback", "sessionId"),
+        ('"sessionId": "{session}\\u0000"', "invalid_characters", "sessionId"),
+        ('"sessionId": "{session}", "replyTo": "m-1"', "invalid_callback", "replyTo"),
+        ('"sessionId": "{session}", "replyTo": "{session}x"', "invalid_callback", "replyTo"),
+    ],
+)
+async def test_a_callback_with_a_malformed_id_is_a_400_naming_it(
+    pipeline: Pipeline, ids: str, code: str, field: str
+) -> None:
+    session, _message_id = await _pending_message(pipeline)
+    body = ("{" + ids.format(session=session.id) + ', "response": "hi"}').encode()
+    before = await table_counts(pipeline.chatd.services.pool)
+    response = await _post_callback(pipeline, body, sign(body, SECRET, "hex"))
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == (code, field)
+    assert await table_counts(pipeline.chatd.services.pool) == before
+
+
+async def test_a_callback_may_name_its_ids_in_uppercase(pipeline: Pipeline) -> None:
+    session, message_id = await _pending_message(pipeline)
+    body = (
+        f'{{"sessionId": "{session.id.upper()}", "replyTo": "{message_id.upper()}",'
+        ' "response": "SHOUTED IDS"}'
+    ).encode()
+    response = await _post_callback(pipeline, body, sign(body, SECRET, "hex"))
+    assert response.status_code == 200, response.text
+    assert [m["content"] for m in await pipeline.messages(session)] == ["question", "SHOUTED IDS"]
 
 
 async def test_racing_identical_callbacks_store_one_reply(pipeline: Pipeline) -> None:

@@ -77,6 +77,22 @@ async def test_join_replays_then_streams_live_messages(chatd: RunningChatd) -> N
             assert event["sessionId"] == session.id
 
 
+async def test_join_with_an_uppercase_session_id_joins_that_session(chatd: RunningChatd) -> None:
+    # UUIDs are case-insensitive (chatd/core/ids.py): the join names the stored, lowercase id.
+    async with chatd.client() as client:
+        session = await new_session(client)
+        assert (await http_send(client, session, "hello")).status_code == 200
+    async with open_ws(chatd.url) as ws:
+        joined = await join(ws, Session(session.id.upper(), session.token))
+        assert (joined["sessionId"], joined["lastSeq"]) == (session.id, 1)
+        await send(ws, {"type": "typing", "isTyping": True, "sessionId": session.id.upper()})
+        await send(ws, {"type": "ping"})
+        seen = []
+        while (event := await receive(ws))["type"] != "pong":
+            seen.append(event["type"])
+        assert "error" not in seen  # the typing frame was not refused
+
+
 async def test_send_message_is_acked_and_echoed(chatd: RunningChatd) -> None:
     session = await make_session(chatd)
     async with open_ws(chatd.url) as ws:

@@ -245,7 +245,7 @@ async def test_join_with_a_bad_session_or_token_is_closed_with_4001(chatd: Runni
         "wrong token": (mine.id, secrets.token_urlsafe(32)),
         "another session's token": (mine.id, other.token),
         "expired session": (expired.id, expired.token),
-        "unknown sessionId": ("no-such-session", mine.token),
+        "unknown sessionId": ("0b6e2c1f-9a3d-4e5b-8c7f-1d2e3f4a5b6c", mine.token),
     }
     for name, (session_id, token) in cases.items():
         frame = {"type": "join_chat", "sessionId": session_id, "sessionToken": token}
@@ -281,6 +281,8 @@ async def test_a_first_frame_that_is_no_valid_join_is_closed_with_4002(
         "empty token": join_frame(sessionToken=""),
         "missing sessionId": join_frame(sessionId=None),
         "sessionId too long": join_frame(sessionId="s" * 65),
+        "sessionId not an id": join_frame(sessionId="no-such-session"),
+        "sessionId with a NUL": join_frame(sessionId=session.id + "\x00"),
         "token not a string": join_frame(sessionToken=123),
         "lastSeq bool": join_frame(lastSeq=True),
         "lastSeq negative": join_frame(lastSeq=-1),

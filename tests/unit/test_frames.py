@@ -27,7 +27,7 @@ from chatd.core.jsonbody import MAX_NESTING
 from chatd.core.wire import MAX_SEQ, Limits
 
 LIMITS = Limits(max_message_length=100, metadata_max_bytes=200, metadata_max_depth=3)
-SID = "s-1"
+SID = "8c1e7f0a-4d3b-4a53-9b1e-2f6d0c9a1b77"
 
 
 def parse(frame: Any, joined: str | None = SID) -> Any:
@@ -132,9 +132,9 @@ def test_join_bad_fields(fields: dict[str, Any], message: str) -> None:
     assert err.client_message_id is None
 
 
-def test_join_field_length_limits_are_inclusive() -> None:
-    frame = {"type": "join_chat", "sessionId": "x" * 64, "sessionToken": "t" * 512}
-    assert parse(frame, joined=None) == Join("x" * 64, "t" * 512, 0)
+def test_join_field_length_limits_are_inclusive_and_ids_are_lowercased() -> None:
+    frame = {"type": "join_chat", "sessionId": SID.upper(), "sessionToken": "t" * 512}
+    assert parse(frame, joined=None) == Join(SID, "t" * 512, 0)
 
 
 def test_join_when_already_joined() -> None:
@@ -262,8 +262,8 @@ def test_typing_bad_fields(fields: dict[str, Any], message: str) -> None:
 @pytest.mark.parametrize(
     "frame",
     [
-        {"type": "typing", "isTyping": True, "sessionId": "s-2"},
-        {"type": "leave_chat", "sessionId": "s-2"},
+        {"type": "typing", "isTyping": True, "sessionId": "3f2b8e4c-1a6d-4c9e-8f0b-7d5e2a1c9b30"},
+        {"type": "leave_chat", "sessionId": "3f2b8e4c-1a6d-4c9e-8f0b-7d5e2a1c9b30"},
     ],
 )
 def test_session_id_must_be_the_joined_one(frame: dict[str, Any]) -> None:
@@ -665,7 +665,7 @@ def test_meter_spread_out_bursts_at_five_times_the_rate_are_not_abusive() -> Non
 def test_encode_event_is_compact_utf8_json() -> None:
     event = {"type": "typing", "sessionId": SID, "isTyping": True, "text": "é 😀"}
     text = encode_event(event)
-    assert text == '{"type":"typing","sessionId":"s-1","isTyping":true,"text":"é 😀"}'
+    assert text == ('{"type":"typing","sessionId":"' + SID + '","isTyping":true,"text":"é 😀"}')
     assert json.loads(text) == event
 
 

@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from chatd.core.identity import CLOCK_LEEWAY_SECONDS, Identity, prove_identity, user_hash
-from chatd.errors import Unauthorized
+from chatd.errors import BadRequest, Unauthorized
 
 # 64 bytes, so PyJWT has no short-key warning for HS256 or HS512.
 SECRET = "s" * 64
@@ -215,3 +215,38 @@ def test_token_wins_over_user_hash_when_both_are_given() -> None:
         identity_token=token({"sub": "u", "exp": NOW + 60, "tier": 2}),
     )
     assert identity == Identity("u", {"tier": 2})
+
+
+@pytest.mark.parametrize(
+    ("claims", "code"),
+    [
+        ({"sub": "a\x00b"}, "invalid_characters"),
+        ({"sub": "u-1", "plan": {"tier": "gold\x00"}}, "invalid_characters"),
+        ({"sub": "u-1", "score": float("nan")}, "invalid_json"),
+        ({"sub": "u-1", "score": float("inf")}, "invalid_json"),
+        (
+            {
+                "sub": "u-1",
+                "deep": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],
+            },
+            "too_deep",
+        ),
+    ],
+)
+def test_signed_claims_postgresql_cannot_store_are_a_400(claims: dict[str, Any], code: str) -> None:
+    # Signed by the shop, yet stored as text and jsonb: a NUL or NaN would fail in PostgreSQL.
+    signed = token({**claims, "exp": NOW + 60})
+    with pytest.raises(BadRequest) as info:
+        prove(identity_token=signed)
+    assert (info.value.code, info.value.field, info.value.status) == (code, "identityToken", 400)
+
+
+def test_a_lone_surrogate_in_a_claim_is_a_400() -> None:
+    # PyJWT cannot encode one; hand-sign the payload as a shop's library in another language may.
+    header = jwt.utils.base64url_encode(b'{"alg":"HS256","typ":"JWT"}')
+    body = jwt.utils.base64url_encode(b'{"sub":"a\\ud800","exp":%d}' % int(NOW + 60))
+    mac = hmac.new(SECRET.encode(), header + b"." + body, hashlib.sha256).digest()
+    signed = b".".join([header, body, jwt.utils.base64url_encode(mac)]).decode()
+    with pytest.raises(BadRequest) as info:
+        prove(identity_token=signed)
+    assert (info.value.code, info.value.field) == ("invalid_characters", "identityToken")

@@ -19,6 +19,10 @@ from chatd.core.replies import (
 )
 from chatd.errors import BadRequest
 
+S1 = "8c1e7f0a-4d3b-4a53-9b1e-2f6d0c9a1b77"  # ids as chatd makes them
+M1 = "90041c3e-5b7a-4e0f-8d2c-6a9b3e1f0d42"
+M2 = "5e7a1d2c-8b3f-4e6a-9c0d-1f2e3a4b5c6d"
+
 
 def body(value: Any) -> bytes:
     return json.dumps(value).encode()
@@ -49,7 +53,7 @@ REDIRECT = {"type": "redirect", "payload": {"url": "javascript:alert(1)"}}
 
 
 GUIDE_REPLY = {
-    "sessionId": "s-1",
+    "sessionId": S1,
     "response": {
         "content": "Which size?",
         "type": "quick_reply",
@@ -137,7 +141,7 @@ def test_attachment_title_only_when_given() -> None:
 
 def test_guide_webhook_request_form_with_plain_string() -> None:
     value = {
-        "sessionId": "s-1",
+        "sessionId": S1,
         "response": "Hi there",
         "responseType": "rich_content",
         "metadata": {"k": 1},
@@ -309,15 +313,15 @@ def test_huge_metadata_is_refused() -> None:
 
 
 def test_callback_in_the_guide_form() -> None:
-    value = {**GUIDE_REPLY, "replyTo": "m-1", "signature": "legacy, ignored"}
+    value = {**GUIDE_REPLY, "replyTo": M1, "signature": "legacy, ignored"}
     expected = sync(GUIDE_REPLY)
     assert expected is not None
-    assert parse_callback(value) == Callback("s-1", "m-1", expected)
+    assert parse_callback(value) == Callback(S1, M1, expected)
 
 
 def test_callback_with_a_plain_string_and_no_reply_to() -> None:
-    value = {"sessionId": "s-1", "response": "Thanks!", "responseType": "text", "replyTo": None}
-    assert parse_callback(value) == Callback("s-1", None, BotReply("Thanks!", "text", {}))
+    value = {"sessionId": S1, "response": "Thanks!", "responseType": "text", "replyTo": None}
+    assert parse_callback(value) == Callback(S1, None, BotReply("Thanks!", "text", {}))
 
 
 def bad_callback(value: Any, **kwargs: Any) -> BadRequest:
@@ -337,16 +341,16 @@ def bad_callback(value: Any, **kwargs: Any) -> BadRequest:
         ({"sessionId": "", "response": "x"}, "sessionId"),
         ({"sessionId": 5, "response": "x"}, "sessionId"),
         ({"sessionId": "s" * 65, "response": "x"}, "sessionId"),
-        ({"sessionId": "s-1"}, "response"),
-        ({"sessionId": "s-1", "response": None}, "response"),
-        ({"sessionId": "s-1", "response": "x", "replyTo": ""}, "replyTo"),
-        ({"sessionId": "s-1", "response": "x", "replyTo": 3}, "replyTo"),
-        ({"sessionId": "s-1", "response": "x", "output": "y"}, "output"),
-        ({"sessionId": "s-1", "response": {"content": ""}}, "response.content"),
-        ({"sessionId": "s-1", "response": "a\x00b"}, "response"),
-        ({"sessionId": "s-1", "response": "ok", "metadata": {"k": "\ud800"}}, "metadata.k"),
+        ({"sessionId": S1}, "response"),
+        ({"sessionId": S1, "response": None}, "response"),
+        ({"sessionId": S1, "response": "x", "replyTo": ""}, "replyTo"),
+        ({"sessionId": S1, "response": "x", "replyTo": 3}, "replyTo"),
+        ({"sessionId": S1, "response": "x", "output": "y"}, "output"),
+        ({"sessionId": S1, "response": {"content": ""}}, "response.content"),
+        ({"sessionId": S1, "response": "a\x00b"}, "response"),
+        ({"sessionId": S1, "response": "ok", "metadata": {"k": "\ud800"}}, "metadata.k"),
         (
-            {"sessionId": "s-1", **obj(attachments=[{**LINK, "url": "data:,x"}])},
+            {"sessionId": S1, **obj(attachments=[{**LINK, "url": "data:,x"}])},
             "response.attachments.0.url",
         ),
     ],
@@ -356,11 +360,11 @@ def test_invalid_callbacks_name_the_field(value: Any, field: str | None) -> None
 
 
 def test_callback_content_limit() -> None:
-    bad_callback({"sessionId": "s-1", "response": "x" * 11}, max_content=10)
+    bad_callback({"sessionId": S1, "response": "x" * 11}, max_content=10)
 
 
 def test_callback_tolerates_unknown_keys_inside_response() -> None:
-    value = {"sessionId": "s-1", "response": {"content": "x", "extra": True}}
+    value = {"sessionId": S1, "response": {"content": "x", "extra": True}}
     assert parse_callback(value).reply == BotReply("x", "text", {})
 
 
@@ -370,30 +374,30 @@ def test_callback_tolerates_unknown_keys_inside_response() -> None:
 def test_same_reply_same_key_from_sync_or_callback() -> None:
     from_sync = sync(GUIDE_REPLY)
     assert from_sync is not None
-    from_callback = parse_callback({**GUIDE_REPLY, "replyTo": "m-1"}).reply
-    assert reply_key("m-1", from_sync) == reply_key("m-1", from_callback)
+    from_callback = parse_callback({**GUIDE_REPLY, "replyTo": M1}).reply
+    assert reply_key(M1, from_sync) == reply_key(M1, from_callback)
 
 
 def test_key_ignores_metadata_key_order_and_is_hex_sha256() -> None:
     one = BotReply("x", "text", {"n8n": {"a": 1, "b": 2}})
     two = BotReply("x", "text", {"n8n": {"b": 2, "a": 1}})
-    assert reply_key("m-1", one) == reply_key("m-1", two)
-    assert len(reply_key("m-1", one)) == 64
-    int(reply_key("m-1", one), 16)
+    assert reply_key(M1, one) == reply_key(M1, two)
+    assert len(reply_key(M1, one)) == 64
+    int(reply_key(M1, one), 16)
 
 
 @pytest.mark.parametrize(
     ("reply_to", "reply"),
     [
-        ("m-2", BotReply("x", "text", {})),
+        (M2, BotReply("x", "text", {})),
         (None, BotReply("x", "text", {})),
-        ("m-1", BotReply("y", "text", {})),
-        ("m-1", BotReply("x", "quick_reply", {})),
-        ("m-1", BotReply("x", "text", {"quickReplies": ["a"]})),
+        (M1, BotReply("y", "text", {})),
+        (M1, BotReply("x", "quick_reply", {})),
+        (M1, BotReply("x", "text", {"quickReplies": ["a"]})),
     ],
 )
 def test_any_difference_changes_the_key(reply_to: str | None, reply: BotReply) -> None:
-    assert reply_key(reply_to, reply) != reply_key("m-1", BotReply("x", "text", {}))
+    assert reply_key(reply_to, reply) != reply_key(M1, BotReply("x", "text", {}))
 
 
 def test_key_framing_is_unambiguous() -> None:

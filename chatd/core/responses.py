@@ -1,0 +1,147 @@
+"""Response bodies of the public HTTP API as pydantic models: the routes build their answers with
+them and the OpenAPI document (chatd/http/openapi.py) is generated from them, so the two agree.
+
+Unknown fields are refused here too (extra="forbid"): a field a route adds must be added here.
+`wire()` drops only the optional keys a route did not set (`field` of an error, `error` of
+health), never a null it set on purpose.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chatd.core.ids import ID_PATTERN
+
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+IdText = Annotated[str, Field(json_schema_extra={"format": "uuid", "pattern": ID_PATTERN})]
+Count = Annotated[int, Field(ge=0)]
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def wire(body: Out) -> dict[str, Any]:
+    """The JSON object a route answers with."""
+    return body.model_dump(mode="json", exclude_unset=True)
+
+
+class ErrorDetail(Out):
+    code: str = Field(description="stable, machine-readable: e.g. invalid_id, invalid_session")
+    message: str = Field(description="for people; may change between versions")
+    field: str | None = Field(
+        default=None, description="the body field, query parameter or path part at fault"
+    )
+
+
+class ErrorBody(Out):
+    """Every 4xx and 503 answer of chatd."""
+
+    error: ErrorDetail
+
+
+# --- chat --------------------------------------------------------------------------------------
+
+SessionStatus = Literal["active", "closed", "expired"]
+MessageStatusText = Literal["pending", "sent", "delivered", "failed"]
+
+
+class MessageOut(Out):
+    """A stored message, as every API, event and transcript shows it."""
+
+    id: IdText
+    sessionId: IdText
+    senderType: Literal["user", "bot", "system"]
+    content: str
+    messageType: Literal["text", "quick_reply", "rich_content"]
+    metadata: dict[str, Any] | None
+    status: MessageStatusText
+    seq: Annotated[int, Field(ge=1)]
+    createdAt: Timestamp
+
+
+class SessionCreated(Out):
+    sessionId: IdText
+    sessionToken: str = Field(description="send it as `Authorization: Bearer <sessionToken>`")
+    status: SessionStatus
+    expiresAt: Timestamp
+
+
+class SessionView(Out):
+    sessionId: IdText
+    status: SessionStatus
+    messages: list[MessageOut] = Field(description="the most recent ones, oldest first")
+    metadata: dict[str, Any] | None
+    expiresAt: Timestamp
+
+
+class MessageAccepted(Out):
+    messageId: IdText
+    status: MessageStatusText
+    timestamp: Timestamp
+    seq: Annotated[int, Field(ge=1)]
+
+
+class Pagination(Out):
+    page: Annotated[int, Field(ge=1)]
+    limit: Annotated[int, Field(ge=1)]
+    total: Count
+
+
+class MessagePage(Out):
+    messages: list[MessageOut]
+    pagination: Pagination
+
+
+class CallbackAccepted(Out):
+    success: Literal[True]
+    messageId: IdText
+    duplicate: bool = Field(description="true: this reply was stored before, and not again")
+
+
+# --- health ------------------------------------------------------------------------------------
+
+CheckState = Literal["healthy", "warning", "unhealthy", "unknown"]
+
+
+class HealthChecks(Out):
+    database: Literal["healthy", "unhealthy"]
+    queue: CheckState
+    webhook: CheckState
+
+
+class HealthMetrics(Out):
+    pendingWebhooks: Count
+    activeSessions: Count
+    messagesLast24h: Count
+    deadLetters: Count
+    oldestPendingSeconds: Annotated[float, Field(ge=0)]
+    webhookSuccessRate: Annotated[float, Field(ge=0, le=1)] | None
+
+
+class Health(Out):
+    """The guide's health format: 200 unless the database is unreachable (503 "unhealthy")."""
+
+    status: Literal["healthy", "degraded", "unhealthy"]
+    timestamp: Timestamp
+    checks: HealthChecks
+    metrics: HealthMetrics | None = None
+    lastWebhookError: str | None = None
+    error: str | None = None
+
+
+class Liveness(Out):
+    status: Literal["alive"]
+
+
+class ReadinessChecks(Out):
+    accepting: Literal["yes", "no (shutting down)"]
+    listen: Literal["up", "down"]
+    database: Literal["up", "down"]
+
+
+class Readiness(Out):
+    status: Literal["ready", "not_ready"]
+    checks: ReadinessChecks
