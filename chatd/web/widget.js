@@ -813,7 +813,7 @@ h2 { margin: 0; font-size: 17px; font-weight: 600; }
 .msg .md { white-space: normal; }
 .md p, .md ul, .md ol, .md pre { margin: 0 0 8px; }
 .md > :last-child { margin-bottom: 0; }
-.md ul, .md ol { padding-left: 22px; }
+.md ul, .md ol { padding-left: 22px; list-style: disc; } .md ol { list-style: decimal; } .md li ul { list-style: circle; }
 .md li > ul, .md li > ol { margin: 2px 0 0; }
 .md code { font: 0.9em/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: var(--code); border-radius: 4px; padding: 1px 4px; }
 .md pre { white-space: pre-wrap; background: var(--code); border-radius: 8px; padding: 8px 10px; }

@@ -17,7 +17,7 @@ import pytest
 import trio
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.browser import BrowserThread
+from tests.browser import BrowserThread, axe_source
 from tests.e2e.test_widget import DESKTOP, MOBILE, SCREENSHOTS, SHOP, open_widget, strict_csp
 from tests.standin import StandIn
 
@@ -437,12 +437,17 @@ async def test_screenshots_of_a_streaming_reply(
     )
     bot = page.get_by_test_id("message-bot")
     name = f"widget-streaming-{'mobile' if viewport is MOBILE else 'desktop'}.png"
+    axe = await trio.to_thread.run_sync(axe_source)
 
-    def shoot() -> bytes:
+    def shoot() -> Any:
         expect(bot).to_contain_text("Drop the parcel at any post")
         expect(bot.locator("a")).to_have_attribute("href", "https://shop.example/orders")
-        return page.screenshot(path=str(SCREENSHOTS / name))
+        page.screenshot(path=str(SCREENSHOTS / name))
+        return page.evaluate(axe + "\n;axe.run(document)")
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    assert (await browser.run(shoot))[:8] == b"\x89PNG\r\n\x1a\n"
+    audit = await browser.run(shoot)
+    assert (SCREENSHOTS / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = [v["id"] for v in audit["violations"] if v["impact"] in ("serious", "critical")]
+    assert bad == []  # mid-stream too: the busy bubble, its caret, the Markdown
     await browser.run(ctx.close)
