@@ -120,6 +120,36 @@ def bubbles(page: Page) -> list[dict[str, Any]]:
     return result
 
 
+def spoken(page: Page) -> list[dict[str, Any]]:
+    """The replies as Chromium's accessibility tree has them (what a screen reader reads): each
+    one's text, whether it is busy, and the politeness of the live region it is in, if any."""
+    cdp = page.context.new_cdp_session(page)
+    nodes = {n["nodeId"]: n for n in cdp.send("Accessibility.getFullAXTree")["nodes"]}
+    cdp.detach()
+
+    def prop(node: dict[str, Any], name: str) -> Any:
+        found = [q["value"].get("value") for q in node.get("properties", []) if q["name"] == name]
+        return found[0] if found else None
+
+    def text(node: dict[str, Any]) -> str:
+        if node["role"]["value"] == "StaticText":
+            return str(node["name"]["value"])
+        return "".join(text(nodes[c]) for c in node.get("childIds", []) if c in nodes)
+
+    def live(node: dict[str, Any] | None) -> Any:
+        while node is not None:
+            if prop(node, "live") not in (None, "off"):
+                return prop(node, "live")
+            node = nodes.get(node.get("parentId", ""))
+        return None
+
+    return [
+        {"text": text(n), "busy": bool(prop(n, "busy")), "live": live(n)}
+        for n in nodes.values()
+        if n["role"]["value"] == "listitem" and text(n).startswith("Assistant:")
+    ]
+
+
 async def test_a_streamed_reply_grows_in_place_and_its_stored_message_takes_its_place(
     browser: BrowserThread, nursery: trio.Nursery
 ) -> None:
@@ -163,12 +193,13 @@ async def test_a_streamed_reply_grows_in_place_and_its_stored_message_takes_its_
     )
     text = "Our Trail X boots are waterproof:leatherGore-Tex"
 
-    def grown() -> tuple[list[dict[str, Any]], list[Any]]:
+    def grown() -> tuple[list[dict[str, Any]], list[Any], list[dict[str, Any]]]:
         expect(bot.locator(".text")).to_have_text(text)
         expect(bot).to_have_attribute("data-first", "yes")  # the same bubble, grown
-        return bubbles(page), page.evaluate("window.__live")
+        return bubbles(page), page.evaluate("window.__live"), spoken(page)
 
-    [streaming], live = await browser.run(grown)
+    [streaming], live, [heard] = await browser.run(grown)
+    assert heard == {"text": f"Assistant:{text}", "busy": True, "live": None}
     assert streaming["busy"] == "true"
     assert streaming["caret"] == "LI"  # after the last word, inside the list
     assert streaming["tags"] == ["p", "strong", "ul", "li", "li", "span"]
@@ -177,11 +208,17 @@ async def test_a_streamed_reply_grows_in_place_and_its_stored_message_takes_its_
     final = "Our **Trail X** boots are waterproof:\n- leather\n- Gore-Tex"
     await conn.send(message(2, "bot", final, message_id="r1"))
 
-    def stored() -> tuple[list[dict[str, Any]], list[Any], Any]:
+    def stored() -> tuple[list[dict[str, Any]], list[Any], Any, list[dict[str, Any]]]:
         expect(bot.locator(".caret")).to_have_count(0)
-        return bubbles(page), page.evaluate("window.__live"), page.evaluate("typeof chatdMarkdown")
+        return (
+            bubbles(page),
+            page.evaluate("window.__live"),
+            page.evaluate("typeof chatdMarkdown"),
+            spoken(page),
+        )
 
-    [done], live, global_name = await browser.run(stored)
+    [done], live, global_name, [heard] = await browser.run(stored)
+    assert heard == {"text": f"Assistant:{text}", "busy": False, "live": "polite"}
     assert done == {
         "text": text,
         "busy": None,
