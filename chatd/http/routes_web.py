@@ -5,6 +5,8 @@ gzip, and may be loaded from any shop's page; the demo page carries a strict
 Content-Security-Policy (no inline script or style), which the widget is built to work under.
 The admin page (/admin) is a static shell holding no data: it asks for the admin token and
 reads the admin API (routes_admin.py) from this origin only, under a stricter policy still.
+The Markdown renderer (markdown.js) is one file shared without a build step: pages of this
+origin load /markdown.js, and /widget.js is it and widget.js joined in one function scope.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ class Asset:
 
     @classmethod
     def load(cls, name: str) -> Asset:
-        body = (WEB / name).read_bytes()
+        return cls.of(name, (WEB / name).read_bytes())
+
+    @classmethod
+    def of(cls, name: str, body: bytes) -> Asset:
         etag = hashlib.sha256(body).hexdigest()[:20]
         gzipped = gzip.compress(body, compresslevel=9, mtime=0)
         return cls(body, gzipped, etag, TYPES[Path(name).suffix])
@@ -60,6 +65,15 @@ class Asset:
         return Response(self.body, content_type=self.content_type, headers=common)
 
 
+def widget_source() -> bytes:
+    """The widget as served: markdown.js then widget.js inside one arrow function, so one
+    <script> tag brings both and the renderer's name stays out of the shop's global scope."""
+    parts = b"\n".join((WEB / name).read_bytes() for name in ("markdown.js", "widget.js"))
+    return (
+        b"/* chatd widget: chatd/web/markdown.js + widget.js */\n(() => {\n" + parts + b"\n})();\n"
+    )
+
+
 def demo_csp(host: str, secure: bool) -> str:
     """The demo page's policy: scripts and styles from chatd only; WebSocket to this host."""
     ws = f"{'wss' if secure else 'ws'}://{host}"
@@ -78,7 +92,8 @@ ADMIN_HEADERS = {"Content-Security-Policy": ADMIN_CSP, "Referrer-Policy": "no-re
 
 def web_routes(*, demo: bool) -> Blueprint:
     bp = Blueprint("web", __name__)
-    widget = Asset.load("widget.js")
+    widget = Asset.of("widget.js", widget_source())
+    markdown = Asset.load("markdown.js")
     page, style = Asset.load("demo.html"), Asset.load("demo.css")
 
     @bp.get("/widget.js")
@@ -95,6 +110,11 @@ def web_routes(*, demo: bool) -> Blueprint:
         return widget.response(
             max_age=300, headers={"Cross-Origin-Resource-Policy": "cross-origin"}
         )
+
+    @bp.get("/markdown.js")
+    async def markdown_js() -> Response:
+        # For this origin's pages (admin, later an inbox); revalidated so it matches them.
+        return markdown.response(max_age=0)
 
     @bp.get("/")
     @documented(

@@ -1,6 +1,8 @@
 // chatd's admin page: asks for the admin token (kept in sessionStorage, this tab only), then
 // polls the admin API (/api/admin/*) and renders it. Every piece of data goes in with
 // textContent or DOM attributes, never as HTML: message contents and errors are untrusted.
+// Bot replies in a transcript are Markdown, rendered as the widget does (markdown.js, loaded
+// before this file), which builds DOM nodes too.
 "use strict";
 
 (() => {
@@ -364,7 +366,9 @@
           el("span", { className: "who", text: m.senderType === "user" ? "Shopper" : m.senderType === "bot" ? "Bot" : "System" }),
           el("span", { text: ` · ${when(m.createdAt)} · #${m.seq}` }),
           m.senderType === "user" ? el("span", { className: `st ${m.status}`, text: ` · ${m.status}` }) : null),
-        el("p", { className: "content", text: m.content })));
+        m.senderType === "user"
+          ? el("p", { className: "content", text: m.content })
+          : el("div", { className: "content md" }, chatdMarkdown.render(m.content))));
     $("transcript").replaceChildren(...items);
     $("transcript-panel").hidden = false;
     $("transcript-title").focus();

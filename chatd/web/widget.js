@@ -8,9 +8,12 @@
  * where this script came from), transports (websocket,sse,longpoll).
  * JS: element.configure({strings: {...}, userId, identityToken, ...}), element.open(), .close().
  *
- * Bot content is only ever text: links are made for http(s) and mailto alone, images load over
- * https (or from chatd itself), and styles are a constructed stylesheet, so a strict
- * Content-Security-Policy without 'unsafe-inline' works. The protocol: chatd/PROTOCOL.md.
+ * Bot replies are Markdown rendered by building DOM nodes (markdown.js, which chatd serves in the
+ * same script), never HTML; links are made for http(s) and mailto alone, images load over https
+ * (or from chatd itself), and styles are a constructed stylesheet, so a strict
+ * Content-Security-Policy without 'unsafe-inline' works. A streamed reply grows in one bubble
+ * outside the live region (aria-busy, a caret) and is announced once, when its stored message
+ * takes its place. The protocol: chatd/PROTOCOL.md.
  */
 (() => {
   "use strict";
@@ -43,17 +46,11 @@
   const OPTIONS = ["position", "theme", "open", "guest-email", "user-id", "user-hash",
     "identity-token", "title", "greeting", "strings", "server", "transports"];
   const TRANSPORTS = ["websocket", "sse", "longpoll"];
-  const LINK = /\b(?:https?:\/\/|mailto:)[^\s<>"']+/gi;
+  const md = chatdMarkdown; // markdown.js, joined to this file by chatd (routes_web.py)
+  const safeUrl = md.safeUrl;
+  const STALE_MS = 10000; // after a reconnect, a streamed reply chatd sent no snapshot of is gone
 
   // ---- pure helpers ----------------------------------------------------------------------------
-
-  /** An absolute URL string whose scheme is one of `schemes`, or null. */
-  function safeUrl(value, schemes) {
-    if (typeof value !== "string" || /[\u0000-\u001f\s]/.test(value.trim())) return null;
-    let url;
-    try { url = new URL(value.trim()); } catch { return null; }
-    return schemes.includes(url.protocol) ? url.href : null;
-  }
 
   /** Images: https anywhere, or chatd's own origin (a local demo runs over http). */
   function safeImage(value, server) {
@@ -89,20 +86,13 @@
     return node;
   }
 
-  /** Text with http(s)/mailto links as anchors; everything else stays text. */
-  function richText(text) {
-    const frag = document.createDocumentFragment();
-    let last = 0;
-    for (const match of text.matchAll(LINK)) {
-      const raw = match[0].replace(/[.,;:!?)]+$/, "");
-      const href = safeUrl(raw, ["http:", "https:", "mailto:"]);
-      if (!href) continue;
-      frag.append(text.slice(last, match.index));
-      frag.append(el("a", { href, target: "_blank", rel: "noopener noreferrer", text: raw }));
-      last = match.index + raw.length;
+  /** Where a streaming bubble's caret goes: after the text of its last block. */
+  function caretHost(box) {
+    let at = box;
+    while (at.lastChild && at.lastChild === at.lastElementChild && /^(P|UL|OL|LI|PRE|CODE)$/.test(at.lastChild.tagName)) {
+      at = at.lastChild;
     }
-    frag.append(text.slice(last));
-    return frag;
+    return at;
   }
 
   // ---- transports: each delivers parsed events to onEvent and reports up/down ---------------
@@ -162,7 +152,7 @@
         const response = await fetch(`${chat.server}${path}`,
           { headers: chat.auth(), signal: abort.signal, cache: "no-store" });
         fatal = response.status === 401 || response.status === 404;
-        if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+        if (!response.ok || !response.body) throw Object.assign(new Error(`HTTP ${response.status}`), { status: response.status });
         return response;
       };
       try { await this.run(get); } catch { /* aborted or the network went */ }
@@ -202,12 +192,24 @@
   class LongPollTransport extends HttpTransport {
     async run(get) {
       const chat = this.chat;
+      let version = 0; // of the streamed replies' snapshots: chatd answers when it moves on
+      let streams = true; // a chatd without streaming refuses the parameter: then poll without
       for (;;) { // the first poll answers at once: it is what says "connected"
-        const response = await get(`/api/chat/messages/${chat.session.id}?afterSeq=${chat.lastSeq}` +
-          `&limit=100&wait=${this.opened ? 25 : 0}`);
+        const path = `/api/chat/messages/${chat.session.id}?afterSeq=${chat.lastSeq}` +
+          `&limit=100&wait=${this.opened ? 25 : 0}` + (streams ? `&streamVersion=${version}` : "");
+        let response;
+        try { response = await get(path); } catch (error) {
+          if (!streams || error.status !== 400) throw error;
+          streams = false;
+          continue;
+        }
         const body = await response.json();
         this.through();
         for (const message of body.messages) chat.onEvent({ type: "new_message", message });
+        if (Array.isArray(body.streaming)) {
+          if (Number.isInteger(body.streamVersion)) version = body.streamVersion;
+          chat.snapshots(body.streaming);
+        }
       }
     }
   }
@@ -223,6 +225,8 @@
       super();
       this.options = {};
       this.messages = new Map(); // id -> wire message
+      this.streams = new Map(); // messageId -> {text, index, stale, dirty, node}, in order begun
+      this.stuck = true; // the list follows its bottom until the shopper scrolls up
       this.outbox = []; // {clientMessageId, content, messageType, metadata, status, error}
       this.lastSeq = 0;
       this.session = null;
@@ -302,6 +306,7 @@
       window.removeEventListener("online", this.onOnline);
       window.removeEventListener("offline", this.onOffline);
       clearTimeout(this.reconnectTimer);
+      clearTimeout(this.staleTimer);
       this.stopTransport();
     }
 
@@ -320,7 +325,12 @@
       ui.title = el("h2", { id: "title" });
       ui.close = el("button", { class: "icon", "data-testid": "close-button", onclick: () => this.close() }, icon("close"));
       ui.list = el("ol", { class: "list" });
-      ui.log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-labelledby": "title", tabindex: "0" }, ui.list);
+      // Streaming bubbles sit outside the live region: a screen reader hears a reply once, when
+      // its stored message joins the log, not a word at a time.
+      ui.streams = el("ol", { class: "list streams" });
+      ui.log = el("div", { class: "log", role: "group", "aria-labelledby": "title", tabindex: "0",
+        onscroll: () => { const log = ui.log; this.stuck = log.scrollHeight - log.scrollTop - log.clientHeight < 24; } },
+      el("div", { role: "log", "aria-live": "polite", "aria-labelledby": "title" }, ui.list), ui.streams);
       ui.greeting = el("li", { class: "msg bot greeting" }, el("div", { class: "text" }));
       ui.typing = el("div", { class: "typing", "data-testid": "bot-typing", role: "status", hidden: true },
         el("span", { class: "dots", "aria-hidden": "true" }, el("i"), el("i"), el("i")), el("span", { class: "sr" }));
@@ -355,7 +365,7 @@
       this.ui.bubble.setAttribute("aria-expanded", "true");
       this.render();
       this.ui.input.focus();
-      this.scrollDown();
+      this.scrollDown(true);
       if (!this.session) await this.createSession();
     }
 
@@ -387,6 +397,7 @@
               const data = await response.json();
               this.session = { id: data.sessionId, token: data.sessionToken };
               this.messages.clear();
+              this.streams.clear();
               this.lastSeq = 0;
               this.save();
               this.start();
@@ -433,6 +444,14 @@
       if (transport !== this.transport) return;
       this.connected = true;
       this.failures = 0;
+      // chatd sends a snapshot of each reply still streaming right after a (re)join: one it
+      // does not was withdrawn or finished meanwhile (a finished one is in the replay).
+      for (const s of this.streams.values()) s.stale = true;
+      clearTimeout(this.staleTimer);
+      this.staleTimer = setTimeout(() => {
+        for (const [id, s] of this.streams) if (s.stale) this.streams.delete(id);
+        this.render();
+      }, STALE_MS);
       this.render();
       this.flush();
     }
@@ -460,8 +479,39 @@
         const message = this.messages.get(event.messageId);
         if (message) { message.status = event.status; this.render(); }
       } else if (event.type === "bot_typing") { this.botTyping = !!event.isTyping; this.render(); }
+      else if (event.type === "message_delta") this.piece(event, false);
+      else if (event.type === "message_stream") this.piece(event, true);
+      else if (event.type === "message_stream_end") { if (this.streams.delete(event.messageId)) this.render(); }
       else if (event.type === "message_ack") this.acked(event);
       else if (event.type === "error" && event.clientMessageId) this.refused(event.clientMessageId, event);
+    }
+
+    /** A piece of a streamed reply (a delta), or all of it so far (a snapshot: a join, or a
+     * poll). Deltas come in order within one connection; one at or below the last is a repeat. */
+    piece({ messageId: id, index, text }, snapshot) {
+      if (typeof id !== "string" || !Number.isInteger(index) || typeof text !== "string" || this.messages.has(id)) return;
+      let s = this.streams.get(id);
+      if (!snapshot && index !== (s ? s.index + 1 : 0)) return;
+      if (!s) this.streams.set(id, s = { text: "", index: -1 });
+      s.text = snapshot ? text : s.text + text;
+      s.index = index;
+      s.stale = false;
+      s.dirty = true;
+      if (this.botTyping) { this.botTyping = false; this.render(); } // the bubble takes its place
+      if (!this.frame) this.frame = requestAnimationFrame(() => this.paintStreams());
+    }
+
+    /** Long-poll's list of the replies streaming now: each is a snapshot; one missing is gone. */
+    snapshots(list) {
+      const now = new Set();
+      for (const s of list) {
+        if (!s || typeof s !== "object") continue;
+        now.add(s.messageId);
+        this.piece(s, true);
+      }
+      let gone = false;
+      for (const id of this.streams.keys()) if (!now.has(id)) gone = this.streams.delete(id);
+      if (gone) this.render();
     }
 
     addMessage(message) {
@@ -469,6 +519,7 @@
       const known = this.messages.get(message.id); // a status event may have overtaken a replay
       this.messages.set(message.id, known ? { ...message, status: later(known.status, message.status) } : message);
       if (message.seq > this.lastSeq) this.lastSeq = message.seq;
+      this.streams.delete(message.id); // a streamed reply, stored: it takes the bubble's place
       if (message.senderType !== "user") this.botTyping = false;
       if (message.senderType === "user") { // ours, maybe before its ack: the oldest in flight like it
         const mine = this.outbox.find((m) => m.messageId === message.id) || this.outbox.find((m) =>
@@ -477,7 +528,6 @@
       }
       this.save();
       this.render();
-      this.scrollDown();
     }
 
     // -- sending: every message gets a clientMessageId and is sent until acknowledged, once
@@ -493,7 +543,7 @@
       this.outbox.push({ clientMessageId: newId(), content, messageType, metadata, status: "pending" });
       this.save();
       this.render();
-      this.scrollDown();
+      this.scrollDown(true);
       if (!this.session) this.createSession();
       else this.flush();
     }
@@ -585,7 +635,10 @@
       const items = [...this.messages.values()].sort((a, b) => a.seq - b.seq);
       const retried = new Set(items.map((m) => m.metadata && m.metadata.retryOf).filter(Boolean));
       const rows = [];
-      if (t.greeting) { ui.greeting.firstChild.textContent = t.greeting; rows.push(ui.greeting); }
+      if (t.greeting) { // set only when it changed: a live region hears every change
+        if (ui.greeting.firstChild.textContent !== t.greeting) ui.greeting.firstChild.textContent = t.greeting;
+        rows.push(ui.greeting);
+      }
       const lastBot = items.filter((m) => m.senderType !== "user").pop();
       const answered = lastBot && items[items.length - 1] === lastBot;
       for (const m of items) rows.push(this.row(m, m === lastBot && answered, retried.has(m.id)));
@@ -597,6 +650,38 @@
       const list = ui.list;
       nodes.forEach((node, i) => { if (list.children[i] !== node) list.insertBefore(node, list.children[i] || null); });
       while (list.children.length > nodes.length) list.lastChild.remove();
+      this.syncStreams();
+      this.scrollDown();
+    }
+
+    // -- streamed replies: one bubble each, after the stored messages, in the order they began
+
+    /** The bubbles match this.streams (now: a stored reply replaces its bubble in one step). */
+    syncStreams() {
+      const list = this.ui.streams;
+      const nodes = [...this.streams.values()].map((s) => {
+        if (!s.node) {
+          s.node = el("li", { class: "msg bot streaming", "data-testid": "message-bot", "aria-busy": "true" },
+            el("span", { class: "sr", text: `${this.strings.bot}: ` }), el("div", { class: "text md" }));
+        }
+        return s.node;
+      });
+      nodes.forEach((node, i) => { if (list.children[i] !== node) list.insertBefore(node, list.children[i] || null); });
+      for (const node of [...list.children].slice(nodes.length)) node.remove();
+    }
+
+    /** Once a frame at most: the Markdown of the replies that grew, with a caret at the end. */
+    paintStreams() {
+      this.frame = 0;
+      this.syncStreams();
+      for (const s of this.streams.values()) {
+        if (!s.dirty) continue;
+        s.dirty = false;
+        const box = s.node.lastChild;
+        box.replaceChildren(md.render(s.text, { streaming: true }));
+        caretHost(box).append(el("span", { class: "caret", "aria-hidden": "true" }));
+      }
+      this.scrollDown();
     }
 
     row(m, showQuickReplies, retried) {
@@ -611,7 +696,9 @@
       if (old && old.sig === sig) { keep.set(key, old); return old.node; }
       const t = this.strings;
       const user = m.senderType === "user";
-      const bubble = el("div", { class: "text" }, richText(String(m.content || "")));
+      // Shoppers type plain text (an asterisk is an asterisk); replies are Markdown.
+      const bubble = user ? el("div", { class: "text" }, md.linkify(String(m.content || "")))
+        : el("div", { class: "text md" }, md.render(String(m.content || "")));
       const node = el("li", { class: `msg ${user ? "user" : "bot"}`, "data-testid": user ? "message-user" : "message-bot",
         "data-seq": m.seq }, el("span", { class: "sr", text: `${user ? t.you : t.bot}: ` }), bubble);
       if (!user) this.attachments(node, m.metadata || {});
@@ -660,7 +747,14 @@
       }
     }
 
-    scrollDown() { requestAnimationFrame(() => { this.ui.log.scrollTop = this.ui.log.scrollHeight; }); }
+    /** Keeps the newest in view, unless the shopper scrolled up to read (`force`: they acted). */
+    scrollDown(force) {
+      if (force) this.stuck = true;
+      if (!this.stuck) return;
+      const log = this.ui.log;
+      log.scrollTop = log.scrollHeight;
+      requestAnimationFrame(() => { if (this.stuck) log.scrollTop = log.scrollHeight; });
+    }
   }
 
   function icon(name) {
@@ -681,10 +775,10 @@
 
   const CSS = `
 :host { all: initial; --bg:#fff; --fg:#1d2330; --muted:#5b6472; --line:#d9dde5; --accent:#2454d6;
-  --accent-fg:#fff; --bot:#eef1f6; --user:#2454d6; --user-fg:#fff; --danger:#b3261e;
+  --accent-fg:#fff; --bot:#eef1f6; --user:#2454d6; --user-fg:#fff; --danger:#b3261e; --code:rgba(29,35,48,.08);
   font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); }
 :host([data-resolved-theme="dark"]) { --bg:#171b22; --fg:#e8ebf1; --muted:#a5adba; --line:#343b48;
-  --accent:#7aa2ff; --accent-fg:#0d1320; --bot:#242a35; --user:#3b64d8; --user-fg:#fff; --danger:#ff8a80; }
+  --accent:#7aa2ff; --accent-fg:#0d1320; --bot:#242a35; --user:#3b64d8; --user-fg:#fff; --danger:#ff8a80; --code:rgba(255,255,255,.09); }
 * { box-sizing: border-box; }
 [hidden] { display: none !important; }
 button { font: inherit; cursor: pointer; min-width: 44px; min-height: 44px; }
@@ -706,8 +800,9 @@ header { display: flex; align-items: center; justify-content: space-between; pad
 h2 { margin: 0; font-size: 17px; font-weight: 600; }
 .icon { background: transparent; border: 0; color: inherit; border-radius: 8px; display: grid; place-items: center; }
 .conn { padding: 8px 16px; background: var(--danger); color: #fff; font-size: 14px; }
-.log { flex: 1; overflow-y: auto; }
-.list { list-style: none; margin: 0; padding: 14px; display: flex; flex-direction: column; gap: 10px; }
+.log { flex: 1; overflow-y: auto; padding-bottom: 14px; }
+.list { list-style: none; margin: 0; padding: 14px 14px 0; display: flex; flex-direction: column; gap: 10px; }
+.streams { padding-top: 10px; } .streams:empty { display: none; }
 .msg { max-width: 85%; display: flex; flex-direction: column; gap: 6px; }
 .msg .text { padding: 9px 13px; border-radius: 14px; white-space: pre-wrap; overflow-wrap: anywhere; }
 .bot { align-self: flex-start; }
@@ -715,6 +810,17 @@ h2 { margin: 0; font-size: 17px; font-weight: 600; }
 .user { align-self: flex-end; align-items: flex-end; }
 .user .text { background: var(--user); color: var(--user-fg); border-bottom-right-radius: 4px; }
 .user .text a { color: inherit; }
+.msg .md { white-space: normal; }
+.md p, .md ul, .md ol, .md pre { margin: 0 0 8px; }
+.md > :last-child { margin-bottom: 0; }
+.md ul, .md ol { padding-left: 22px; list-style: disc; } .md ol { list-style: decimal; } .md li ul { list-style: circle; }
+.md li > ul, .md li > ol { margin: 2px 0 0; }
+.md code { font: 0.9em/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: var(--code); border-radius: 4px; padding: 1px 4px; }
+.md pre { white-space: pre-wrap; background: var(--code); border-radius: 8px; padding: 8px 10px; }
+.md pre code { background: none; padding: 0; }
+.caret { display: inline-block; width: 0.5em; height: 1.1em; margin-left: 2px; vertical-align: text-bottom;
+  background: currentColor; opacity: .7; animation: caret 1s steps(1) infinite; }
+@keyframes caret { 50% { opacity: 0; } }
 a { color: var(--accent); }
 .status { font-size: 12px; color: var(--muted); }
 .status.failed { color: var(--danger); }

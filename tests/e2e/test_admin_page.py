@@ -186,6 +186,47 @@ async def test_dead_letter_retry_from_the_page_delivers_and_transcript_shows(
     await browser.run(ctx.close)
 
 
+async def test_a_transcript_renders_bot_replies_as_markdown_and_shoppers_text_as_typed(
+    browser: BrowserThread, ops: Pipeline
+) -> None:
+    reply = (
+        "**Trail X** is *waterproof*:\n\n- sizes 36-47\n- `Gore-Tex` lining\n\n"
+        f"See [the guide](https://shop.example/guide). [Not this](javascript:window.__xss=1) {XSS}"
+    )
+    ops.sink.behave(Reply(reply))
+    shopper = "Is **Trail X** <b>waterproof</b>?"
+    session, message_id = await chat(ops, shopper)
+    await ops.wait_job(message_id, "completed")
+    ctx, page, _ = await open_admin(browser, ops.chatd.url)
+
+    def transcript() -> dict[str, Any]:
+        sign_in(page, TOKEN)
+        row = page.get_by_test_id("session-row").filter(has_text=session.id[:8])
+        row.get_by_role("button").click()
+        bot = page.get_by_test_id("transcript").locator("li.bot .content")
+        expect(bot.locator("strong")).to_have_text("Trail X")
+        page.wait_for_timeout(100)  # an <img onerror> would have run by now
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.get_by_test_id("transcript").screenshot(path=str(SCREENSHOTS / "admin-markdown.png"))
+        return {
+            "tags": bot.locator("*").evaluate_all("es => es.map(e => e.tagName.toLowerCase())"),
+            "hrefs": bot.locator("a").evaluate_all("as => as.map(a => [a.href, a.target, a.rel])"),
+            "bot": bot.inner_text(),
+            "user": page.get_by_test_id("transcript").locator("li.user .content").inner_text(),
+            "xss": page.evaluate("window.__xss"),
+        }
+
+    seen = await browser.run(transcript)
+    assert seen["tags"] == ["p", "strong", "em", "ul", "li", "li", "code", "p", "a"]
+    assert seen["hrefs"] == [["https://shop.example/guide", "_blank", "noopener noreferrer"]]
+    assert "Not this" in seen["bot"]
+    assert XSS in seen["bot"]  # markup stays text
+    assert seen["user"] == shopper  # the shopper's text as typed: no Markdown
+    assert seen["xss"] is None
+    assert unexpected_errors(page) == []  # the CSP let /markdown.js load
+    await browser.run(ctx.close)
+
+
 async def test_purge_needs_a_second_click_and_retry_all_empties_the_list(
     browser: BrowserThread, ops: Pipeline
 ) -> None:

@@ -20,6 +20,7 @@ import pytest
 import trio
 from playwright.sync_api import BrowserContext, Page, Route, expect
 
+from chatd.http.routes_web import widget_source
 from tests.browser import BrowserThread, axe_source
 from tests.conftest import make_settings, start_chatd
 from tests.integration.test_delivery import Pipeline, open_pipeline
@@ -549,6 +550,55 @@ async def test_screenshots_of_the_open_widget(
     await browser.run(ctx.close)
 
 
+MARKDOWN_REPLY = """**Trail X** boots, in *three* widths:
+
+- Narrow, regular and wide
+- Sizes 36 to 47, see [the size guide](https://shop.example/sizes)
+- Waterproof: `Gore-Tex` lining
+
+To check an order, send:
+
+```
+ORDER 1042
+```
+
+Or mail help@shop.example: mailto:help@shop.example. [Not a link](javascript:alert(1))"""
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, MOBILE], ids=["desktop", "mobile"])
+async def test_a_markdown_reply_renders_and_screenshots(
+    browser: BrowserThread, shop: Pipeline, viewport: dict[str, int]
+) -> None:
+    shop.sink.queue(Reply(MARKDOWN_REPLY))
+    ctx, page = await open_shop(browser, shop.chatd.url, viewport=viewport)
+    name = f"widget-markdown-{'mobile' if viewport is MOBILE else 'desktop'}.png"
+
+    def shoot() -> dict[str, Any]:
+        open_widget(page)
+        say(page, "Tell me about **Trail X** <b>boots</b>")  # the shopper's text stays as typed
+        bot = page.get_by_test_id("message-bot")
+        expect(bot.locator("pre code")).to_have_text("ORDER 1042")
+        page.screenshot(path=str(SCREENSHOTS / name))
+        return {
+            "tags": bot.locator(".text *").evaluate_all(
+                "es => es.map(e => e.tagName.toLowerCase())"
+            ),
+            "hrefs": bot.locator("a").evaluate_all("as => as.map(a => a.getAttribute('href'))"),
+            "user": page.get_by_test_id("message-user").locator(".text").inner_html(),
+        }
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    seen = await browser.run(shoot)
+    assert seen["tags"] == [
+        *["p", "strong", "em", "ul", "li", "li", "a", "li", "code"],
+        *["p", "pre", "code", "p", "a"],
+    ]
+    assert seen["hrefs"] == ["https://shop.example/sizes", "mailto:help@shop.example"]
+    assert seen["user"] == "Tell me about **Trail X** &lt;b&gt;boots&lt;/b&gt;"
+    assert page.errors == []  # type: ignore[attr-defined]
+    await browser.run(ctx.close)
+
+
 def test_widget_script_is_small() -> None:
-    source = (Path(__file__).resolve().parents[2] / "chatd" / "web" / "widget.js").read_bytes()
-    assert len(gzip.compress(source, 9)) < 25 * 1024
+    # As chatd serves it: markdown.js and widget.js, gzipped (10.5 KB before Markdown and streams).
+    assert len(gzip.compress(widget_source(), 9)) < 20 * 1024

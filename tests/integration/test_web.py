@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import trio
 from structlog.testing import capture_logs
 
+import chatd as chatd_package
 from chatd.settings import Settings
 from tests.conftest import RunningChatd, make_settings, start_chatd
 from tests.integration.test_delivery import open_pipeline
@@ -31,6 +34,31 @@ async def test_widget_is_served_gzipped_with_an_etag(chatd: RunningChatd) -> Non
     assert int(zipped.headers["Content-Length"]) < len(plain.content) / 2
     assert zipped.content == plain.content  # httpx decoded it: the same script
     assert (again.status_code, again.content) == (304, b"")
+
+
+async def test_the_markdown_renderer_is_served_alone_and_inside_the_widget(
+    chatd: RunningChatd,
+) -> None:
+    web = Path(chatd_package.__file__).parent / "web"
+    async with chatd.client() as client:
+        markdown = await client.get("/markdown.js", headers={"Accept-Encoding": "gzip"})
+        again = await client.get(
+            "/markdown.js", headers={"If-None-Match": markdown.headers["ETag"]}
+        )
+        widget = await client.get("/widget.js")
+        admin = await client.get("/admin")
+    assert markdown.status_code == 200
+    assert markdown.headers["Content-Type"].startswith("application/javascript")
+    assert markdown.headers["Content-Encoding"] == "gzip"
+    assert markdown.content == (web / "markdown.js").read_bytes()
+    assert (again.status_code, again.content) == (304, b"")
+    # One script for shops: the renderer, then the widget, in one function scope (no global).
+    assert widget.content.startswith(b"/* chatd widget")
+    assert widget.content.index(markdown.content) < widget.content.index(
+        (web / "widget.js").read_bytes()
+    )
+    assert widget.content.rstrip().endswith(b"})();")
+    assert admin.text.index('src="/markdown.js"') < admin.text.index('src="/admin.js"')
 
 
 async def test_demo_mode_serves_the_shop_page_with_a_strict_csp(chatd: RunningChatd) -> None:
