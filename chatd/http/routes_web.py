@@ -112,6 +112,14 @@ def web_routes(*, demo: bool) -> Blueprint:
         )
 
     @bp.get("/markdown.js")
+    @documented(
+        Doc(
+            "The Markdown renderer chatd's own pages share with the widget (which includes it)",
+            "pages",
+            "application/javascript",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
     async def markdown_js() -> Response:
         # For this origin's pages (admin, later an inbox); revalidated so it matches them.
         return markdown.response(max_age=0)
