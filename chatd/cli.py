@@ -102,9 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     workflow.add_argument(
         "--mode",
-        choices=["sync", "callback"],
+        choices=["sync", "callback", "agent"],
         default="sync",
-        help="sync: reply in the HTTP response; callback: answer 202, reply later (slow bots)",
+        help="sync: reply in the HTTP response; callback: answer 202, reply later (slow bots);"
+        " agent: an AI agent whose reply streams token by token (a Chat Trigger when"
+        " n8n.mode = chat_trigger)",
     )
     workflow.add_argument("--path", default="chatd", help="the n8n webhook path (default chatd)")
     return parser
@@ -122,7 +124,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chatd: configuration error:\n{exc}", file=sys.stderr)
         return 2
     if args.command == "n8n-workflow":
-        flow = build_workflow(mode=args.mode, chatd_url=settings.public_url, webhook_path=args.path)
+        try:
+            flow = build_workflow(
+                mode=args.mode,
+                chatd_url=settings.public_url,
+                webhook_path=args.path,
+                n8n_mode=settings.n8n.mode,
+            )
+        except ValueError as exc:
+            print(f"chatd: {exc}", file=sys.stderr)
+            return 2
         print(json.dumps(flow, indent=2, ensure_ascii=False))
         return 0
     configure_logging(settings.log.level, settings.log.format)
