@@ -41,7 +41,7 @@ import httpx
 from chatd.n8n import agent_workflow, nodes
 from chatd.n8n.workflow import build_workflow
 
-N8N_VERSION = "2.40.7"
+N8N_VERSION = "2.41.1"
 NODE_VERSION = "24.21.0"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chatd-tests"
 INSTALL_TIMEOUT = 40 * 60  # seconds; a cold install measured 9 min here

@@ -57,7 +57,7 @@ Both workflows were imported into n8n 2.7.5 and 1.123.81 (with and without task 
 `n8n import:workflow`, their credential linked by name, activated, and driven with chatd-signed
 requests: replies, 403/401/500 answers and callbacks were checked with chatd's own
 parse_reply_body, verify_callback and parse_callback. tests/integration/test_n8n_real.py does so
-on every test run, in n8n 2.40.7, beside the agent workflow.
+on every test run, in the n8n version tests/n8n.py pins, beside the agent workflow.
 
 Secrets: none is embedded. The Webhook node references an n8n "Header Auth" credential by name
 (HEADER_AUTH_CREDENTIAL, id null: n8n resolves a null id by name and type when the workflow is
