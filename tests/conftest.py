@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 from collections.abc import AsyncIterator, Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import httpx
@@ -18,6 +21,7 @@ from chatd.http.services import Services
 from chatd.logs import configure_logging
 from chatd.process import build_services, run_services
 from chatd.settings import Settings, load_settings
+from tests import n8n
 from tests.pg import DatabaseFactory, running_cluster, searchable_tempdir
 
 configure_logging("warning", "console")
@@ -126,3 +130,39 @@ def state_dir() -> Iterator[Path]:
     """A state directory for an embedded PostgreSQL of the test's own."""
     with searchable_tempdir("chatd-test-state-") as path:
         yield path
+
+
+# --- a real n8n (marker n8n) ----------------------------------------------------------------------
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Install n8n before the first test when an n8n test will run and it is not installed yet
+    (minutes, once per machine): outside every test's timeout."""
+    wanted = any(item.get_closest_marker("n8n") for item in session.items)
+    if wanted and n8n.installed() is None and not session.config.option.collectonly:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        say = reporter.write_line if reporter is not None else print
+        say(f"installing n8n {n8n.N8N_VERSION} into {n8n.installation_dir()} (once; minutes)")
+        capture = session.config.pluginmanager.get_plugin("capturemanager")
+        try:
+            with capture.global_and_fixture_disabled() if capture else nullcontext():
+                n8n.install(log=say)
+        except (OSError, subprocess.SubprocessError) as exc:  # the n8n tests will say it again
+            say(f"installing n8n failed: {exc!r}")
+
+
+@pytest.fixture(scope="session")
+def llm_socket() -> Iterator[socket.socket]:
+    """The stand-in model's listening socket for the whole run: n8n's OpenAI credential names
+    its port, and each test serves it with its own LlmStandin (tests/llm_standin.py)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield sock
+
+
+@pytest.fixture(scope="session")
+def real_n8n(llm_socket: socket.socket) -> Iterator[n8n.ChatdN8n]:
+    """One n8n per run serving chatd's workflows (tests/n8n.py); stopped at the end."""
+    with n8n.running_chatd_n8n(llm_socket.getsockname()[1]) as running:
+        yield running

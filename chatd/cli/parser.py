@@ -263,9 +263,11 @@ def _n8n(command: Command) -> None:
     )
     workflow.add_argument(
         "--mode",
-        choices=["sync", "callback"],
+        choices=["sync", "callback", "agent"],
         default="sync",
-        help="sync: reply in the HTTP response; callback: answer 202, reply later (slow bots)",
+        help="sync: reply in the HTTP response; callback: answer 202, reply later (slow bots);"
+        " agent: an AI agent whose reply streams token by token (a Chat Trigger when"
+        " n8n.mode = chat_trigger)",
     )
     workflow.add_argument("--path", default="chatd", help="the n8n webhook path (default chatd)")
     check = command(

@@ -4,7 +4,8 @@
 ({name, nodes, connections, settings, active, ...}); `json.dumps` it and import the file in n8n
 (Workflows > Import from File, or `n8n import:workflow --input=FILE`). Pure: no I/O.
 
-Two shapes, one per way chatd takes a reply:
+Three shapes, one per way chatd takes a reply ("agent", a streamed AI-agent reply, is built in
+chatd/n8n/agent_workflow.py; the nodes all three share are in chatd/n8n/nodes.py):
 
 - "sync": Webhook (Respond: "Using 'Respond to Webhook' node") -> signature check -> your bot
   logic -> Respond to Webhook with {"sessionId", "response": {"content", "type", ...}}, which
@@ -55,7 +56,8 @@ export from its test workflows, e.g. Crypto/test/CryptoTest.workflow.json):
 Both workflows were imported into n8n 2.7.5 and 1.123.81 (with and without task runners) with
 `n8n import:workflow`, their credential linked by name, activated, and driven with chatd-signed
 requests: replies, 403/401/500 answers and callbacks were checked with chatd's own
-parse_reply_body, verify_callback and parse_callback.
+parse_reply_body, verify_callback and parse_callback. tests/integration/test_n8n_real.py does so
+on every test run, in the n8n version tests/n8n.py pins, beside the agent workflow.
 
 Secrets: none is embedded. The Webhook node references an n8n "Header Auth" credential by name
 (HEADER_AUTH_CREDENTIAL, id null: n8n resolves a null id by name and type when the workflow is
@@ -74,28 +76,41 @@ node name, so the same arguments always give the same JSON.
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from chatd.n8n.scripts import (
-    BOT_LOGIC_JS,
-    CALLBACK_BODY_JS,
-    SIGNATURE_CHECK,
-    SIGNED_CONTENT_JS,
-    SYNC_REPLY_BODY,
+from chatd.n8n import agent_workflow
+from chatd.n8n.nodes import (
+    CODE_TYPE,
+    CRYPTO_TYPE,
+    DX,
+    EXPECTED_SIGNATURE,
+    HEADER_AUTH_CREDENTIAL,
+    HTTP_REQUEST_TYPE,
+    IF_TYPE,
+    RESPOND_TYPE,
+    SECRET_HEADER,
+    SECRET_PLACEHOLDER,
+    SETUP_NOTE,
+    SIGNATURE_OK,
+    SIGNED_CONTENT,
+    STICKY_NOTE_TYPE,
+    STOP_AND_ERROR_TYPE,
+    WEBHOOK,
+    WEBHOOK_TYPE,
+    X0,
+    Y_ALT,
+    Builder,
+    Y,
+    add_signature_check,
+    add_webhook,
+    check_path,
+    check_url,
+    hmac_params,
 )
+from chatd.n8n.scripts import BOT_LOGIC_JS, CALLBACK_BODY_JS, SYNC_REPLY_BODY
 
-Mode = Literal["sync", "callback"]
-
-WEBHOOK_TYPE = "n8n-nodes-base.webhook"
-CODE_TYPE = "n8n-nodes-base.code"
-CRYPTO_TYPE = "n8n-nodes-base.crypto"
-IF_TYPE = "n8n-nodes-base.if"
-RESPOND_TYPE = "n8n-nodes-base.respondToWebhook"
-HTTP_REQUEST_TYPE = "n8n-nodes-base.httpRequest"
-STOP_AND_ERROR_TYPE = "n8n-nodes-base.stopAndError"
-STICKY_NOTE_TYPE = "n8n-nodes-base.stickyNote"
+Mode = Literal["sync", "callback", "agent"]
+N8nMode = Literal["webhook", "chat_trigger"]  # chatd's n8n.mode: what it sends n8n
 
 TYPE_VERSIONS: dict[str, float] = {
     WEBHOOK_TYPE: 2,
@@ -108,17 +123,10 @@ TYPE_VERSIONS: dict[str, float] = {
     STICKY_NOTE_TYPE: 1,
 }
 
-HEADER_AUTH_CREDENTIAL = "chatd X-Webhook-Secret"
-SECRET_HEADER = "X-Webhook-Secret"
-SECRET_PLACEHOLDER = "REPLACE_WITH_CHAT_WEBHOOK_SECRET"
 CALLBACK_PATH = "/api/chat/webhook"
 CALLBACK_RETRY: dict[str, Any] = {"retryOnFail": True, "maxTries": 5, "waitBetweenTries": 5000}
 
 # Node names: connections refer to nodes by name, so these are part of the format.
-WEBHOOK = "chatd webhook"
-SIGNED_CONTENT = "Standard Webhooks: signed content"
-EXPECTED_SIGNATURE = "HMAC of signed content"
-SIGNATURE_OK = "chatd signature valid?"
 BOT_LOGIC = "Your bot logic"
 REPLY = "Reply to chatd"
 REJECT = "Reject: bad signature"
@@ -126,26 +134,59 @@ BOT_FAILED = "Bot failed"
 CALLBACK_BODY = "Build callback body"
 SIGN_CALLBACK = "Sign callback body"
 POST_CALLBACK = "POST reply to chatd"
-SETUP_NOTE = "Setup"
 
-_NAMESPACE = uuid.UUID("6d3f2f0e-3c1a-5b8e-9a53-c4a7d0c1e8f2")
-_X0, _DX, _Y, _Y_ALT = 0, 240, 300, 520
+__all__ = [
+    "BOT_FAILED",
+    "BOT_LOGIC",
+    "CALLBACK_BODY",
+    "EXPECTED_SIGNATURE",
+    "HEADER_AUTH_CREDENTIAL",
+    "POST_CALLBACK",
+    "REJECT",
+    "REPLY",
+    "SECRET_HEADER",
+    "SECRET_PLACEHOLDER",
+    "SETUP_NOTE",
+    "SIGNATURE_OK",
+    "SIGNED_CONTENT",
+    "SIGN_CALLBACK",
+    "TYPE_VERSIONS",
+    "WEBHOOK",
+    "build_workflow",
+]
 
 
 def build_workflow(
-    *, mode: Literal["sync", "callback"], chatd_url: str, webhook_path: str = "chatd"
+    *,
+    mode: Mode,
+    chatd_url: str,
+    webhook_path: str = "chatd",
+    n8n_mode: N8nMode = "webhook",
 ) -> dict[str, Any]:
     """The n8n workflow for `mode`, ready for `json.dumps` and n8n's import.
 
     `chatd_url` is chatd's public base URL (http or https); it fills the callback URL used when a
     request carries no callbackUrl, and the setup note. `webhook_path` is the Webhook node's
-    path: the production URL is <n8n>/webhook/<webhook_path>. ValueError on a bad argument.
+    path: the production URL is <n8n>/webhook/<webhook_path>. `n8n_mode` is chatd's n8n.mode:
+    "chat_trigger" gets the agent behind a Chat Trigger (chatd/n8n/agent_workflow.py); the sync and
+    callback workflows start with a Webhook node, for "webhook". ValueError on a bad argument.
     """
-    if mode not in ("sync", "callback"):
-        raise ValueError(f"mode must be 'sync' or 'callback', not {mode!r}")
-    base = _check_url(chatd_url)
-    path = _check_path(webhook_path)
-    builder = _Builder(seed=f"{mode}\n{base}\n{path}")
+    if mode not in ("sync", "callback", "agent"):
+        raise ValueError(f"mode must be 'sync', 'callback' or 'agent', not {mode!r}")
+    if n8n_mode not in ("webhook", "chat_trigger"):
+        raise ValueError(f"n8n_mode must be 'webhook' or 'chat_trigger', not {n8n_mode!r}")
+    if mode == "agent":
+        return agent_workflow.build_agent_workflow(
+            chatd_url=chatd_url, webhook_path=webhook_path, trigger=n8n_mode
+        )
+    if n8n_mode == "chat_trigger":
+        raise ValueError(
+            f"the {mode} workflow starts with a Webhook node, which reads chatd's webhook payload;"
+            " with n8n.mode = 'chat_trigger' use the agent workflow"
+        )
+    base = check_url(chatd_url)
+    path = check_path(webhook_path)
+    builder = Builder(f"{mode}\n{base}\n{path}", TYPE_VERSIONS)
 
     webhook_options: dict[str, Any] = {"rawBody": True}
     if mode == "callback":
@@ -154,31 +195,14 @@ def build_workflow(
         webhook_options["responseCode"] = {
             "values": {"responseCode": "customCode", "customCode": 202}
         }
-    webhook = builder.node(
-        WEBHOOK,
-        WEBHOOK_TYPE,
-        {
-            "httpMethod": "POST",
-            "path": path,
-            "authentication": "headerAuth",
-            "responseMode": "responseNode" if mode == "sync" else "onReceived",
-            "options": webhook_options,
-        },
-        credentials={"httpHeaderAuth": {"id": None, "name": HEADER_AUTH_CREDENTIAL}},
+    add_webhook(
+        builder,
+        path,
+        response_mode="responseNode" if mode == "sync" else "onReceived",
+        options=webhook_options,
     )
-    webhook["webhookId"] = builder.uuid("webhookId")
-
-    builder.node(SIGNED_CONTENT, CODE_TYPE, {"jsCode": SIGNED_CONTENT_JS})
-    builder.node(
-        EXPECTED_SIGNATURE,
-        CRYPTO_TYPE,
-        _hmac_params("={{ $json.signedContent }}", "expectedSignature", "base64"),
-    )
-    builder.node(SIGNATURE_OK, IF_TYPE, _boolean_if(builder.uuid("condition"), SIGNATURE_CHECK))
+    add_signature_check(builder)
     bot = builder.node(BOT_LOGIC, CODE_TYPE, {"mode": "runOnceForEachItem", "jsCode": BOT_LOGIC_JS})
-    builder.connect(WEBHOOK, SIGNED_CONTENT)
-    builder.connect(SIGNED_CONTENT, EXPECTED_SIGNATURE)
-    builder.connect(EXPECTED_SIGNATURE, SIGNATURE_OK)
     builder.connect(SIGNATURE_OK, BOT_LOGIC)  # output 0: true
 
     if mode == "sync":
@@ -201,7 +225,7 @@ def build_workflow(
                 "responseBody": json.dumps({"error": "bot failed"}),
                 "options": {"responseCode": 500},
             },
-            position=[_X0 + 5 * _DX, _Y_ALT],
+            position=[X0 + 5 * DX, Y_ALT],
         )
         builder.connect(BOT_LOGIC, BOT_FAILED, output=1)
         builder.node(
@@ -212,7 +236,7 @@ def build_workflow(
                 "responseBody": json.dumps({"error": "invalid webhook signature"}),
                 "options": {"responseCode": 401},
             },
-            position=[_X0 + 4 * _DX, _Y_ALT],
+            position=[X0 + 4 * DX, Y_ALT],
         )
     else:
         fallback = json.dumps(base + CALLBACK_PATH)
@@ -227,7 +251,7 @@ def build_workflow(
         builder.node(
             SIGN_CALLBACK,
             CRYPTO_TYPE,
-            _hmac_params("={{ $json.callbackBody }}", "signature", "hex"),
+            hmac_params("={{ $json.callbackBody }}", "signature", "hex"),
         )
         post = builder.node(
             POST_CALLBACK,
@@ -258,7 +282,7 @@ def build_workflow(
             REJECT,
             STOP_AND_ERROR_TYPE,
             {"errorMessage": "chatd webhook signature is invalid or stale"},
-            position=[_X0 + 4 * _DX, _Y_ALT],
+            position=[X0 + 4 * DX, Y_ALT],
         )
     builder.connect(SIGNATURE_OK, REJECT, output=1)  # output 1: false
 
@@ -266,108 +290,12 @@ def build_workflow(
         SETUP_NOTE,
         STICKY_NOTE_TYPE,
         {"content": _setup_note(mode, base, path), "width": 700, "height": 420, "color": 5},
-        position=[_X0 - 40, _Y - 480],
+        position=[X0 - 40, Y - 480],
     )
-    return {
-        "name": f"chatd bot ({mode})",
-        "nodes": builder.nodes,
-        "connections": builder.connections,
-        "settings": {"executionOrder": "v1"},
-        "pinData": {},
-        "active": False,
-        "tags": [],
-    }
+    return builder.workflow(f"chatd bot ({mode})")
 
 
-class _Builder:
-    def __init__(self, seed: str) -> None:
-        self._seed = seed
-        self.nodes: list[dict[str, Any]] = []
-        self.connections: dict[str, dict[str, list[list[dict[str, Any]]]]] = {}
-        self._column = 0
-
-    def uuid(self, name: str) -> str:
-        return str(uuid.uuid5(_NAMESPACE, f"{self._seed}\n{name}"))
-
-    def node(
-        self,
-        name: str,
-        node_type: str,
-        parameters: dict[str, Any],
-        *,
-        credentials: dict[str, Any] | None = None,
-        position: list[int] | None = None,
-    ) -> dict[str, Any]:
-        if position is None:
-            position = [_X0 + self._column * _DX, _Y]
-            self._column += 1
-        node: dict[str, Any] = {
-            "parameters": parameters,
-            "id": self.uuid(name),
-            "name": name,
-            "type": node_type,
-            "typeVersion": TYPE_VERSIONS[node_type],
-            "position": position,
-        }
-        if credentials is not None:
-            node["credentials"] = credentials
-        self.nodes.append(node)
-        return node
-
-    def connect(self, source: str, target: str, *, output: int = 0) -> None:
-        outputs = self.connections.setdefault(source, {"main": []})["main"]
-        while len(outputs) <= output:
-            outputs.append([])
-        outputs[output].append({"node": target, "type": "main", "index": 0})
-
-
-def _hmac_params(value: str, into: str, encoding: str) -> dict[str, Any]:
-    return {
-        "action": "hmac",
-        "type": "SHA256",
-        "value": value,
-        "dataPropertyName": into,
-        "secret": SECRET_PLACEHOLDER,
-        "encoding": encoding,
-    }
-
-
-def _boolean_if(condition_id: str, expression: str) -> dict[str, Any]:
-    return {
-        "conditions": {
-            "options": {"caseSensitive": True, "leftValue": "", "typeValidation": "strict"},
-            "conditions": [
-                {
-                    "id": condition_id,
-                    "leftValue": expression,
-                    "rightValue": "",
-                    "operator": {"type": "boolean", "operation": "true", "singleValue": True},
-                }
-            ],
-            "combinator": "and",
-        },
-        "options": {},
-    }
-
-
-def _check_url(url: str) -> str:
-    base = url.strip().rstrip("/")
-    parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ValueError(f"chatd_url must be an absolute http(s) base URL, not {url!r}")
-    if any(ch.isspace() or ord(ch) < 0x20 for ch in base):
-        raise ValueError("chatd_url must not contain whitespace or control characters")
-    return base
-
-
-def _check_path(path: str) -> str:
-    cleaned = path.strip().strip("/")
-    if not cleaned or any(ch.isspace() or ord(ch) < 0x20 or ch in "?#" for ch in cleaned):
-        raise ValueError(f"webhook_path must be a non-empty URL path, not {path!r}")
-    return cleaned
-
-
-def _setup_note(mode: Mode, base: str, path: str) -> str:
+def _setup_note(mode: Literal["sync", "callback"], base: str, path: str) -> str:
     crypto_nodes = (
         f'"{EXPECTED_SIGNATURE}"'
         if mode == "sync"

@@ -214,3 +214,30 @@ async def test_n8n_workflow_command_prints_an_importable_workflow(
         assert ("n8n-nodes-base.respondToWebhook" in types) == (mode == "sync")
         assert ("n8n-nodes-base.httpRequest" in types) == (mode == "callback")
         assert "https://chat.shop.example" in result.stdout.decode()
+
+
+async def test_n8n_workflow_command_prints_the_agent_for_chatds_n8n_mode(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    for n8n_mode, trigger in (
+        ("webhook", "n8n-nodes-base.webhook"),
+        ("chat_trigger", "@n8n/n8n-nodes-langchain.chatTrigger"),
+    ):
+        env = {**serve_env(tmp_path), "CHATD_N8N__MODE": n8n_mode}
+        result = await trio.run_process(
+            [sys.executable, "-m", "chatd", "n8n-workflow", "--mode", "agent"],
+            cwd=repo_root,
+            env=env,
+            capture_stdout=True,
+        )
+        types = {node["type"] for node in json.loads(result.stdout)["nodes"]}
+        assert {trigger, "@n8n/n8n-nodes-langchain.agent"} <= types
+    refused = await trio.run_process(
+        [sys.executable, "-m", "chatd", "n8n-workflow", "--mode", "sync"],
+        cwd=repo_root,
+        env={**serve_env(tmp_path), "CHATD_N8N__MODE": "chat_trigger"},
+        capture_stderr=True,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert b"use the agent workflow" in refused.stderr

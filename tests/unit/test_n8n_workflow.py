@@ -272,6 +272,7 @@ def test_builder_takes_no_secret() -> None:
         "mode",
         "chatd_url",
         "webhook_path",
+        "n8n_mode",
     }
 
 
@@ -301,6 +302,10 @@ def test_no_secret_values_in_the_workflow(mode: str) -> None:
         {"chatd_url": "https://chat.shop.example/?x=1"},
         {"webhook_path": "/"},
         {"webhook_path": "a b"},
+        {"n8n_mode": "chat"},
+        # The sync and callback workflows read chatd's webhook payload, not the Chat Trigger's.
+        {"n8n_mode": "chat_trigger"},
+        {"mode": "callback", "n8n_mode": "chat_trigger"},
     ],
 )
 def test_bad_arguments_are_refused(kwargs: dict[str, Any]) -> None:
