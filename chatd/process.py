@@ -50,11 +50,13 @@ from chatd.component_config import (
     sender_config,
 )
 from chatd.core.backoff import exponential_backoff
-from chatd.core.ratelimit import ConnectionLimit, KeyedLimiter
+from chatd.core.ratelimit import KeyedLimiter
 from chatd.db.embedded import Cluster, open_embedded_postgres, running_url
+from chatd.db.limits import LimitStore
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore, QueueTarget
 from chatd.db.migrate import migrate, pending
+from chatd.db.owner import Owner
 from chatd.db.pool import Pool, PoolConfig, open_pool
 from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
 from chatd.db.sessions import SessionStore
@@ -71,6 +73,7 @@ from chatd.ops.sd_notify import Notifier
 from chatd.ops.status import run_status
 from chatd.queue.dispatcher import Dispatcher
 from chatd.queue.sender import open_senders
+from chatd.realtime.admission import LiveConnections
 from chatd.realtime.hub import Hub
 from chatd.realtime.liveness import Liveness
 from chatd.realtime.router import EventRouter
@@ -163,6 +166,8 @@ def build_services(settings: Settings, pool: Pool) -> Services:
             max_attempts=settings.queue.max_attempts,
             guest_ttl_seconds=chat.guest_session_ttl_seconds,
             user_ttl_seconds=chat.user_session_ttl_seconds,
+            rate_limit_max=chat.rate_limit_max,
+            rate_limit_window_seconds=chat.rate_limit_window_seconds,
         ),
     )
     sessions = SessionStore(
@@ -171,9 +176,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         user_ttl_seconds=chat.user_session_ttl_seconds,
     )
     queue = QueueStore(pool)
-    actor_config = SessionActorConfig(
-        settings.actors.idle_timeout_seconds, chat.rate_limit_max, chat.rate_limit_window_seconds
-    )
+    actor_config = SessionActorConfig(settings.actors.idle_timeout_seconds)
     hub = Hub()
     tally = SessionTally()
 
@@ -187,6 +190,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         restart_backoff_max=settings.actors.restart_backoff_max_seconds,
     )
     websockets, callbacks = WebSocketTally(), CallbackTally()
+    owner = Owner()
     metrics = Metrics(
         pool=pool,
         sessions=sessions,
@@ -212,11 +216,14 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         ),
         hub=hub,
         liveness=Liveness(settings.websocket.heartbeat_interval_seconds),
-        live_connections=ConnectionLimit(settings.websocket.max_connections_per_ip),
+        live_connections=LiveConnections(
+            LimitStore(pool), owner, settings.websocket.max_connections_per_ip
+        ),
         websockets=websockets,
         callbacks=callbacks,
         metrics=metrics,
         state=ServingState(settings),
+        owner=owner,
     )
 
 
@@ -242,6 +249,7 @@ async def run_services(
         await background.start(services.registry.run)
         await background.start(router.run)
         await background.start(services.liveness.run)
+        await background.start(services.live_connections.run)
         await background.start(
             run_gc_policy,
             settings.server.gc_freeze_interval_seconds,
@@ -277,7 +285,11 @@ async def run_services(
                 log.info("metrics_listening", urls=services.state.metrics_urls)
             base_url = settings.server.public_url.rstrip("/") or urls[0]
             dispatcher = Dispatcher(
-                services.queue, senders, services.actors, dispatch_config(settings, base_url)
+                services.queue,
+                senders,
+                services.actors,
+                dispatch_config(settings, base_url),
+                services.owner,
             )
             dispatch = settings.queue.dispatch
 
@@ -297,6 +309,7 @@ async def run_services(
                 [EVENTS_CHANNEL, JOBS_CHANNEL] if dispatch else [EVENTS_CHANNEL],
                 on_notify=on_notify,
                 on_connect=on_connect,
+                owner=services.owner,
             )
 
             async def listen_then_notify_ready() -> None:

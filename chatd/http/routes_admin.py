@@ -261,6 +261,7 @@ def overview_to_wire(data: Overview, services: Services) -> dict[str, Any]:
             "retried": stats.retried,
             "dead": stats.dead,
             "rescued": stats.rescued,
+            "ownerRescues": stats.owner_rescues,
             "lostLeases": stats.lost_leases,
             "invalidReplies": stats.invalid_replies,
             "inFlight": stats.in_flight,

@@ -72,8 +72,7 @@ def ws_routes(services: Services) -> Blueprint:
                 code="origin_not_allowed",
             )
         ip = client_ip(services.settings.server.trust_forwarded_for, websocket)
-        services.admit_connection(ip)
-        with services.live_connections.hold(ip):
+        async with services.live_connections.hold(ip):
             await websocket.accept()
             services.websockets.opened()
             try:

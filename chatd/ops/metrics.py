@@ -169,6 +169,11 @@ class Metrics(Collector):
             "chatd_lease_rescues", "Abandoned claims taken back (lease expired).", stats.rescued
         )
         yield _counter(
+            "chatd_owner_rescues",
+            "Claims of a dead chatd process taken back at once (its owner lock was gone).",
+            stats.owner_rescues,
+        )
+        yield _counter(
             "chatd_lost_leases",
             "Outcomes discarded because the job's lease had been rescued meanwhile.",
             stats.lost_leases,
