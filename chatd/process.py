@@ -50,7 +50,6 @@ from chatd.component_config import (
     sender_config,
 )
 from chatd.core.backoff import exponential_backoff
-from chatd.core.ratelimit import KeyedLimiter
 from chatd.db.embedded import Cluster, open_embedded_postgres, running_url
 from chatd.db.limits import LimitStore
 from chatd.db.listen import Listener
@@ -61,6 +60,7 @@ from chatd.db.pool import Pool, PoolConfig, open_pool
 from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
 from chatd.db.sessions import SessionStore
 from chatd.errors import ConfigError, DatabaseMisconfigured, DatabaseUnavailable, MigrationError
+from chatd.http.address_limits import AddressLimit
 from chatd.http.asgi import create_app, create_metrics_app
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
 from chatd.http.services import Services, ServingState
@@ -190,7 +190,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         restart_backoff_max=settings.actors.restart_backoff_max_seconds,
     )
     websockets, callbacks = WebSocketTally(), CallbackTally()
-    owner = Owner()
+    owner, limits = Owner(), LimitStore(pool)
     metrics = Metrics(
         pool=pool,
         sessions=sessions,
@@ -207,18 +207,21 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         queue=queue,
         registry=registry,
         actors=SessionClient(registry),
-        session_creation=KeyedLimiter(
-            chat.session_create_per_ip_max, chat.session_create_per_ip_window_seconds
+        session_creation=AddressLimit(
+            limits,
+            "session_create",
+            chat.session_create_per_ip_max,
+            chat.session_create_per_ip_window_seconds,
         ),
-        operator_auth_failures=KeyedLimiter(
+        operator_auth_failures=AddressLimit(
+            limits,
+            "operator_auth_failure",
             settings.server.operator_auth_failures_max,
             settings.server.operator_auth_failure_window_seconds,
         ),
         hub=hub,
         liveness=Liveness(settings.websocket.heartbeat_interval_seconds),
-        live_connections=LiveConnections(
-            LimitStore(pool), owner, settings.websocket.max_connections_per_ip
-        ),
+        live_connections=LiveConnections(limits, owner, settings.websocket.max_connections_per_ip),
         websockets=websockets,
         callbacks=callbacks,
         metrics=metrics,

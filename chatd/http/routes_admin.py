@@ -18,12 +18,12 @@ import trio
 from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, request
 
-from chatd.core.ratelimit import KeyedLimiter
 from chatd.core.transcript import transcript_json, transcript_text
 from chatd.core.urls import without_secrets
 from chatd.core.wire import check_content, check_metadata, iso
 from chatd.db.admin import BUCKET_SECONDS, AdminStore, DeadLetter, Overview, SessionSummary
 from chatd.errors import BadRequest, NotFound, RateLimited, Unauthorized
+from chatd.http.address_limits import AddressLimit
 from chatd.http.auth import authorize_operator
 from chatd.http.body import client_ip, json_body
 from chatd.http.routes_health import webhook_check
@@ -59,7 +59,7 @@ def admin_routes(services: Services) -> Blueprint:
     async def authorize() -> None:
         ip = client_ip(services.settings.server.trust_forwarded_for)
         try:
-            check_admin_token(
+            await check_admin_token(
                 request.headers.get("Authorization"),
                 services.settings.admin.token,
                 services.operator_auth_failures,
@@ -156,8 +156,8 @@ def admin_routes(services: Services) -> Blueprint:
     return bp
 
 
-def check_admin_token(
-    authorization: str | None, expected: str, failures: KeyedLimiter, ip: str
+async def check_admin_token(
+    authorization: str | None, expected: str, failures: AddressLimit, ip: str
 ) -> None:
     """404 while admin is closed; 401 for a missing or wrong token (compared in constant time);
     429 for an address that sent too many wrong ones."""
@@ -167,7 +167,7 @@ def check_admin_token(
             " credential admin.token), then `systemctl reload chatd` or restart it",
             code="admin_disabled",
         )
-    authorize_operator(failures, ip, trio.current_time(), authorization, expected, "admin")
+    await authorize_operator(failures, ip, trio.current_time(), authorization, expected, "admin")
 
 
 def known_args(args: Mapping[str, str], allowed: set[str]) -> Mapping[str, str]:

@@ -45,7 +45,7 @@ def chat_routes(services: Services) -> Blueprint:
             secret=settings.identity.secret,
             now=time.time(),
         )
-        wait = services.session_creation.hit(
+        wait = await services.session_creation.hit(
             client_ip(settings.server.trust_forwarded_for), trio.current_time()
         )
         if wait is not None:

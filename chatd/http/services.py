@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from chatd.actors.client import SessionClient
 from chatd.actors.registry import SessionRegistry
 from chatd.actors.session import SessionCommand
-from chatd.core.ratelimit import KeyedLimiter
 from chatd.core.wire import Limits
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore
@@ -22,6 +21,7 @@ from chatd.db.owner import Owner
 from chatd.db.pool import Pool
 from chatd.db.queue import QueueStore
 from chatd.db.sessions import SessionStore
+from chatd.http.address_limits import AddressLimit
 from chatd.http.origins import RefusedOrigins
 from chatd.http.tally import CallbackTally, WebSocketTally
 from chatd.ops.metrics import Metrics
@@ -55,8 +55,8 @@ class Services:
     queue: QueueStore
     registry: SessionRegistry[SessionCommand]  # the actors' supervisor (run by run_services)
     actors: SessionClient  # how the edges talk to the registry's actors
-    session_creation: KeyedLimiter  # per client IP
-    operator_auth_failures: KeyedLimiter  # wrong admin/metrics tokens, per client IP
+    session_creation: AddressLimit  # per client IP, cluster-wide
+    operator_auth_failures: AddressLimit  # wrong admin/metrics tokens, per client IP, cluster-wide
     hub: Hub
     liveness: Liveness  # heartbeats and silent peers of every WebSocket
     live_connections: LiveConnections  # WebSocket + SSE + long-poll, per address, cluster-wide
