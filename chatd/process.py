@@ -191,6 +191,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
     )
     websockets, callbacks = WebSocketTally(), CallbackTally()
     owner, limits = Owner(), LimitStore(pool)
+    live_connections = LiveConnections(limits, owner, settings.websocket.max_connections_per_ip)
     metrics = Metrics(
         pool=pool,
         sessions=sessions,
@@ -199,6 +200,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         hub=hub,
         websockets=websockets,
         callbacks=callbacks,
+        admissions=live_connections,
     )
     return Services(
         pool=pool,
@@ -221,7 +223,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         ),
         hub=hub,
         liveness=Liveness(settings.websocket.heartbeat_interval_seconds),
-        live_connections=LiveConnections(limits, owner, settings.websocket.max_connections_per_ip),
+        live_connections=live_connections,
         websockets=websockets,
         callbacks=callbacks,
         metrics=metrics,

@@ -1,0 +1,76 @@
+"""The cluster-wide counters in PostgreSQL (chatd/db/limits.py): exact under concurrency, swept
+when over, and live-connection rows that follow their owner's lock."""
+
+from __future__ import annotations
+
+import psycopg
+import trio
+
+from chatd.db.limits import LimitStore
+from chatd.db.owner import OWNER_LOCK_NAMESPACE
+from chatd.db.pool import Pool
+from chatd.ops.maintenance import sweep_counters
+
+
+async def test_concurrent_hits_count_exactly_up_to_the_limit(pool: Pool) -> None:
+    store = LimitStore(pool)
+    waits: list[float | None] = []
+
+    async def hit() -> None:
+        waits.append(await store.hit("test", "1.2.3.4", 20, 3600.0))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(60):
+            nursery.start_soon(hit)
+    assert waits.count(None) == 20
+    assert all(w is not None and 0 < w <= 7200 for w in waits if w is not None)
+    assert await store.retry_after("test", "1.2.3.4", 20, 3600.0) is not None
+    assert await store.retry_after("test", "5.6.7.8", 20, 3600.0) is None  # other keys
+    assert await store.retry_after("other", "1.2.3.4", 20, 3600.0) is None  # other scopes
+    # A recorded failure counts past the limit.
+    await store.record("test", "1.2.3.4", 3600.0)
+    async with pool.connection() as conn:
+        row = await (await conn.execute("SELECT hits FROM chat_rate_limits")).fetchone()
+    assert row == {"hits": 21}
+
+
+async def test_counters_whose_windows_are_over_are_swept(pool: Pool) -> None:
+    store = LimitStore(pool)
+    for n in range(5):
+        assert await store.hit("test", f"10.0.0.{n}", 3, 0.2) is None
+    assert await store.hit("test", "10.0.0.9", 3, 3600.0) is None
+    assert await sweep_counters(store, 2) == 0  # nothing is over yet
+    await trio.sleep(0.5)  # two 0.2 s windows later
+    assert await sweep_counters(store, 2) == 5  # in batches of 2
+    async with pool.connection() as conn:
+        rows = await (await conn.execute("SELECT key FROM chat_rate_limits")).fetchall()
+    assert rows == [{"key": "10.0.0.9"}]
+
+
+async def test_live_connection_rows_follow_their_owners_lock(pool: Pool, database_url: str) -> None:
+    store = LimitStore(pool)
+    with psycopg.connect(database_url, autocommit=True) as alive:
+        alive.execute("SELECT pg_advisory_lock(%s, 7)", [OWNER_LOCK_NAMESPACE])
+        assert await store.admit_connection(7, "1.2.3.4", 3) == 1
+        assert await store.admit_connection(8, "1.2.3.4", 3) == 2  # owner 8 holds no lock
+        assert await store.admit_connection(7, "1.2.3.4", 3) == 3
+        assert await store.admit_connection(7, "1.2.3.4", 3) is None  # full, across owners
+        assert await store.admit_connection(7, "1.2.3.4", 3, released=1) == 3  # one ended
+        assert await store.sweep_connections() == 1  # owner 8's row: its process is gone
+        assert await store.admit_connection(7, "1.2.3.4", 3) == 3
+        await store.release_connections(7, {"1.2.3.4": 2})
+        await store.register_connections(7, {"5.6.7.8": 2})  # what owner 7 really holds
+        async with pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT address, owner_token, connections FROM chat_live_connections"
+                )
+            ).fetchall()
+        assert rows == [{"address": "5.6.7.8", "owner_token": 7, "connections": 2}]
+    # Owner 7's lock goes with its connection, as soon as the server has let that go.
+    with trio.fail_after(5):
+        while not await store.sweep_connections():
+            await trio.sleep(0.05)
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT count(*) AS n FROM chat_live_connections")
+        assert await cur.fetchone() == {"n": 0}
