@@ -73,10 +73,10 @@ class LimitStore:
         async with self._pool.connection() as conn:
             await conn.execute(query("register_live_connections"), params)
 
-    async def sweep_connections(self) -> int:
-        """Remove the rows of dead owners (their lock is gone) and empty rows; how many went."""
+    async def sweep_connections(self, own_token: int) -> int:
+        """Remove the rows of dead owners (their lock is gone, and they are not `own_token`,
+        the sweeper, whose lock is held) and empty rows; how many went."""
+        params = {"namespace": OWNER_LOCK_NAMESPACE, "own_token": own_token}
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                query("sweep_live_connections"), {"namespace": OWNER_LOCK_NAMESPACE}
-            )
+            cur = await conn.execute(query("sweep_live_connections"), params)
             return len(await cur.fetchall())

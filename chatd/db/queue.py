@@ -85,9 +85,10 @@ class QueueStore:
             rows = await cur.fetchall()
         return [Job(**row) for row in rows]
 
-    async def rescue_expired(self) -> list[RescuedJob]:
-        """Put claims whose lease ran out, or whose owner died, back to pending; returns them."""
-        params = {"namespace": OWNER_LOCK_NAMESPACE}
+    async def rescue_expired(self, own_token: int | None = None) -> list[RescuedJob]:
+        """Put claims whose lease ran out back to pending, and, given the rescuer's own owner
+        token (its lock held), those of other owners whose lock is gone; returns them."""
+        params = {"namespace": OWNER_LOCK_NAMESPACE, "own_token": own_token}
         async with self._pool.connection() as conn:
             rows = await (await conn.execute(query("rescue_expired_leases"), params)).fetchall()
         return [RescuedJob(**row) for row in rows]

@@ -180,7 +180,9 @@ class Dispatcher:
         period = min(self._config.lease_seconds / 2, self._config.poll_interval)
         while not stop.is_set():
             try:
-                rescued = await self._store.rescue_expired()
+                rescued = await self._store.rescue_expired(
+                    self._owner.current() if self._owner else None
+                )
             except ChatdError as exc:
                 log.warning("dispatch_rescue_failed", error=str(exc))
                 rescued = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import NoReturn
 
 import structlog
 import trio
@@ -131,7 +132,7 @@ class LiveConnections:
             self._unstarted.add(admission)
         return admission
 
-    def _refuse(self, address: str) -> None:
+    def _refuse(self, address: str) -> NoReturn:
         self._refused += 1
         raise RateLimited(
             f"at most {self.limit} live connections per address",
@@ -167,7 +168,8 @@ class LiveConnections:
                     await self._flush_ends()
                 if trio.current_time() >= next_sweep:
                     next_sweep = trio.current_time() + SWEEP_SECONDS
-                    self._swept += await self._store.sweep_connections()
+                    if self._owner.held:  # else we cannot tell the dead from ourselves
+                        self._swept += await self._store.sweep_connections(self._owner.token)
             except DatabaseUnavailable as exc:
                 log.warning("live_connections_write_failed", error=str(exc))
                 await trio.sleep(RETRY_SECONDS)

@@ -68,7 +68,8 @@ SELECT address, %(owner)s, connections FROM mine
 ON CONFLICT (address, owner_token) DO UPDATE SET connections = excluded.connections
 
 -- name: sweep_live_connections
--- The rows of processes whose owner lock is gone (they died), and empty rows.
+-- The rows of processes whose owner lock is gone (they died), and empty rows; by a process that
+-- holds its own lock, and never its own rows (as rescue_expired_leases).
 WITH live AS (
     SELECT l.objid::bigint AS token
       FROM pg_locks l
@@ -77,5 +78,6 @@ WITH live AS (
        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 )
 DELETE FROM chat_live_connections c
- WHERE c.connections = 0 OR c.owner_token NOT IN (SELECT token FROM live)
+ WHERE c.connections = 0
+    OR (c.owner_token <> %(own_token)s AND c.owner_token NOT IN (SELECT token FROM live))
 RETURNING c.owner_token, c.connections

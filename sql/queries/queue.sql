@@ -32,6 +32,8 @@ RETURNING j.id, j.message_id, j.session_id, j.seq, j.webhook_url, j.payload, j.a
 -- gone (its process died: chatd/db/owner.py), goes back to pending, due now; the lease is
 -- cleared, so the late finisher's fenced updates change nothing. Walks only the partial index
 -- of processing jobs; pg_locks is read once (a hashed subplan), this database's owner locks only.
+-- Only a rescuer holding its own lock (`own_token` not NULL) judges owners, never itself: a
+-- process whose LISTEN connection is reconnecting knows it is alive, and cannot tell much else.
 WITH live AS (
     SELECT l.objid::bigint AS token
       FROM pg_locks l
@@ -43,7 +45,8 @@ WITH live AS (
       FROM chat_webhook_queue j
      WHERE j.status = 'processing'
        AND (j.locked_until < now()
-            OR (j.owner_token IS NOT NULL AND j.owner_token NOT IN (SELECT token FROM live)))
+            OR (%(own_token)s::integer IS NOT NULL AND j.owner_token <> %(own_token)s::integer
+                AND j.owner_token NOT IN (SELECT token FROM live)))
      ORDER BY j.locked_until
      LIMIT 100
        FOR UPDATE OF j SKIP LOCKED

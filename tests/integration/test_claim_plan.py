@@ -31,7 +31,7 @@ UPDATE chat_webhook_queue SET lease_id = gen_random_uuid(), locked_until = now()
 
 
 CLAIM = {"worker": "test", "lease_seconds": 60, "owner_token": None}
-RESCUE = {"namespace": OWNER_LOCK_NAMESPACE}
+RESCUE = {"namespace": OWNER_LOCK_NAMESPACE, "own_token": 1}  # a rescuer holding lock 1
 
 
 def _plan(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -130,6 +130,11 @@ def test_rescue_takes_back_a_dead_owners_claims_and_walks_only_the_lease_index(
         assert scan["Actual Rows"] + scan.get("Rows Removed by Filter", 0) == 5
         assert plan["Plan"]["Shared Hit Blocks"] + plan["Plan"].get("Shared Read Blocks", 0) < 100
         assert plan["Plan"]["Shared Hit Blocks"] + plan["Plan"].get("Shared Read Blocks", 0) < 100
+        # A rescuer without its own lock, or the dead owner itself (alive after all, its LISTEN
+        # connection reconnecting), judges no owner.
+        for own_token in (None, 1002):
+            params = {**RESCUE, "own_token": own_token}
+            assert conn.execute(query("rescue_expired_leases"), params).fetchall() == []
         rescued = conn.execute(query("rescue_expired_leases"), RESCUE).fetchall()
         assert [(r["session_id"], r["owner_gone"]) for r in rescued] == [("s1", True)]
         job = conn.execute(

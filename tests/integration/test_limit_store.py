@@ -56,7 +56,8 @@ async def test_live_connection_rows_follow_their_owners_lock(pool: Pool, databas
         assert await store.admit_connection(7, "1.2.3.4", 3) == 3
         assert await store.admit_connection(7, "1.2.3.4", 3) is None  # full, across owners
         assert await store.admit_connection(7, "1.2.3.4", 3, released=1) == 3  # one ended
-        assert await store.sweep_connections() == 1  # owner 8's row: its process is gone
+        assert await store.sweep_connections(8) == 0  # a sweeper never sweeps itself
+        assert await store.sweep_connections(99) == 1  # owner 8's row: its process is gone
         assert await store.admit_connection(7, "1.2.3.4", 3) == 3
         await store.release_connections(7, {"1.2.3.4": 2})
         await store.register_connections(7, {"5.6.7.8": 2})  # what owner 7 really holds
@@ -69,7 +70,7 @@ async def test_live_connection_rows_follow_their_owners_lock(pool: Pool, databas
         assert rows == [{"address": "5.6.7.8", "owner_token": 7, "connections": 2}]
     # Owner 7's lock goes with its connection, as soon as the server has let that go.
     with trio.fail_after(5):
-        while not await store.sweep_connections():
+        while not await store.sweep_connections(99):
             await trio.sleep(0.05)
     async with pool.connection() as conn:
         cur = await conn.execute("SELECT count(*) AS n FROM chat_live_connections")
