@@ -3,12 +3,18 @@ when over, and live-connection rows that follow their owner's lock."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import psycopg
 import trio
 
+from chatd.core.messages import NewMessage
+from chatd.core.tokens import token_hash
 from chatd.db.limits import LimitStore
+from chatd.db.messages import MessageStore, QueueTarget
 from chatd.db.owner import OWNER_LOCK_NAMESPACE
 from chatd.db.pool import Pool
+from chatd.errors import RateLimited
 from chatd.ops.maintenance import sweep_counters
 
 
@@ -75,3 +81,51 @@ async def test_live_connection_rows_follow_their_owners_lock(pool: Pool, databas
     async with pool.connection() as conn:
         cur = await conn.execute("SELECT count(*) AS n FROM chat_live_connections")
         assert await cur.fetchone() == {"n": 0}
+
+
+async def test_concurrent_sends_past_every_actor_store_exactly_the_session_limit(
+    pool: Pool,
+) -> None:
+    """The per-session limit is the send statement's: sends racing on separate connections
+    (as from several processes) are checked on the row as locked, one after the other."""
+    target = QueueTarget("demo", 3, 3600.0, 3600.0, rate_limit_max=5, rate_limit_window_seconds=60)
+    store = MessageStore(pool, target)
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO chat_sessions (id, token_hash, expires_at)"
+            " VALUES ('s', %s, now() + interval '1 hour')",
+            [token_hash("t")],
+        )
+    outcomes: list[str] = []
+    waits: list[float | None] = []
+
+    async def send(n: int) -> None:
+        try:
+            await store.send("s", token_hash("t"), NewMessage(f"m{n}", "text", None, f"c{n}"))
+        except RateLimited as exc:
+            waits.append(exc.retry_after)
+            outcomes.append("limited")
+        else:
+            outcomes.append("stored")
+
+    async with trio.open_nursery() as nursery:
+        for n in range(20):
+            nursery.start_soon(send, n)
+    assert Counter(outcomes) == {"stored": 5, "limited": 15}
+    assert all(w is not None and 0 < w <= 60 for w in waits), waits
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(
+                "SELECT count(*) AS n, (SELECT cardinality(recent_sends) FROM chat_sessions)"
+                " AS logged FROM chat_messages"
+            )
+        ).fetchone()
+    assert row == {"n": 5, "logged": 5}
+    # A message stored earlier and sent again is answered while the session is limited.
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT client_message_id FROM chat_messages LIMIT 1")
+        first = await cur.fetchone()
+    assert first is not None
+    n = first["client_message_id"].removeprefix("c")
+    again = await store.send("s", token_hash("t"), NewMessage(f"m{n}", "text", None, f"c{n}"))
+    assert not again.created
