@@ -2,8 +2,8 @@
 
 Commands are frozen dataclasses handled one at a time, so per-session rules (idempotent sends)
 need no locks; the per-session rate limit is the send statement's, exact across processes
-(sql/queries/messages.sql). Expected failures (bad token, rate limit, database
-down) are replies; anything else crashes the actor, and the registry restarts it.
+(sql/queries/messages.sql). Expected failures (bad token, rate limit, database down) are
+replies; anything else crashes the actor, and the registry restarts it.
 """
 
 from __future__ import annotations

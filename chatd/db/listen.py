@@ -116,10 +116,13 @@ class Listener:
         pgconn = conn.pgconn
         while True:
             waiting_for_lock = self._owner is not None and not self._owner.held
-            with trio.move_on_after(OWNER_LOCK_RETRY_SECONDS if waiting_for_lock else math.inf):
+            with trio.move_on_after(
+                OWNER_LOCK_RETRY_SECONDS if waiting_for_lock else math.inf
+            ) as idle:
                 await trio.lowlevel.wait_readable(pgconn.socket)
-            if waiting_for_lock:
+            if idle.cancelled_caught:  # nothing to read: a query cannot swallow a notification
                 await self._take_owner_lock(conn)
+                continue
             pgconn.consume_input()  # raises OperationalError once the server is gone
             while (notify := pgconn.notifies()) is not None:
                 self._on_notify(notify.relname.decode(), notify.extra.decode())
