@@ -76,8 +76,8 @@ class Listener:
                 await trio.sleep(delay)
                 continue
             try:
+                await self._take_owner_lock(conn)  # first: LISTEN stays the last statement seen
                 await self._listen(conn)
-                await self._take_owner_lock(conn)
                 if ever_connected:
                     self.reconnects += 1
                 ever_connected = True
