@@ -49,14 +49,16 @@ from chatd.component_config import (
     metrics_hypercorn_config,
     sender_config,
 )
-from chatd.core.ratelimit import ConnectionLimit, KeyedLimiter
+from chatd.db.limits import LimitStore
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore, QueueTarget
+from chatd.db.owner import Owner
 from chatd.db.pool import Pool, open_pool
 from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
 from chatd.db.sessions import SessionStore
 from chatd.db.startup import open_database_url, pool_config, prepare_schema, wait_for_database
 from chatd.errors import ConfigError
+from chatd.http.address_limits import AddressLimit
 from chatd.http.asgi import create_app, create_metrics_app
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
 from chatd.http.services import Services, ServingState
@@ -70,6 +72,7 @@ from chatd.ops.sd_notify import Notifier
 from chatd.ops.status import run_status
 from chatd.queue.dispatcher import Dispatcher
 from chatd.queue.sender import open_senders
+from chatd.realtime.admission import LiveConnections
 from chatd.realtime.hub import Hub
 from chatd.realtime.liveness import Liveness
 from chatd.realtime.router import EventRouter
@@ -111,6 +114,8 @@ def build_services(settings: Settings, pool: Pool) -> Services:
             max_attempts=settings.queue.max_attempts,
             guest_ttl_seconds=chat.guest_session_ttl_seconds,
             user_ttl_seconds=chat.user_session_ttl_seconds,
+            rate_limit_max=chat.rate_limit_max,
+            rate_limit_window_seconds=chat.rate_limit_window_seconds,
         ),
     )
     sessions = SessionStore(
@@ -119,9 +124,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         user_ttl_seconds=chat.user_session_ttl_seconds,
     )
     queue = QueueStore(pool)
-    actor_config = SessionActorConfig(
-        settings.actors.idle_timeout_seconds, chat.rate_limit_max, chat.rate_limit_window_seconds
-    )
+    actor_config = SessionActorConfig(settings.actors.idle_timeout_seconds)
     hub = Hub()
     tally = SessionTally()
 
@@ -135,6 +138,8 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         restart_backoff_max=settings.actors.restart_backoff_max_seconds,
     )
     websockets, callbacks = WebSocketTally(), CallbackTally()
+    owner, limits = Owner(), LimitStore(pool)
+    live_connections = LiveConnections(limits, owner, settings.websocket.max_connections_per_ip)
     metrics = Metrics(
         pool=pool,
         sessions=sessions,
@@ -143,6 +148,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         hub=hub,
         websockets=websockets,
         callbacks=callbacks,
+        admissions=live_connections,
     )
     return Services(
         pool=pool,
@@ -151,20 +157,26 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         queue=queue,
         registry=registry,
         actors=SessionClient(registry),
-        session_creation=KeyedLimiter(
-            chat.session_create_per_ip_max, chat.session_create_per_ip_window_seconds
+        session_creation=AddressLimit(
+            limits,
+            "session_create",
+            chat.session_create_per_ip_max,
+            chat.session_create_per_ip_window_seconds,
         ),
-        operator_auth_failures=KeyedLimiter(
+        operator_auth_failures=AddressLimit(
+            limits,
+            "operator_auth_failure",
             settings.server.operator_auth_failures_max,
             settings.server.operator_auth_failure_window_seconds,
         ),
         hub=hub,
         liveness=Liveness(settings.websocket.heartbeat_interval_seconds),
-        live_connections=ConnectionLimit(settings.websocket.max_connections_per_ip),
+        live_connections=live_connections,
         websockets=websockets,
         callbacks=callbacks,
         metrics=metrics,
         state=ServingState(settings),
+        owner=owner,
     )
 
 
@@ -190,6 +202,7 @@ async def run_services(
         await background.start(services.registry.run)
         await background.start(router.run)
         await background.start(services.liveness.run)
+        await background.start(services.live_connections.run)
         await background.start(
             run_gc_policy,
             settings.server.gc_freeze_interval_seconds,
@@ -225,7 +238,11 @@ async def run_services(
                 log.info("metrics_listening", urls=services.state.metrics_urls)
             base_url = settings.server.public_url.rstrip("/") or urls[0]
             dispatcher = Dispatcher(
-                services.queue, senders, services.actors, dispatch_config(settings, base_url)
+                services.queue,
+                senders,
+                services.actors,
+                dispatch_config(settings, base_url),
+                services.owner,
             )
             dispatch = settings.queue.dispatch
 
@@ -245,6 +262,7 @@ async def run_services(
                 [EVENTS_CHANNEL, JOBS_CHANNEL] if dispatch else [EVENTS_CHANNEL],
                 on_notify=on_notify,
                 on_connect=on_connect,
+                owner=services.owner,
             )
 
             async def listen_then_notify_ready() -> None:

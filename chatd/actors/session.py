@@ -1,8 +1,9 @@
 """SessionActor: the one task through which a chat session's state changes.
 
-Commands are frozen dataclasses handled one at a time, so per-session rules (the sliding-window
-rate limit, idempotent sends) need no locks. Expected failures (bad token, rate limit, database
-down) are replies; anything else crashes the actor, and the registry restarts it.
+Commands are frozen dataclasses handled one at a time, so per-session rules (idempotent sends)
+need no locks; the per-session rate limit is the send statement's, exact across processes
+(sql/queries/messages.sql). Expected failures (bad token, rate limit, database down) are
+replies; anything else crashes the actor, and the registry restarts it.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ import trio
 from chatd.actors.handle import Reply
 from chatd.core.histogram import Histogram, HistogramSnapshot
 from chatd.core.messages import BotMessage, MessageStatus, NewMessage
-from chatd.core.ratelimit import SlidingWindow
 from chatd.db.messages import MessageStore, StoredMessage
 from chatd.db.queue import QueueStore, Settle, StoredReply
-from chatd.errors import ClientError, DatabaseUnavailable, RateLimited
+from chatd.errors import ClientError, DatabaseUnavailable
 from chatd.realtime.hub import Hub
 
 log = structlog.get_logger(__name__)
@@ -86,8 +86,6 @@ class SessionTally:
 @dataclass(frozen=True)
 class SessionActorConfig:
     idle_timeout: float
-    rate_limit_max: int
-    rate_limit_window: float
 
 
 class SessionActor:
@@ -108,7 +106,6 @@ class SessionActor:
         self._hub = hub
         self._config = config
         self._tally = tally
-        self._sends = SlidingWindow(config.rate_limit_max, config.rate_limit_window)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Handle commands until idle for `idle_timeout` seconds (then return normally)."""
@@ -141,24 +138,9 @@ class SessionActor:
                 reply.send(outcome.Value(value))
 
     async def _on_send(self, command: Send) -> StoredMessage:
-        now = trio.current_time()
-        wait = self._sends.retry_after(now)
-        if wait is not None:
-            # A retry of a message already stored is answered, not limited.
-            replay = await self._messages.find_replay(
-                self.session_id, command.token_hash, command.message
-            )
-            if replay is not None:
-                return replay
-            raise RateLimited(
-                f"at most {self._config.rate_limit_max} messages per"
-                f" {self._config.rate_limit_window:g}s in a session",
-                retry_after=wait,
-            )
         stored = await self._messages.send(self.session_id, command.token_hash, command.message)
         if stored.created:
             self._tally.message_sent()
-            self._sends.record(now)
             message = stored.message
             self._hub.publish_message(message)  # this process's clients need no notification
             log.info("message_stored", message_id=message.id, seq=message.seq)

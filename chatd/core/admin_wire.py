@@ -97,6 +97,7 @@ class ProcessWebhook(Out):
     retried: Count
     dead: Count
     rescued: Count
+    ownerRescues: Count
     lostLeases: Count
     invalidReplies: Count
     inFlight: Count

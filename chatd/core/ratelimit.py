@@ -1,10 +1,12 @@
-"""Sliding-window rate limits (a log of recent hits); the clock comes in as `now` (seconds)."""
+"""Rate limits: sliding windows (a log of recent hits) kept in a process, the arithmetic of the
+cluster-wide ones kept in PostgreSQL (two fixed windows, weighted), and live connections per
+key. The clock comes in as `now` (seconds)."""
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 
 
 class SlidingWindow:
@@ -75,20 +77,75 @@ class ConnectionLimit:
         self.limit = limit
         self._open: dict[str, int] = {}
 
-    def full(self, key: str) -> bool:
-        return self._open.get(key, 0) >= self.limit
+    def try_acquire(self, key: str) -> bool:
+        """Count one more connection for `key` if it has room; checked and counted in one step
+        (no await between), so concurrent arrivals cannot all pass the check."""
+        held = self._open.get(key, 0)
+        if held >= self.limit:
+            return False
+        self._open[key] = held + 1
+        return True
 
-    @contextmanager
-    def hold(self, key: str) -> Iterator[None]:
-        """Count one connection for the duration of the block."""
-        self._open[key] = self._open.get(key, 0) + 1
-        try:
-            yield
-        finally:
-            self._open[key] -= 1
-            if not self._open[key]:
-                del self._open[key]
+    def release(self, key: str) -> None:
+        left = self._open[key] - 1
+        if left:
+            self._open[key] = left
+        else:
+            del self._open[key]
+
+    def counts(self) -> dict[str, int]:
+        """Open connections per key, now (a copy)."""
+        return dict(self._open)
 
     def __len__(self) -> int:
         """Open connections in all."""
         return sum(self._open.values())
+
+
+@dataclass(frozen=True)
+class WindowCounts:
+    """A cluster-wide limit's row (sql/queries/limits.sql): hits in fixed window `window_no`
+    (numbered floor(epoch / window)) and in the one before, read at `now_windows` (the epoch in
+    windows, on the database's clock)."""
+
+    window_no: int
+    hits: int
+    previous_hits: int
+    now_windows: float
+
+    def current_and_previous(self) -> tuple[int, int]:
+        """(hits in the window `now_windows` is in, hits in the one before)."""
+        current = math.floor(self.now_windows)
+        if self.window_no == current:
+            return self.hits, self.previous_hits
+        if self.window_no == current - 1:
+            return 0, self.hits
+        return 0, 0
+
+    def estimate(self) -> float:
+        """Hits in the sliding window ending now, as the database estimates them: the previous
+        fixed window weighted by its share still inside, plus the current one."""
+        current, previous = self.current_and_previous()
+        into = self.now_windows - math.floor(self.now_windows)
+        return previous * (1 - into) + current
+
+
+TICK = 0.001  # seconds: a wait is never 0, and lands just past the moment it was worked out for
+
+
+def weighted_retry_after(counts: WindowCounts | None, limit: int, window: float) -> float:
+    """Seconds until the database's estimate (the previous window's hits weighted by its share
+    still inside the sliding window, plus the current window's) drops below `limit`, if no
+    further hit is counted meanwhile."""
+    if counts is None:
+        return TICK
+    current, previous = counts.current_and_previous()
+    into = counts.now_windows - math.floor(counts.now_windows)  # share of this window gone by
+    if current >= limit:
+        # Only the next window frees room: there this window's hits are the weighted ones.
+        allowed_at = 1 + (1 - limit / current)
+    elif previous:
+        allowed_at = 1 - (limit - current) / previous
+    else:
+        allowed_at = 0
+    return max(allowed_at - into, 0) * window + TICK

@@ -15,7 +15,7 @@ from chatd.core.tokens import new_id
 from chatd.db.pool import Connection, Pool
 from chatd.db.queries import query
 from chatd.db.sessions import check_access
-from chatd.errors import Conflict
+from chatd.errors import Conflict, RateLimited
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,16 @@ class QueueTarget:
     max_attempts: int
     guest_ttl_seconds: float
     user_ttl_seconds: float
+    # User messages per session in any window of this many seconds, across every process.
+    rate_limit_max: int = 10
+    rate_limit_window_seconds: float = 60.0
+
+    def rate_limited(self, retry_after: float) -> RateLimited:
+        return RateLimited(
+            f"at most {self.rate_limit_max} messages per {self.rate_limit_window_seconds:g}s"
+            " in a session",
+            retry_after=retry_after,
+        )
 
 
 class MessageStore:
@@ -38,6 +48,9 @@ class MessageStore:
         self._target = target
 
     async def send(self, session_id: str, token_hash: bytes, message: NewMessage) -> StoredMessage:
+        """Store a user message and its job, unless the session's rate limit is reached (429;
+        a clientMessageId replay is answered all the same: it stores nothing new)."""
+        target = self._target
         params = {
             "session_id": session_id,
             "token_hash": token_hash,
@@ -47,36 +60,35 @@ class MessageStore:
             "message_type": message.message_type,
             "metadata": Jsonb(message.metadata) if message.metadata is not None else None,
             "client_message_id": message.client_message_id,
-            "webhook_url": self._target.webhook_url,
-            "max_attempts": self._target.max_attempts,
-            "guest_ttl_seconds": self._target.guest_ttl_seconds,
-            "user_ttl_seconds": self._target.user_ttl_seconds,
+            "webhook_url": target.webhook_url,
+            "max_attempts": target.max_attempts,
+            "guest_ttl_seconds": target.guest_ttl_seconds,
+            "user_ttl_seconds": target.user_ttl_seconds,
+            "rate_max": target.rate_limit_max,
+            "rate_window_seconds": target.rate_limit_window_seconds,
         }
         async with self._pool.connection() as conn:
-            try:
-                row = await (await conn.execute(query("send_user_message"), params)).fetchone()
-            except psycopg.errors.UniqueViolation:
-                replay = await self._replay(conn, session_id, message)
-                assert replay is not None  # the unique violation means it exists
-                return replay
-            if row is None:
-                auth = await (await conn.execute(query("session_auth"), params)).fetchone()
-                check_access(auth, token_hash)
-                raise AssertionError("send matched no session, yet the session is live")
-        return StoredMessage(message_from_row(row), created=True)
-
-    async def find_replay(
-        self, session_id: str, token_hash: bytes, message: NewMessage
-    ) -> StoredMessage | None:
-        """The stored message this send repeats (same clientMessageId), if any; 409 if it differs."""
-        if message.client_message_id is None:
-            return None
-        async with self._pool.connection() as conn:
-            auth = await (
-                await conn.execute(query("session_auth"), {"session_id": session_id})
-            ).fetchone()
-            check_access(auth, token_hash)
-            return await self._replay(conn, session_id, message)
+            # A refusal is read apart from the send: if the window moved on in between, the
+            # send is simply tried again.
+            for _ in range(3):
+                try:
+                    row = await (await conn.execute(query("send_user_message"), params)).fetchone()
+                except psycopg.errors.UniqueViolation:
+                    replay = await self._replay(conn, session_id, message)
+                    assert replay is not None  # the unique violation means it exists
+                    return replay
+                if row is not None:
+                    return StoredMessage(message_from_row(row), created=True)
+                refusal = await (await conn.execute(query("send_refusal"), params)).fetchone()
+                check_access(refusal, token_hash)
+                assert refusal is not None  # check_access refuses a missing session
+                if refusal["retry_after"] is not None:
+                    if message.client_message_id is not None:
+                        replay = await self._replay(conn, session_id, message)
+                        if replay is not None:
+                            return replay
+                    raise target.rate_limited(refusal["retry_after"])
+        raise AssertionError("send matched no session three times, yet the session is live")
 
     async def _replay(
         self, conn: Connection, session_id: str, message: NewMessage

@@ -14,6 +14,7 @@ from psycopg.types.json import Jsonb
 from chatd.core.messages import BotMessage, JobStatus, Message, MessageStatus
 from chatd.core.tokens import new_id
 from chatd.db.messages import message_from_row
+from chatd.db.owner import OWNER_LOCK_NAMESPACE
 from chatd.db.pool import Pool
 from chatd.db.queries import query
 from chatd.errors import NotFound
@@ -38,11 +39,12 @@ class Job:
 
 @dataclass(frozen=True)
 class RescuedJob:
-    """A claim whose lease ran out, put back to pending."""
+    """A claim whose lease ran out, or whose owner process died, put back to pending."""
 
     id: str
     session_id: str
     message_id: str
+    owner_gone: bool  # rescued because its owner's lock was gone, before the lease ran out
 
 
 @dataclass(frozen=True)
@@ -67,20 +69,28 @@ class QueueStore:
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
-    async def claim(self, worker: str, lease_seconds: float, limit: int = 1) -> list[Job]:
-        """Up to `limit` due jobs, each the head of its session's lane, leased to `worker`."""
+    async def claim(
+        self, worker: str, lease_seconds: float, limit: int = 1, owner_token: int | None = None
+    ) -> list[Job]:
+        """Up to `limit` due jobs, each the head of its session's lane, leased to `worker`
+        (`owner_token`: the claimer's owner lock, chatd/db/owner.py; None: the lease only)."""
+        params = {
+            "worker": worker,
+            "lease_seconds": lease_seconds,
+            "limit": limit,
+            "owner_token": owner_token,
+        }
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                query("claim_jobs"),
-                {"worker": worker, "lease_seconds": lease_seconds, "limit": limit},
-            )
+            cur = await conn.execute(query("claim_jobs"), params)
             rows = await cur.fetchall()
         return [Job(**row) for row in rows]
 
-    async def rescue_expired(self) -> list[RescuedJob]:
-        """Put claims whose lease ran out back to pending; returns the rescued jobs."""
+    async def rescue_expired(self, own_token: int | None = None) -> list[RescuedJob]:
+        """Put claims whose lease ran out back to pending, and, given the rescuer's own owner
+        token (its lock held), those of other owners whose lock is gone; returns them."""
+        params = {"namespace": OWNER_LOCK_NAMESPACE, "own_token": own_token}
         async with self._pool.connection() as conn:
-            rows = await (await conn.execute(query("rescue_expired_leases"))).fetchall()
+            rows = await (await conn.execute(query("rescue_expired_leases"), params)).fetchall()
         return [RescuedJob(**row) for row in rows]
 
     async def _fenced(self, sql: LiteralString, job: Job, **params: Any) -> list[dict[str, Any]]:

@@ -7,9 +7,9 @@ import hmac
 
 from quart import request
 
-from chatd.core.ratelimit import KeyedLimiter
 from chatd.core.tokens import bearer_token, token_hash
 from chatd.errors import RateLimited, Unauthorized
+from chatd.http.address_limits import AddressLimit
 
 
 def request_token_hash() -> bytes:
@@ -38,8 +38,8 @@ def check_operator_token(authorization: str | None, expected: str, who: str) -> 
         raise Unauthorized(f"wrong {who} token", code=f"bad_{who}_token")
 
 
-def authorize_operator(
-    failures: KeyedLimiter,
+async def authorize_operator(
+    failures: AddressLimit,
     ip: str,
     now: float,
     authorization: str | None,
@@ -49,8 +49,8 @@ def authorize_operator(
     """check_operator_token, with a price on guessing: each wrong token counts against the
     client's address, and an address with too many is refused (429, too_many_auth_failures)
     until its window passes, a right token included. A missing token is not counted (a page
-    that has not asked for it yet)."""
-    wait = failures.retry_after(ip, now)
+    that has not asked for it yet). Counted across the cluster (chatd/http/address_limits.py)."""
+    wait = await failures.retry_after(ip, now)
     if wait is not None:
         raise RateLimited(
             f"too many wrong {who} tokens from this address; retry later",
@@ -61,5 +61,5 @@ def authorize_operator(
         check_operator_token(authorization, expected, who)
     except Unauthorized as exc:
         if exc.code == f"bad_{who}_token":
-            failures.record(ip, now)
+            await failures.record(ip, now)
         raise

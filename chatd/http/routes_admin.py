@@ -46,7 +46,6 @@ from chatd.core.admin_wire import (
 )
 from chatd.core.ids import parse_id
 from chatd.core.query import parse_query
-from chatd.core.ratelimit import KeyedLimiter
 from chatd.core.responses import wire
 from chatd.core.transcript import transcript_json, transcript_text
 from chatd.core.urls import without_secrets
@@ -54,6 +53,7 @@ from chatd.core.wire import check_content, check_metadata, iso
 from chatd.db.admin import BUCKET_SECONDS, AdminStore, DeadLetter, SessionSummary
 from chatd.db.admin import Overview as OverviewData
 from chatd.errors import NotFound, RateLimited, Unauthorized
+from chatd.http.address_limits import AddressLimit
 from chatd.http.auth import authorize_operator
 from chatd.http.body import client_ip, json_body
 from chatd.http.openapi import Doc, documented
@@ -73,7 +73,7 @@ def admin_routes(services: Services) -> Blueprint:
     async def authorize() -> None:
         ip = client_ip(services.settings.server.proxy_trust)
         try:
-            check_admin_token(
+            await check_admin_token(
                 request.headers.get("Authorization"),
                 services.settings.admin.token,
                 services.operator_auth_failures,
@@ -218,8 +218,8 @@ def admin_routes(services: Services) -> Blueprint:
     return bp
 
 
-def check_admin_token(
-    authorization: str | None, expected: str, failures: KeyedLimiter, ip: str
+async def check_admin_token(
+    authorization: str | None, expected: str, failures: AddressLimit, ip: str
 ) -> None:
     """404 while admin is closed; 401 for a missing or wrong token (compared in constant time);
     429 for an address that sent too many wrong ones."""
@@ -229,7 +229,7 @@ def check_admin_token(
             " credential admin.token), then `systemctl reload chatd` or restart it",
             code="admin_disabled",
         )
-    authorize_operator(failures, ip, trio.current_time(), authorization, expected, "admin")
+    await authorize_operator(failures, ip, trio.current_time(), authorization, expected, "admin")
 
 
 def dead_letter_id(job_id: str) -> str:
@@ -257,6 +257,7 @@ def overview_to_wire(data: OverviewData, services: Services) -> Overview:
             retried=stats.retried,
             dead=stats.dead,
             rescued=stats.rescued,
+            ownerRescues=stats.owner_rescues,
             lostLeases=stats.lost_leases,
             invalidReplies=stats.invalid_replies,
             inFlight=stats.in_flight,

@@ -64,7 +64,7 @@ def chat_routes(services: Services) -> Blueprint:
             secret=settings.identity.secret,
             now=time.time(),
         )
-        wait = services.session_creation.hit(
+        wait = await services.session_creation.hit(
             client_ip(settings.server.proxy_trust), trio.current_time()
         )
         if wait is not None:
@@ -148,17 +148,20 @@ def chat_routes(services: Services) -> Blueprint:
             subscriber_id=services.connection_id(),
             page=limit,
         )
-        with stream, trio.move_on_after(wait):
-            while True:
-                try:
-                    events = await stream.next()
-                except SlowConsumer:  # more than a buffer's worth at once: read them instead
-                    return await services.messages.after_seq(session_id, after_seq, limit=limit)
-                except Closing:
-                    break
-                messages = [event.message for event in events if event.message is not None]
-                if messages:
-                    return messages[:limit]
+        ip = client_ip(settings.server.proxy_trust)
+        # A waiting long-poll is a live connection: it counts against the address's limit.
+        async with services.live_connections.hold(ip):
+            with stream, trio.move_on_after(wait):
+                while True:
+                    try:
+                        events = await stream.next()
+                    except SlowConsumer:  # more than a buffer's worth at once: read them
+                        return await services.messages.after_seq(session_id, after_seq, limit=limit)
+                    except Closing:
+                        break
+                    messages = [event.message for event in events if event.message is not None]
+                    if messages:
+                        return messages[:limit]
         return []
 
     @bp.get("/messages/<session_id>")

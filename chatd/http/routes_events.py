@@ -3,7 +3,7 @@ that cannot open one (chatd/PROTOCOL.md). Resume with Last-Event-ID (the seq).""
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import ExitStack
 
 import structlog
 from quart import Blueprint, Response, request
@@ -16,6 +16,7 @@ from chatd.http.auth import request_token_hash
 from chatd.http.body import client_ip
 from chatd.http.openapi import Doc, documented
 from chatd.http.services import Services
+from chatd.realtime.admission import Admission
 from chatd.realtime.hub import Closing, Event, SlowConsumer
 from chatd.realtime.stream import SessionStream
 
@@ -54,12 +55,12 @@ class EventStreamBody:
         self._stream = stream
         self._heartbeat = heartbeat
         self._resources = ExitStack()
-        self._holds: list[AbstractContextManager[None]] = []
+        self._admissions: list[Admission] = []
         self._started = False
 
-    def hold(self, resource: AbstractContextManager[None]) -> None:
-        """Released with the subscription, when the stream ends."""
-        self._holds.append(resource)
+    def hold(self, admission: Admission) -> None:
+        """Started with the response, released with the subscription when the stream ends."""
+        self._admissions.append(admission)
 
     def __aiter__(self) -> EventStreamBody:
         return self
@@ -67,8 +68,9 @@ class EventStreamBody:
     async def __anext__(self) -> bytes:
         if not self._started:
             self._started = True
-            for resource in self._holds:
-                self._resources.enter_context(resource)
+            for admission in self._admissions:
+                admission.start()
+                self._resources.callback(admission.release)
             self._resources.enter_context(self._stream)
             return b": connected\n\n"
         try:
@@ -108,7 +110,7 @@ def events_routes(services: Services) -> Blueprint:
         after = resume_seq()
         await services.sessions.authorize(session_id, request_token_hash())
         ip = client_ip(services.settings.server.proxy_trust)
-        services.admit_connection(ip)
+        admission = await services.live_connections.admit(ip)  # started with the response
         stream = SessionStream(
             services.hub,
             services.messages,
@@ -119,7 +121,7 @@ def events_routes(services: Services) -> Blueprint:
         )
 
         body = EventStreamBody(stream, config.heartbeat_interval_seconds)
-        body.hold(services.live_connections.hold(ip))
+        body.hold(admission)
         response = Response(
             body,
             mimetype="text/event-stream",

@@ -26,7 +26,7 @@ def metrics_routes(services: Services) -> Blueprint:
         token = services.settings.metrics.token
         if token:
             ip = client_ip(services.settings.server.proxy_trust)
-            authorize_operator(
+            await authorize_operator(
                 services.operator_auth_failures,
                 ip,
                 trio.current_time(),

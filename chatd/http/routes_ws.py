@@ -79,8 +79,7 @@ def ws_routes(services: Services) -> Blueprint:
                 code="origin_not_allowed",
             )
         ip = client_ip(services.settings.server.proxy_trust, websocket)
-        services.admit_connection(ip)
-        with services.live_connections.hold(ip):
+        async with services.live_connections.hold(ip):
             await websocket.accept()
             services.websockets.opened()
             try:

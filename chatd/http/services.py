@@ -14,18 +14,19 @@ from dataclasses import dataclass, field
 from chatd.actors.client import SessionClient
 from chatd.actors.registry import SessionRegistry
 from chatd.actors.session import SessionCommand
-from chatd.core.ratelimit import ConnectionLimit, KeyedLimiter
 from chatd.core.wire import Limits
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore
+from chatd.db.owner import Owner
 from chatd.db.pool import Pool
 from chatd.db.queue import QueueStore
 from chatd.db.sessions import SessionStore
-from chatd.errors import RateLimited
+from chatd.http.address_limits import AddressLimit
 from chatd.http.origins import RefusedOrigins
 from chatd.http.tally import CallbackTally, WebSocketTally
 from chatd.ops.metrics import Metrics
 from chatd.queue.dispatcher import Dispatcher
+from chatd.realtime.admission import LiveConnections
 from chatd.realtime.hub import Hub
 from chatd.realtime.liveness import Liveness
 from chatd.settings import Settings
@@ -54,15 +55,16 @@ class Services:
     queue: QueueStore
     registry: SessionRegistry[SessionCommand]  # the actors' supervisor (run by run_services)
     actors: SessionClient  # how the edges talk to the registry's actors
-    session_creation: KeyedLimiter  # per client IP
-    operator_auth_failures: KeyedLimiter  # wrong admin/metrics tokens, per client IP
+    session_creation: AddressLimit  # per client IP, cluster-wide
+    operator_auth_failures: AddressLimit  # wrong admin/metrics tokens, per client IP, cluster-wide
     hub: Hub
     liveness: Liveness  # heartbeats and silent peers of every WebSocket
-    live_connections: ConnectionLimit  # WebSocket + SSE, per client address
+    live_connections: LiveConnections  # WebSocket + SSE + long-poll, per address, cluster-wide
     websockets: WebSocketTally
     callbacks: CallbackTally
     metrics: Metrics
     state: ServingState
+    owner: Owner  # this process's owner lock (the Listener holds it): chatd/db/owner.py
     refused_origins: RefusedOrigins = field(default_factory=RefusedOrigins)  # logged, rate-limited
     _connection_ids: itertools.count[int] = field(default_factory=itertools.count)
     _process_tag: str = field(default_factory=lambda: secrets.token_hex(4))
@@ -75,15 +77,6 @@ class Services:
     def connection_id(self) -> str:
         """Unique across processes: a relayed `typing` must not come back to its sender."""
         return f"{self._process_tag}.{next(self._connection_ids)}"
-
-    def admit_connection(self, ip: str) -> None:
-        """429 when this address already holds its share of live connections."""
-        if self.live_connections.full(ip):
-            raise RateLimited(
-                f"at most {self.live_connections.limit} live connections per address",
-                code="too_many_connections",
-                retry_after=5,
-            )
 
     @property
     def limits(self) -> Limits:

@@ -1,5 +1,6 @@
 """The periodic cleanup: every `maintenance.interval_seconds`, the chatd holding the "cleanup"
 leader lock runs one cleanup; the others skip the round. Database trouble skips a round too.
+The round also sweeps the per-address counters whose windows are over (chatd/db/limits.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import trio
 
 from chatd.db.cleanup import CleanupSummary, run_cleanup
 from chatd.db.leader import leadership
+from chatd.db.limits import LimitStore
 from chatd.db.pool import Pool
 from chatd.errors import DatabaseUnavailable
 from chatd.settings import MaintenanceSettings
@@ -53,7 +55,21 @@ async def maintenance_round(pool: Pool, config: MaintenanceSettings) -> CleanupS
             if leader is None:
                 log.debug("maintenance_skipped", reason="another chatd holds the cleanup lock")
                 return None
-            return await run_cleanup(pool, config)
+            summary = await run_cleanup(pool, config)
+            await sweep_counters(LimitStore(pool), config.batch_size)
+            return summary
     except DatabaseUnavailable as exc:
         log.warning("maintenance_failed", error=str(exc))
         return None
+
+
+async def sweep_counters(store: LimitStore, batch: int) -> int:
+    """Delete the per-address counters whose windows are over, in batches; how many went."""
+    swept = 0
+    while True:
+        gone = await store.sweep_hits(batch)
+        swept += gone
+        if gone < batch:
+            if swept:
+                log.info("counters_swept", rows=swept)
+            return swept

@@ -34,6 +34,7 @@ from chatd.db.sessions import SessionStore
 from chatd.errors import DatabaseUnavailable
 from chatd.http.tally import CallbackTally, WebSocketTally
 from chatd.queue.dispatcher import Dispatcher
+from chatd.realtime.admission import LiveConnections
 from chatd.realtime.hub import Hub
 
 SNAPSHOT_TIMEOUT_SECONDS = 3.0
@@ -50,6 +51,7 @@ class Metrics(Collector):
         hub: Hub,
         websockets: WebSocketTally,
         callbacks: CallbackTally,
+        admissions: LiveConnections,
     ) -> None:
         self.snapshot: QueueSnapshot | None = None  # None: the database did not answer
         self._pool = pool
@@ -59,6 +61,7 @@ class Metrics(Collector):
         self._hub = hub
         self._websockets = websockets
         self._callbacks = callbacks
+        self._admissions = admissions
         self._listener: Listener | None = None
         self._dispatcher: Dispatcher | None = None
         self._since = time.time()  # the counters' `_created`: they count from this process's start
@@ -169,6 +172,11 @@ class Metrics(Collector):
             "chatd_lease_rescues", "Abandoned claims taken back (lease expired).", stats.rescued
         )
         yield _counter(
+            "chatd_owner_rescues",
+            "Claims of a dead chatd process taken back at once (its owner lock was gone).",
+            stats.owner_rescues,
+        )
+        yield _counter(
             "chatd_lost_leases",
             "Outcomes discarded because the job's lease had been rescued meanwhile.",
             stats.lost_leases,
@@ -192,6 +200,12 @@ class Metrics(Collector):
             "chatd_live_connections",
             "Clients receiving events: WebSockets, SSE streams and waiting long-polls.",
             self._hub.connections,
+        )
+        yield _counter(
+            "chatd_connections_refused",
+            "Live connections refused: the address held websocket.max_connections_per_ip here or"
+            " across the cluster.",
+            self._admissions.statistics().refused,
         )
         closes = CounterMetricFamily(
             "chatd_websocket_closes",

@@ -25,6 +25,7 @@ from chatd.core.delivery import Verdict, decide, parse_retry_after
 from chatd.core.messages import BotMessage, JobStatus, MessageStatus
 from chatd.core.n8n_request import N8nMode, n8n_request
 from chatd.core.replies import BotReply, InvalidReply, parse_reply_body, reply_key
+from chatd.db.owner import Owner
 from chatd.db.queue import Job, QueueStore, Settle
 from chatd.errors import ChatdError
 from chatd.queue.sender import Attempt, WebhookSender
@@ -58,7 +59,8 @@ class DispatchStatistics:
     dead: int
     lost_leases: int  # outcomes void: the job's lease had been rescued meanwhile
     settle_failures: int  # outcomes that could not be recorded at once (database away)
-    rescued: int
+    rescued: int  # claims taken back because their lease ran out (a frozen or dead process)
+    owner_rescues: int  # claims taken back at once because their owner process had died
     invalid_replies: int
     in_flight: int
     success_rate: float | None  # share of the last 100 attempts n8n accepted; None before any
@@ -80,6 +82,7 @@ class Dispatcher:
         senders: Sequence[WebhookSender],  # one per worker (config.concurrency)
         actors: SessionClient,
         config: DispatchConfig,
+        owner: Owner | None = None,  # this process's owner lock, recorded on every claim
     ) -> None:
         if len(senders) != config.concurrency:
             raise ValueError(
@@ -89,6 +92,7 @@ class Dispatcher:
         self._senders = senders
         self._actors = actors
         self._config = config
+        self._owner = owner
         # Claimed jobs go straight to workers waiting in receive(): never more are claimed.
         self._jobs_send, self._jobs_receive = trio.open_memory_channel[Job](config.concurrency)
         self._due = True  # a job may be due: the claimer looks as soon as a worker is idle
@@ -96,6 +100,7 @@ class Dispatcher:
         self._worker = f"{socket.gethostname()}:{os.getpid()}"
         self._delivered = self._retried = self._dead = self._lost_leases = 0
         self._settle_failures = self._rescued = self._invalid_replies = self._in_flight = 0
+        self._owner_rescues = 0
         self._recent: deque[bool] = deque(maxlen=100)  # the last attempts; True: delivered
         self._last_error: str | None = None
 
@@ -108,6 +113,7 @@ class Dispatcher:
             lost_leases=self._lost_leases,
             settle_failures=self._settle_failures,
             rescued=self._rescued,
+            owner_rescues=self._owner_rescues,
             invalid_replies=self._invalid_replies,
             in_flight=self._in_flight,
             success_rate=sum(recent) / len(recent) if recent else None,
@@ -139,7 +145,10 @@ class Dispatcher:
                     self._due = False
                     try:
                         jobs = await self._store.claim(
-                            self._worker, self._config.lease_seconds, limit=idle
+                            self._worker,
+                            self._config.lease_seconds,
+                            limit=idle,
+                            owner_token=self._owner.current() if self._owner else None,
                         )
                     except ChatdError as exc:
                         log.warning("dispatch_claim_failed", error=str(exc))
@@ -166,22 +175,27 @@ class Dispatcher:
             await self._deliver(job, sender)
 
     async def _rescue(self, stop: trio.Event) -> None:
-        """Every half lease (at most every poll interval), take back abandoned claims."""
+        """Every half lease (at most every poll interval), take back abandoned claims: those
+        whose lease ran out, and those whose owner process died (its owner lock is gone)."""
         period = min(self._config.lease_seconds / 2, self._config.poll_interval)
         while not stop.is_set():
             try:
-                rescued = await self._store.rescue_expired()
+                rescued = await self._store.rescue_expired(
+                    self._owner.current() if self._owner else None
+                )
             except ChatdError as exc:
                 log.warning("dispatch_rescue_failed", error=str(exc))
                 rescued = []
             for job in rescued:
                 log.warning(
-                    "dispatch_lease_rescued",
+                    "dispatch_owner_rescued" if job.owner_gone else "dispatch_lease_rescued",
                     delivery_id=job.id,
                     session_id=job.session_id,
                     message_id=job.message_id,
                 )
-            self._rescued += len(rescued)
+            owner_gone = sum(job.owner_gone for job in rescued)
+            self._owner_rescues += owner_gone
+            self._rescued += len(rescued) - owner_gone
             if rescued:
                 self.wake()
             with trio.move_on_after(period):

@@ -1,16 +1,29 @@
 -- name: send_user_message
 -- One statement, one transaction: the session row lock orders concurrent sends, so commit order
 -- is seq order; the message and its webhook job commit together. Zero rows: token, session or
--- expiry did not match. A reused client_message_id fails the unique constraint and rolls back
--- everything (no seq is used up).
+-- expiry did not match, or the session's rate limit is reached (send_refusal tells which). A
+-- reused client_message_id fails the unique constraint and rolls back everything (no seq is used
+-- up, no send counted).
+-- The rate limit, exact across processes: recent_sends holds the times of the session's newest
+-- user messages, newest first, at most rate_max of them and none older than the window. A send
+-- is allowed while fewer than rate_max are in the window. It is checked on the row as locked:
+-- a send that waited for another one's lock rechecks against that one's recent_sends.
 WITH s AS (
     UPDATE chat_sessions
        SET last_seq = last_seq + 1,
            updated_at = now(),
            expires_at = greatest(expires_at, now() + make_interval(secs =>
-               CASE WHEN user_id IS NULL THEN %(guest_ttl_seconds)s ELSE %(user_ttl_seconds)s END))
+               CASE WHEN user_id IS NULL THEN %(guest_ttl_seconds)s ELSE %(user_ttl_seconds)s END)),
+           recent_sends = ARRAY(
+               SELECT t FROM unnest(array_prepend(now(), recent_sends)) AS t
+                WHERE t > now() - make_interval(secs => %(rate_window_seconds)s)
+                ORDER BY t DESC
+                LIMIT %(rate_max)s)
      WHERE id = %(session_id)s AND token_hash = %(token_hash)s
        AND status = 'active' AND expires_at > now()
+       AND (cardinality(recent_sends) < %(rate_max)s
+            OR recent_sends[%(rate_max)s]
+               <= now() - make_interval(secs => %(rate_window_seconds)s))
  RETURNING id, last_seq, user_id, guest_email, metadata, user_context
 ), m AS (
     INSERT INTO chat_messages (id, session_id, sender_type, content, message_type, metadata,
@@ -42,6 +55,20 @@ WITH s AS (
 )
 -- Wakes the dispatchers of every chatd process when the transaction commits.
 SELECT m.* FROM m, LATERAL (SELECT pg_notify('chatd_jobs', '')) AS wake
+
+-- name: send_refusal
+-- Why send_user_message stored nothing: session_auth's answer, and the seconds until the
+-- session's rate limit lets a message through (NULL: it is not what refused it).
+SELECT id, token_hash, status, metadata, expires_at, last_seq,
+       (status = 'active' AND expires_at > now()) AS live,
+       CASE WHEN cardinality(recent_sends) >= %(rate_max)s
+                 AND recent_sends[%(rate_max)s]
+                     > now() - make_interval(secs => %(rate_window_seconds)s)
+            THEN extract(epoch FROM recent_sends[%(rate_max)s]
+                         + make_interval(secs => %(rate_window_seconds)s) - now())::float8
+       END AS retry_after
+  FROM chat_sessions
+ WHERE id = %(session_id)s
 
 -- name: message_by_client_id
 SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at,

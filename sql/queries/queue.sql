@@ -19,6 +19,7 @@ WITH candidate AS (
 )
 UPDATE chat_webhook_queue j
    SET status = 'processing', lease_id = gen_random_uuid(), locked_by = %(worker)s,
+       owner_token = %(owner_token)s,
        locked_until = now() + make_interval(secs => %(lease_seconds)s),
        attempts = j.attempts + 1, updated_at = now()
   FROM candidate
@@ -27,17 +28,37 @@ RETURNING j.id, j.message_id, j.session_id, j.seq, j.webhook_url, j.payload, j.a
           j.max_attempts, j.lease_id, (j.attempts > 1) AS is_retry
 
 -- name: rescue_expired_leases
--- A claim whose lease ran out (its process died or froze) goes back to pending, due now; the
--- lease is cleared, so the late finisher's fenced updates change nothing.
-UPDATE chat_webhook_queue
+-- A claim whose lease ran out (its process died or froze), or whose owner's advisory lock is
+-- gone (its process died: chatd/db/owner.py), goes back to pending, due now; the lease is
+-- cleared, so the late finisher's fenced updates change nothing. Walks only the partial index
+-- of processing jobs; pg_locks is read once (a hashed subplan), this database's owner locks only.
+-- Only a rescuer holding its own lock (`own_token` not NULL) judges owners, never itself: a
+-- process whose LISTEN connection is reconnecting knows it is alive, and cannot tell much else.
+WITH live AS (
+    SELECT l.objid::bigint AS token
+      FROM pg_locks l
+     WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %(namespace)s::bigint::oid
+       AND l.objsubid = 2
+       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+), lost AS (
+    SELECT j.id, j.locked_until < now() AS expired
+      FROM chat_webhook_queue j
+     WHERE j.status = 'processing'
+       AND (j.locked_until < now()
+            OR (%(own_token)s::integer IS NOT NULL AND j.owner_token <> %(own_token)s::integer
+                AND j.owner_token NOT IN (SELECT token FROM live)))
+     ORDER BY j.locked_until
+     LIMIT 100
+       FOR UPDATE OF j SKIP LOCKED
+)
+UPDATE chat_webhook_queue j
    SET status = 'pending', lease_id = NULL, locked_until = NULL, next_retry_at = now(),
-       last_error = 'lease expired: ' || coalesce(locked_by, 'unknown worker'), updated_at = now()
- WHERE id IN (SELECT id FROM chat_webhook_queue
-               WHERE status = 'processing' AND locked_until < now()
-               ORDER BY locked_until
-               LIMIT 100
-                 FOR UPDATE SKIP LOCKED)
-RETURNING id, session_id, message_id
+       last_error = CASE WHEN lost.expired THEN 'lease expired: ' ELSE 'owner gone: ' END
+                    || coalesce(j.locked_by, 'unknown worker'),
+       owner_token = NULL, updated_at = now()
+  FROM lost
+ WHERE j.id = lost.id
+RETURNING j.id, j.session_id, j.message_id, NOT lost.expired AS owner_gone
 
 -- name: complete_job
 -- Fenced on the lease. The user message becomes 'sent' (n8n took it; a reply may follow by

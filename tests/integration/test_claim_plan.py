@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from chatd.db.owner import OWNER_LOCK_NAMESPACE
 from chatd.db.queries import query
 
 FILL = """
@@ -29,7 +30,8 @@ UPDATE chat_webhook_queue SET lease_id = gen_random_uuid(), locked_until = now()
 """
 
 
-CLAIM = {"worker": "test", "lease_seconds": 60}
+CLAIM = {"worker": "test", "lease_seconds": 60, "owner_token": None}
+RESCUE = {"namespace": OWNER_LOCK_NAMESPACE, "own_token": 1}  # a rescuer holding lock 1
 
 
 def _plan(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -89,9 +91,60 @@ def test_rescue_uses_the_lease_index(database_url: str) -> None:
             " WHERE session_id = 's1' AND status = 'processing'"
         )
         conn.execute("VACUUM ANALYZE chat_webhook_queue")
-        rescued = conn.execute(query("rescue_expired_leases")).fetchall()
-        assert [r["session_id"] for r in rescued] == ["s1"]
+        rescued = conn.execute(query("rescue_expired_leases"), RESCUE).fetchall()
+        assert [(r["session_id"], r["owner_gone"]) for r in rescued] == [("s1", False)]
         status = conn.execute(
             "SELECT status, lease_id FROM chat_webhook_queue WHERE id = 'j1-16'"
         ).fetchone()
         assert status == {"status": "pending", "lease_id": None}
+
+
+def test_rescue_takes_back_a_dead_owners_claims_and_walks_only_the_lease_index(
+    database_url: str,
+) -> None:
+    """Claims of an owner whose advisory lock is held stay; those of an owner whose lock is gone
+    come back at once, long before their lease ends; the rescue reads only processing jobs."""
+    with (
+        psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn,
+        psycopg.connect(database_url, autocommit=True) as alive,
+    ):
+        conn.execute(FILL)
+        alive.execute("SELECT pg_advisory_lock(%s, 1001)", [OWNER_LOCK_NAMESPACE])
+        conn.execute(
+            "UPDATE chat_webhook_queue SET owner_token = CASE WHEN session_id = 's1' THEN 1002"
+            " ELSE 1001 END WHERE status = 'processing'"
+        )
+        conn.execute("VACUUM ANALYZE chat_webhook_queue")
+        conn.execute("BEGIN")
+        plan = _plan(conn, query("rescue_expired_leases"), RESCUE)
+        conn.execute("ROLLBACK")
+        nodes = _nodes(plan["Plan"])
+        scanned = {n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"}
+        assert scanned <= {"pg_database"}, f"the rescue scans {scanned}"  # pg_database: one row
+        # The jobs it looks at are the 5 processing ones (through an index on processing jobs),
+        # not the 10,000 others.
+        (scan,) = [
+            n for n in nodes if n.get("Relation Name") == "chat_webhook_queue" and n.get("Filter")
+        ]
+        assert scan["Node Type"] in ("Index Scan", "Bitmap Heap Scan"), scan
+        assert scan["Actual Rows"] + scan.get("Rows Removed by Filter", 0) == 5
+        assert plan["Plan"]["Shared Hit Blocks"] + plan["Plan"].get("Shared Read Blocks", 0) < 100
+        assert plan["Plan"]["Shared Hit Blocks"] + plan["Plan"].get("Shared Read Blocks", 0) < 100
+        # A rescuer without its own lock, or the dead owner itself (alive after all, its LISTEN
+        # connection reconnecting), judges no owner.
+        for own_token in (None, 1002):
+            params = {**RESCUE, "own_token": own_token}
+            assert conn.execute(query("rescue_expired_leases"), params).fetchall() == []
+        rescued = conn.execute(query("rescue_expired_leases"), RESCUE).fetchall()
+        assert [(r["session_id"], r["owner_gone"]) for r in rescued] == [("s1", True)]
+        job = conn.execute(
+            "SELECT status, lease_id, last_error FROM chat_webhook_queue WHERE id = 'j1-16'"
+        ).fetchone()
+        assert job is not None
+        assert (job["status"], job["lease_id"]) == ("pending", None)
+        assert job["last_error"].startswith("owner gone")
+        # The live owner's four claims stay; once its lock goes, they come back too.
+        assert conn.execute(query("rescue_expired_leases"), RESCUE).fetchall() == []
+        alive.execute("SELECT pg_advisory_unlock(%s, 1001)", [OWNER_LOCK_NAMESPACE])
+        rescued = conn.execute(query("rescue_expired_leases"), RESCUE).fetchall()
+        assert sorted(r["session_id"] for r in rescued) == ["s2", "s3", "s4", "s5"]

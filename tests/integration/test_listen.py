@@ -8,6 +8,7 @@ import pytest
 import trio
 
 from chatd.db.listen import Listener
+from chatd.db.owner import OWNER_LOCK_NAMESPACE, Owner
 from chatd.db.pool import Pool
 
 
@@ -108,3 +109,42 @@ async def test_reconnects_after_its_backend_is_killed(
     await notify(pool, "chan_a", "again")
     with trio.fail_after(5):
         assert await recorder.notes.receive() == ("chan_a", "again")
+
+
+async def test_holds_the_owner_lock_and_takes_it_again_after_a_reconnect(
+    nursery: trio.Nursery, database_url: str, pool: Pool, recorder: Recorder
+) -> None:
+    owner = Owner()
+    taken: list[bool] = []
+    owner.on_held(lambda: taken.append(owner.held))
+    lock = "SELECT pg_try_advisory_lock(%s, %s) AS locked"
+    release = "SELECT pg_advisory_unlock(%s, %s)"
+    key = [OWNER_LOCK_NAMESPACE, owner.token]
+    async with pool.connection() as other:
+        # Held elsewhere first (our previous connection's backend, not yet gone): not ours yet.
+        assert (await (await other.execute(lock, key)).fetchone()) == {"locked": True}
+        listener = Listener(
+            database_url, ["chan_a"], recorder.on_notify, recorder.on_connect, owner=owner
+        )
+        with trio.fail_after(10):
+            await nursery.start(listener.run)
+        assert (owner.held, owner.current(), taken) == (False, None, [])
+        await other.execute(release, key)
+    with trio.fail_after(5):  # retried while the connection idles
+        while not owner.held:
+            await trio.sleep(0.05)
+    assert (owner.current(), taken) == (owner.token, [True])
+    async with pool.connection() as conn:
+        cur = await conn.execute(lock, key)
+        assert await cur.fetchone() == {"locked": False}  # ours, on the LISTEN connection
+        # The LISTEN connection's backend: the one holding the lock.
+        cur = await conn.execute(
+            "SELECT pg_terminate_backend(pid) AS killed FROM pg_locks"
+            " WHERE locktype = 'advisory' AND classid = %s AND objid = %s AND objsubid = 2",
+            key,
+        )
+        assert [row["killed"] for row in await cur.fetchall()] == [True]
+    with trio.fail_after(10):  # reconnected, and the lock is ours again
+        while len(taken) < 2:
+            await trio.sleep(0.05)
+    assert owner.held

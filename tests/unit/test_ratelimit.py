@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from chatd.core.ratelimit import KeyedLimiter, SlidingWindow
+from chatd.core.ratelimit import (
+    ConnectionLimit,
+    KeyedLimiter,
+    SlidingWindow,
+    WindowCounts,
+    weighted_retry_after,
+)
 
 
 def hit(window: SlidingWindow, now: float) -> float | None:
@@ -103,3 +109,45 @@ def test_failures_are_recorded_apart_from_the_check() -> None:
     assert failures.retry_after("1.2.3.4", 61.5) == pytest.approx(0.5)
     assert failures.retry_after("1.2.3.4", 62.0) is None
     assert failures.retry_after("5.6.7.8", 3.0) is None  # other addresses are not affected
+
+
+def test_a_connection_is_checked_and_counted_in_one_step() -> None:
+    limit = ConnectionLimit(2)
+    assert limit.try_acquire("1.2.3.4")
+    assert limit.try_acquire("1.2.3.4")
+    assert not limit.try_acquire("1.2.3.4")  # refused, and not counted
+    assert limit.try_acquire("5.6.7.8")
+    assert (len(limit), limit.counts()) == (3, {"1.2.3.4": 2, "5.6.7.8": 1})
+    limit.release("1.2.3.4")
+    assert limit.try_acquire("1.2.3.4")
+    for _ in range(2):
+        limit.release("1.2.3.4")
+    limit.release("5.6.7.8")
+    assert (len(limit), limit.counts()) == (0, {})  # empty keys are forgotten
+
+
+def test_the_weighted_estimate_counts_the_previous_window_by_its_overlap() -> None:
+    # 10 hits in window 99, 4 in window 100, read a quarter into window 100.
+    counts = WindowCounts(window_no=100, hits=4, previous_hits=10, now_windows=100.25)
+    assert counts.current_and_previous() == (4, 10)
+    assert counts.estimate() == pytest.approx(10 * 0.75 + 4)
+    # The same row read a window later: its hits are now the previous window's.
+    later = WindowCounts(window_no=100, hits=4, previous_hits=10, now_windows=101.5)
+    assert later.current_and_previous() == (0, 4)
+    assert later.estimate() == pytest.approx(2.0)
+    # Two windows later it counts nothing.
+    assert WindowCounts(100, 4, 10, 102.0).estimate() == 0
+
+
+def test_retry_after_is_when_the_estimate_drops_below_the_limit() -> None:
+    # limit 10 over 60 s; estimate 7.5 + 4 = 11.5 at a quarter in. It falls by 10 per window:
+    # below 10 once 10 * (1 - t) + 4 < 10, t > 0.4, i.e. 0.15 windows = 9 s from now.
+    counts = WindowCounts(window_no=100, hits=4, previous_hits=10, now_windows=100.25)
+    assert weighted_retry_after(counts, 10, 60.0) == pytest.approx(9.0, abs=0.01)
+    # The current window alone is at the limit: only the next one frees room, and there this
+    # window's 10 hits weigh in by their overlap: below 10 just past the next window's start.
+    full = WindowCounts(window_no=100, hits=10, previous_hits=0, now_windows=100.5)
+    assert weighted_retry_after(full, 10, 60.0) == pytest.approx(30.0, abs=0.01)
+    over = WindowCounts(window_no=100, hits=20, previous_hits=0, now_windows=100.5)
+    assert weighted_retry_after(over, 10, 60.0) == pytest.approx(30.0 + 30.0, abs=0.01)
+    assert 0 < weighted_retry_after(None, 10, 60.0) < 0.01  # the row went meanwhile: at once
