@@ -55,6 +55,7 @@ from chatd.db.messages import MessageStore, QueueTarget
 from chatd.db.owner import Owner
 from chatd.db.pool import Pool, open_pool
 from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
+from chatd.db.search import apply_search_language
 from chatd.db.sessions import SessionStore
 from chatd.db.startup import open_database_url, pool_config, prepare_schema, wait_for_database
 from chatd.errors import ConfigError
@@ -193,6 +194,8 @@ async def run_services(
     """
     notifier = notifier or Notifier(None)
     settings = services.settings
+    # New messages are indexed in the configured language (ConfigError if PostgreSQL lacks it).
+    await apply_search_language(services.pool, settings.search.language)
     router = EventRouter(services.hub, services.messages)
     # An empty webhook_url is the built-in demo bot on our own port: local, so no proxy.
     to_n8n = open_senders(

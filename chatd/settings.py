@@ -231,6 +231,12 @@ class MaintenanceSettings(_Section):
     dead_letter_retention_days: float = Field(30.0, gt=0)
 
 
+class SearchSettings(_Section):
+    # A PostgreSQL text search configuration (SELECT cfgname FROM pg_ts_config); checked there
+    # at start. Not reloadable: `chatd search reindex` moves stored messages to a new one.
+    language: str = Field("simple", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -245,6 +251,7 @@ class Settings(_Section):
     metrics: MetricsSettings = MetricsSettings()
     alerts: AlertSettings = AlertSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
+    search: SearchSettings = SearchSettings()
 
     @property
     def public_url(self) -> str:
