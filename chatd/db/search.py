@@ -25,6 +25,9 @@ log = structlog.get_logger(__name__)
 Sort = Literal["newest", "relevance"]
 HEADLINE_OPTIONS = f'HighlightAll=true, StartSel="{START}", StopSel="{STOP}"'
 REINDEX_BATCH = 1000
+# Up to this many matches, newest-first takes them from the search index and sorts them; more,
+# it walks the time index until a page is full (sql/queries/search.sql, search_matches_upto).
+FEW_MATCHES = 1000
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,9 @@ class SearchStore:
                 "limit": limit + 1,  # one more: is there another page?
                 "offset": offset,
             }
-            sql = query("search_newest") if sort == "newest" else query("search_relevance")
+            sql = query("search_relevance")
+            if sort == "newest":
+                sql = await _newest_plan(conn, params)
             rows = await (await conn.execute(sql, params, prepare=False)).fetchall()
             rows, more = rows[:limit], len(rows) > limit
             details = await self._details(conn, q, [row["id"] for row in rows])
@@ -119,6 +124,17 @@ class SearchStore:
         }
         cur = await conn.execute(query("search_details"), params, prepare=False)
         return {row["id"]: row for row in await cur.fetchall()}
+
+
+async def _newest_plan(conn: Connection, params: dict[str, Any]) -> str:
+    cur = await conn.execute(
+        query("search_matches_upto"), {**params, "cap": FEW_MATCHES + 1}, prepare=False
+    )
+    row = await cur.fetchone()
+    assert row is not None  # count(*) always answers
+    if row["n"] <= FEW_MATCHES:
+        return query("search_newest_few")
+    return query("search_newest")
 
 
 def _filter_params(filters: SearchFilters) -> dict[str, Any]:

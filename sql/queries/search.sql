@@ -22,12 +22,32 @@ RETURNING old.config AS previous
 SELECT numnode(websearch_to_tsquery(%(config)s::regconfig, %(q)s)) AS nodes,
        websearch_to_tsquery(%(config)s::regconfig, %(q)s)::text AS parsed
 
+-- name: search_matches_upto
+-- How many messages match, filters included, counted up to `cap` (the search index gives them):
+-- this chooses between search_newest and search_newest_few. The planner's estimate cannot: a
+-- word rarer than those its statistics keep is guessed at hundreds of rows whatever its real
+-- count, and walking the time index for a word in 20 messages reads the whole table.
+SELECT count(*) AS n
+  FROM (SELECT 1 FROM chat_messages m
+        WHERE m.search @@ websearch_to_tsquery(%(config)s::regconfig, %(q)s)
+       AND (%(since)s::timestamptz IS NULL OR m.created_at >= %(since)s::timestamptz)
+       AND (%(until)s::timestamptz IS NULL OR m.created_at < %(until)s::timestamptz)
+       AND (%(sender)s::text IS NULL OR m.sender_type = %(sender)s::text)
+       AND (%(session_ids)s::text[] IS NULL OR m.session_id = ANY(%(session_ids)s::text[]))
+       AND (%(tag)s::text IS NULL
+            OR EXISTS (SELECT 1 FROM chat_tags t
+                        WHERE t.session_id = m.session_id AND t.tag = %(tag)s::text))
+       AND (NOT %(failed)s::boolean
+            OR EXISTS (SELECT 1 FROM chat_messages f
+                        WHERE f.session_id = m.session_id AND f.status = 'failed'))
+         LIMIT %(cap)s) AS found
+
 -- name: search_newest
--- One page of matches, newest first. For a frequent word the planner walks the created_at index
--- backwards and stops after the page (the match is checked on each row it passes); for a rare
--- one it takes the GIN index's matches and sorts them. Filters on the conversation are probes
--- of small indexes (tags by session, failed messages by session); a shopper's sessions come as
--- ids (shopper_sessions), so the planner may start from them. The WHERE clause is
+-- One page of matches, newest first, for a word with many matches (search_matches_upto): the
+-- planner walks the created_at index backwards and stops after the page (the match is checked
+-- on each row it passes). Filters on the conversation are probes of small indexes (tags by
+-- session, failed messages by session); a shopper's sessions come as ids (shopper_sessions), so
+-- the planner may start from them. The WHERE clause is search_newest_few's and
 -- search_relevance's: change them together.
 SELECT m.id, m.session_id, m.seq, m.sender_type, m.created_at,
        ts_rank_cd(m.search, websearch_to_tsquery(%(config)s::regconfig, %(q)s)) AS rank
@@ -44,6 +64,29 @@ SELECT m.id, m.session_id, m.seq, m.sender_type, m.created_at,
         OR EXISTS (SELECT 1 FROM chat_messages f
                     WHERE f.session_id = m.session_id AND f.status = 'failed'))
  ORDER BY m.created_at DESC, m.id DESC
+ LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: search_newest_few
+-- The same for a word with few matches: they come from the search index (materialised, so the
+-- planner cannot trade it for the walk), then are sorted.
+WITH found AS MATERIALIZED (
+SELECT m.id, m.session_id, m.seq, m.sender_type, m.created_at,
+       ts_rank_cd(m.search, websearch_to_tsquery(%(config)s::regconfig, %(q)s)) AS rank
+  FROM chat_messages m
+ WHERE m.search @@ websearch_to_tsquery(%(config)s::regconfig, %(q)s)
+   AND (%(since)s::timestamptz IS NULL OR m.created_at >= %(since)s::timestamptz)
+   AND (%(until)s::timestamptz IS NULL OR m.created_at < %(until)s::timestamptz)
+   AND (%(sender)s::text IS NULL OR m.sender_type = %(sender)s::text)
+   AND (%(session_ids)s::text[] IS NULL OR m.session_id = ANY(%(session_ids)s::text[]))
+   AND (%(tag)s::text IS NULL
+        OR EXISTS (SELECT 1 FROM chat_tags t
+                    WHERE t.session_id = m.session_id AND t.tag = %(tag)s::text))
+   AND (NOT %(failed)s::boolean
+        OR EXISTS (SELECT 1 FROM chat_messages f
+                    WHERE f.session_id = m.session_id AND f.status = 'failed'))
+)
+SELECT * FROM found
+ ORDER BY created_at DESC, id DESC
  LIMIT %(limit)s OFFSET %(offset)s
 
 -- name: search_relevance
