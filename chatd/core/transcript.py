@@ -65,7 +65,21 @@ def transcript_text(session: SessionRecord, messages: Iterable[Message]) -> str:
         note = f" [{m.status}]" if m.status in NOTED else ""
         text = " ".join(m.content.splitlines())  # one message, one line
         lines.append(f"{iso(m.created_at)} {speaker}{note}: {text}")
+        lines += [f"  attachment: {ref}" for ref in attachment_refs(m)]
     return "\n".join(lines) + "\n"
+
+
+def attachment_refs(message: Message) -> list[str]:
+    """The attachments a message links to (chatd stores links, never the files), as text."""
+    found = (message.metadata or {}).get("attachments")
+    if not isinstance(found, list):
+        return []
+    refs = []
+    for a in found:
+        if isinstance(a, dict) and isinstance(a.get("url"), str):
+            title = a.get("title")
+            refs.append(f"{a['url']} ({title})" if isinstance(title, str) and title else a["url"])
+    return refs
 
 
 def shopper_json(
