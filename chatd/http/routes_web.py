@@ -153,6 +153,32 @@ def web_routes(*, demo: bool) -> Blueprint:
             raise NotFound("the demo shop is served only in demo mode")
         return style.response(max_age=300)
 
+    search_js, search_css = Asset.load("admin-search.js"), Asset.load("admin-search.css")
+
+    @bp.get("/admin-search.js")
+    @documented(
+        Doc(
+            "The admin page's search, tags and shopper data (after admin.js)",
+            "pages",
+            "application/javascript",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
+    async def admin_search_script() -> Response:
+        return search_js.response(max_age=0, headers=ADMIN_HEADERS)
+
+    @bp.get("/admin-search.css")
+    @documented(
+        Doc(
+            "The admin page's search, tags and shopper data: their styles (after admin.css)",
+            "pages",
+            "text/css",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
+    async def admin_search_style() -> Response:
+        return search_css.response(max_age=0, headers=ADMIN_HEADERS)
+
     admin_page, admin_js, admin_css = (
         Asset.load("admin.html"),
         Asset.load("admin.js"),
