@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import trio
 
+from chatd.db.queries import query
 from tests.chat import table_counts
 from tests.conftest import RunningChatd
 from tests.e2e.test_shopper_cli import ATTACHMENT, rows_of, searchable, seed
@@ -142,3 +143,21 @@ async def test_shopper_routes_need_the_admin_token(served: RunningChatd) -> None
             assert response.status_code == 401
         assert (await c.get("/api/admin/shoppers/erasures")).status_code == 401
     assert (await rows_of(served.services.pool, ["bob-1"]))["chat_messages"] == 2
+
+
+async def test_the_vacuum_after_a_deletion_names_every_table_it_reaches(
+    served: RunningChatd,
+) -> None:
+    """A table added later with a session_id column is emptied by the deletion (found by its
+    column) but vacuumed only if vacuum_erased names it: this says when it does not."""
+    async with served.services.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT c.table_name FROM information_schema.columns c"
+            " JOIN information_schema.tables t USING (table_schema, table_name)"
+            " WHERE c.table_schema = current_schema() AND c.column_name = 'session_id'"
+            " AND t.table_type = 'BASE TABLE'"
+        )
+        reached = {r["table_name"] for r in await cur.fetchall()} | {"chat_sessions"}
+    tables = query("vacuum_erased").split("VACUUM (INDEX_CLEANUP ON)", 1)[1]
+    named = {name.strip() for name in tables.split(",")}
+    assert reached <= named, reached - named
