@@ -74,6 +74,11 @@ class Services:
         """The settings now (SIGHUP may have replaced them since the last request)."""
         return self.state.settings
 
+    @property
+    def process_tag(self) -> str:
+        """This process, among every chatd process on the database."""
+        return self._process_tag
+
     def connection_id(self) -> str:
         """Unique across processes: a relayed `typing` must not come back to its sender."""
         return f"{self._process_tag}.{next(self._connection_ids)}"
