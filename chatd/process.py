@@ -209,6 +209,8 @@ async def run_services(
         await background.start(services.registry.run)
         await background.start(router.run)
         await background.start(relay.run)
+        services.state.relay = relay
+        services.metrics.watch_relay(relay)
         await background.start(services.hub.run)
         await background.start(services.liveness.run)
         await background.start(services.live_connections.run)

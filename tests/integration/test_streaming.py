@@ -6,7 +6,6 @@ and what history holds, with nothing lost and nothing shown twice.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,11 +14,14 @@ from typing import Any
 
 import pytest
 import trio
+from structlog.testing import capture_logs
 from trio_websocket import WebSocketConnection
 
 from tests.chat import Session, new_session, send
-from tests.integration.test_delivery import Pipeline, open_pipeline
-from tests.sink import Reply, Stream, Wait, agent, chunk
+from tests.conftest import make_settings, start_chatd
+from tests.integration.test_delivery import Pipeline, _pool, open_pipeline
+from tests.sink import Stream, Wait, agent, chunk
+from tests.sse import open_sse
 from tests.ws import join, open_ws, receive
 
 pytestmark = pytest.mark.timeout(60)
@@ -34,6 +36,19 @@ async def pipeline(nursery: trio.Nursery, database_url: str) -> AsyncIterator[Pi
         database_url,
         chat={"rate_limit_max": 1000},
         n8n={"stream_idle_timeout_seconds": 1.0, "stream_max_seconds": 5.0},
+    )
+    yield pipe
+    pipe.chatd.stop.set()
+
+
+@pytest.fixture
+async def patient(nursery: trio.Nursery, database_url: str) -> AsyncIterator[Pipeline]:
+    """A pipeline whose streams may pause (the stand-in holds one while the test looks)."""
+    pipe = await open_pipeline(
+        nursery,
+        database_url,
+        chat={"rate_limit_max": 1000},
+        n8n={"stream_idle_timeout_seconds": 20.0},
     )
     yield pipe
     pipe.chatd.stop.set()
@@ -139,3 +154,409 @@ async def test_a_streamed_reply_is_shown_piece_by_piece_then_stored_once(
         ("bot", "Your order ships today.", "delivered"),
     ]
     assert (await pipeline.job(sent["messageId"]))["status"] == "completed"
+
+
+async def converse(
+    pipe: Pipeline, text: str = "Where is my order?", replies: int = 1, seconds: float = 15.0
+) -> tuple[Session, Seen]:
+    """A shopper sends `text` with a WebSocket open; what it saw until `replies` bot messages."""
+    async with pipe.chatd.client() as client:
+        session = await new_session(client)
+        async with joined(pipe, session) as ws:
+            await send(client, session, text)
+            seen = await read_until(ws, Seen(), bot_replies(replies), seconds)
+    return session, seen
+
+
+def attempts(seen: Seen) -> list[list[str]]:
+    """The streamed messages of each attempt, by messageId, in the order they began."""
+    groups: list[list[str]] = [[]]
+    for e in seen.of("message_delta", "message_stream_end", "new_message"):
+        if e["type"] == "message_stream_end" and groups[-1]:
+            groups.append([])
+        elif e["type"] == "message_delta" and e["messageId"] not in groups[-1]:
+            if any(e["messageId"] in group for group in groups):
+                continue
+            groups[-1].append(e["messageId"])
+    return [group for group in groups if group]
+
+
+GOOD = ["Your ", "order ", "ships ", "today."]
+
+
+def split(line: bytes, inside: str) -> list[bytes]:
+    """`line` in two network chunks, cut inside the UTF-8 bytes of the character `inside`."""
+    cut = line.index(inside.encode()) + 1
+    return [line[:cut], line[cut:]]
+
+
+def good() -> Stream:
+    return Stream(agent(*GOOD), gap=0.02)
+
+
+FAULTS: dict[str, tuple[Stream, str]] = {
+    # n8n reports a node's failure while the reply is being written, and the response ends.
+    "error-chunk": (
+        Stream([*agent("Your ", "ord")[:3], chunk("error", "agent", "Rate limit reached")]),
+        "n8n node 'agent' failed: Rate limit reached",
+    ),
+    "cut-after-3-chunks": (
+        Stream(agent("Your ", "ord", "er")[:3], then="cut"),
+        "the connection was cut",
+    ),
+    "stall": (Stream(agent("Your ", "ord")[:2], then="hang"), "nothing came for 1s"),
+    "endless": (
+        Stream([chunk("begin"), chunk("item", "agent", "la ")], gap=0.05, then="endless"),
+        "the answer ran longer than 5s",
+    ),
+    "non-json-line": (
+        Stream([*agent("Your ")[:2], b"<html>Bad gateway</html>\n"]),
+        "line 3 of the stream: malformed JSON",
+    ),
+    "invalid-utf8-split": (
+        Stream(
+            [
+                *agent("Your ")[:2],
+                *split(chunk("item", "agent", "café ~~").replace(b"~~", b"\xff\xfe"), "é"),
+                chunk("end"),
+            ]
+        ),
+        "line 3 of the stream is not valid UTF-8",
+    ),
+    "one-megabyte-line": (
+        Stream(
+            [
+                *agent("Your ")[:2],
+                b'{"type":"item","content":"',
+                *[b"x" * 65536] * 16,
+                b'"}\n',
+                chunk("end"),
+            ]
+        ),
+        "a line of the stream is longer than 65536 bytes",
+    ),
+    "begin-without-end": (  # then a clean end of the response
+        Stream(agent("Your ", "order")[:-1]),
+        "the reply of n8n node 'agent' began and never ended",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS), ids=list(FAULTS))
+async def test_a_failed_stream_is_withdrawn_and_the_retry_shown_once(
+    pipeline: Pipeline, fault: str
+) -> None:
+    stream, reason = FAULTS[fault]
+    pipeline.sink.queue(stream)
+    pipeline.sink.behave(good())
+    with capture_logs() as logs:
+        session, seen = await converse(pipeline)
+    (failure,) = [log for log in logs if log["event"] == "dispatch_stream_failed"]
+    assert reason in failure["reason"]
+    (bot,) = seen.bot_messages()
+    assert bot["content"] == "".join(GOOD)
+    # The failed attempt showed its pieces, then withdrew them all, before the retry's first.
+    failed, retried = attempts(seen)
+    assert retried == [bot["id"]]
+    ends = seen.of("message_stream_end")
+    assert [(e["messageId"], e["reason"]) for e in ends] == [(m, "failed") for m in failed]
+    first_retry = next(i for i, e in enumerate(seen.events) if e.get("messageId") == bot["id"])
+    assert seen.events.index(ends[-1]) < first_retry
+    assert seen.shown_text() == {}  # nothing left on screen but the stored reply
+    assert await history(pipeline, session) == [
+        ("user", "Where is my order?", "delivered"),
+        ("bot", "".join(GOOD), "delivered"),
+    ]
+    assert len(pipeline.sink.requests) == 2
+
+
+async def test_when_every_attempt_fails_the_fallback_is_the_one_reply(pipeline: Pipeline) -> None:
+    pipeline.sink.behave(Stream(agent("Your ", "ord")[:3], then="cut"))
+    session, seen = await converse(pipeline)
+    assert [m["content"] for m in seen.bot_messages()] == [FALLBACK]
+    assert len(attempts(seen)) == 3  # each shown, each withdrawn
+    assert len(seen.of("message_stream_end")) == 3
+    assert seen.shown_text() == {}
+    assert await history(pipeline, session) == [
+        ("user", "Where is my order?", "failed"),
+        ("bot", FALLBACK, "delivered"),
+    ]
+
+
+async def test_several_runs_become_several_messages_in_the_order_they_began(
+    pipeline: Pipeline,
+) -> None:
+    interleaved = [
+        chunk("begin", "triage"),
+        chunk("begin", "writer"),
+        chunk("item", "writer", "Second "),
+        chunk("item", "triage", "First "),
+        chunk("item", "writer", "message."),
+        chunk("item", "triage", "message."),
+        chunk("end", "writer"),
+        chunk("end", "triage"),
+        *agent("After ", "a tool.", run=1, node="triage"),
+        chunk("begin", "writer", run=1),  # a run with nothing to say: never stored
+        chunk("item", "writer", "\n", run=1),
+        chunk("end", "writer", run=1),
+    ]
+    pipeline.sink.behave(Stream(interleaved, gap=0.02))
+    session, seen = await converse(pipeline, replies=3)
+    texts = ["First message.", "Second message.", "After a tool."]
+    assert [m["content"] for m in seen.bot_messages()] == texts
+    assert [m["seq"] for m in seen.bot_messages()] == [2, 3, 4]
+    streamed = {e["messageId"] for e in seen.of("message_delta")}
+    assert {m["id"] for m in seen.bot_messages()} < streamed  # and the empty run's
+    (empty,) = streamed - {m["id"] for m in seen.bot_messages()}
+    assert [(e["messageId"], e["reason"]) for e in seen.of("message_stream_end")] == [
+        (empty, "empty")
+    ]
+    assert seen.shown_text() == {}
+    assert [content for _, content, _ in await history(pipeline, session)] == [
+        "Where is my order?",
+        *texts,
+    ]
+
+
+async def test_a_character_split_between_network_chunks_arrives_whole(pipeline: Pipeline) -> None:
+    pipeline.sink.behave(
+        Stream([chunk("begin"), *split(chunk("item", "agent", "Grüße"), "ü"), chunk("end")])
+    )
+    _session, seen = await converse(pipeline)
+    assert [(d["index"], d["text"]) for d in seen.of("message_delta")] == [(0, "Grüße")]
+    assert [m["content"] for m in seen.bot_messages()] == ["Grüße"]
+
+
+async def test_an_error_n8n_goes_on_after_does_not_fail_the_reply(pipeline: Pipeline) -> None:
+    # An AI tool failed; n8n reports it and goes on (tools continue by default): the agent's
+    # next model call answers.
+    stream = [
+        *agent("", run=0),
+        chunk("error", "order lookup", "404 order not found"),
+        *agent("I could not ", "find that order.", run=1),
+    ]
+    pipeline.sink.behave(Stream(stream))
+    _session, seen = await converse(pipeline)
+    assert [m["content"] for m in seen.bot_messages()] == ["I could not find that order."]
+    assert len(pipeline.sink.requests) == 1
+
+
+# -- joining and resuming mid-stream -------------------------------------------------------------
+
+HELD = ["Your ", "order ", "ships "]  # streamed before the stand-in waits for sink.release()
+REST = ["to", "day."]
+
+
+def held_stream() -> Stream:
+    return Stream(
+        [chunk("begin"), *[chunk("item", "agent", t) for t in HELD], Wait(),
+         *[chunk("item", "agent", t) for t in REST], chunk("end")]
+    )  # fmt: skip
+
+
+def pieces(seen: Seen) -> list[tuple[str, int, str]]:
+    """(type, index, text) of each stream event of one reply, in order."""
+    return [(e["type"], e["index"], e["text"]) for e in seen.of("message_delta", "message_stream")]
+
+
+async def test_a_second_tab_and_a_reconnecting_one_get_the_text_so_far_then_the_rest(
+    patient: Pipeline,
+) -> None:
+    patient.sink.behave(held_stream())
+    async with patient.chatd.client() as client:
+        session = await new_session(client)
+        async with joined(patient, session) as first, joined(patient, session) as leaving:
+            await send(client, session, "Where is my order?")
+            early = await read_until(first, Seen(), lambda s: len(s.of("message_delta")) == 3)
+            gone = await read_until(leaving, Seen(), lambda s: len(s.of("message_delta")) == 2)
+        # `leaving` hung up after two pieces; it comes back, as does a new tab, mid-stream.
+        async with (
+            joined(patient, session, last_seq=1) as back,
+            joined(patient, session, last_seq=0) as second,
+            joined(patient, session, last_seq=1) as third,
+        ):
+            resumed = [await read_until(ws, Seen(), lambda s: bool(s.of("message_stream")))
+                       for ws in (back, second, third)]  # fmt: skip
+            patient.sink.release()
+            for ws, seen in zip((back, second, third), resumed, strict=True):
+                await read_until(ws, seen, bot_replies(1))
+    (bot,) = resumed[0].bot_messages()
+    text = "".join(HELD + REST)
+    assert bot["content"] == text
+    assert [d["index"] for d in early.of("message_delta")] == [0, 1, 2]
+    assert [d["index"] for d in gone.of("message_delta")] == [0, 1]
+    for seen in resumed:
+        # The text so far once, then exactly the pieces after it: no gap, no repeat.
+        assert pieces(seen) == [
+            ("message_stream", 2, "".join(HELD)),
+            ("message_delta", 3, "to"),
+            ("message_delta", 4, "day."),
+        ]
+        assert seen.bot_messages() == [bot]
+        assert seen.of("message_stream")[0]["messageId"] == bot["id"]
+        assert seen.shown_text() == {}
+    # The new tab got the stored messages first, then the stream.
+    kinds = [e["type"] for e in resumed[1].events]
+    assert kinds.index("new_message") < kinds.index("message_stream")
+
+
+async def test_an_sse_client_resuming_mid_stream_gets_the_text_so_far_then_the_rest(
+    patient: Pipeline,
+) -> None:
+    patient.sink.behave(held_stream())
+    async with patient.chatd.client() as client:
+        session = await new_session(client)
+        async with joined(patient, session) as ws:
+            await send(client, session, "Where is my order?")
+            await read_until(ws, Seen(), lambda s: len(s.of("message_delta")) == 3)
+        path = f"/api/chat/events/{session.id}"
+        async with open_sse(patient.chatd.url, path, {**session.auth, "Last-Event-ID": "1"}) as sse:
+            snapshot = await sse.next()
+            patient.sink.release()
+            rest = []
+            while (event := await sse.next()) is not None and event.type != "new_message":
+                rest.append(event)
+    assert snapshot is not None
+    assert event is not None
+    assert (snapshot.id, snapshot.type, snapshot.data["index"]) == (None, "message_stream", 2)
+    assert snapshot.data["text"] == "".join(HELD)
+    deltas = [e for e in rest if e.type == "message_delta"]
+    assert [(e.id, e.data["index"], e.data["text"]) for e in deltas] == [
+        (None, 3, "to"),
+        (None, 4, "day."),
+    ]
+    assert (event.id, event.data["message"]["id"]) == ("2", snapshot.data["messageId"])
+    assert event.data["message"]["content"] == "".join(HELD + REST)
+
+
+async def poll(
+    pipe: Pipeline, session: Session, after: int, version: int, wait: int = 5
+) -> dict[str, Any]:
+    async with pipe.chatd.client() as client:  # its timeout (10 s) outlasts the wait
+        url = (
+            f"/api/chat/messages/{session.id}?afterSeq={after}&wait={wait}&streamVersion={version}"
+        )
+        response = await client.get(url, headers=session.auth)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_long_poll_answers_each_change_of_the_streams_with_all_of_them(
+    patient: Pipeline,
+) -> None:
+    patient.sink.behave(held_stream())
+    async with patient.chatd.client() as client:
+        session = await new_session(client)
+        quiet = await poll(patient, session, after=0, version=0, wait=1)
+        assert (quiet["streaming"], quiet["streamVersion"]) == ([], 0)
+        assert [m["seq"] for m in quiet["messages"]] == []
+        async with joined(patient, session) as ws:
+            sent = (await send(client, session, "Where is my order?")).json()
+            await read_until(ws, Seen(), lambda s: len(s.of("message_delta")) == 3)
+    # The client has seq 1 and no streams (version 0): answered at once, with the text so far.
+    started = trio.current_time()
+    first = await poll(patient, session, after=1, version=0)
+    assert trio.current_time() - started < 1
+    (reply,) = first["streaming"]
+    assert reply == {
+        "messageId": reply["messageId"],
+        "replyTo": sent["messageId"],
+        "index": 2,
+        "text": "".join(HELD),
+    }
+    assert first["messages"] == []
+    assert first["streamVersion"] not in (0, None)
+    # Nothing changes: the same version waits (here until `wait` runs out).
+    same = await poll(patient, session, after=1, version=first["streamVersion"], wait=1)
+    assert (same["streaming"], same["streamVersion"]) == (
+        first["streaming"],
+        first["streamVersion"],
+    )
+    # The rest streams and is stored: the waiting poll answers; polling on, the reply arrives
+    # and the stream is gone.
+    async with trio.open_nursery() as nursery:
+        answers: list[dict[str, Any]] = []
+
+        async def follow() -> None:
+            version, after = first["streamVersion"], 1
+            while not any(m["senderType"] == "bot" for a in answers for m in a["messages"]):
+                answers.append(await poll(patient, session, after=after, version=version))
+                version = answers[-1]["streamVersion"]
+
+        nursery.start_soon(follow)
+        await trio.sleep(0.3)
+        patient.sink.release()
+    final = answers[-1]
+    assert [m["content"] for m in final["messages"]] == ["".join(HELD + REST)]
+    assert final["messages"][0]["id"] == reply["messageId"]
+    assert (final["streaming"], final["streamVersion"]) == ([], 0)
+    for answer in answers[:-1]:  # each a snapshot of the whole text so far
+        for view in answer["streaming"]:
+            assert "".join(HELD + REST).startswith(view["text"])
+
+
+async def test_long_poll_refuses_a_bad_stream_version(patient: Pipeline) -> None:
+    async with patient.chatd.client() as client:
+        session = await new_session(client)
+        url = f"/api/chat/messages/{session.id}"
+        for query, field in [
+            ("?afterSeq=0&streamVersion=-1", "streamVersion"),
+            ("?afterSeq=0&streamVersion=x", "streamVersion"),
+            ("?afterSeq=0&streamVersion=9007199254740992", "streamVersion"),
+            ("?streamVersion=0", "streamVersion"),
+        ]:
+            response = await client.get(url + query, headers=session.auth)
+            assert response.status_code == 400, query
+            assert response.json()["error"]["field"] == field
+        plain = (await client.get(url + "?afterSeq=0", headers=session.auth)).json()
+        assert set(plain) == {"messages", "pagination"}  # without streamVersion: as before
+
+
+# -- across processes ------------------------------------------------------------------------------
+
+
+async def test_a_client_of_another_process_gets_the_pieces_in_batches_and_the_reply(
+    nursery: trio.Nursery, database_url: str
+) -> None:
+    reader = await open_pipeline(nursery, database_url, n8n={"stream_idle_timeout_seconds": 20})
+    tokens = [f"w{n} " for n in range(40)]
+    items = [chunk("item", "agent", token) for token in tokens]
+    reader.sink.behave(
+        Stream([chunk("begin"), *items[:20], Wait(), *items[20:], chunk("end")], gap=0.01)
+    )
+    other_pool = await nursery.start(_pool, database_url)
+    other = await start_chatd(nursery, make_settings(database_url), other_pool)  # no dispatch
+    async with reader.chatd.client() as client:
+        session = await new_session(client)
+        async with open_ws(other.url) as far, open_ws(reader.chatd.url) as near:
+            await join(far, session)
+            await join(near, session)
+            await send(client, session, "Where is my order?")
+            seen_far = await read_until(far, Seen(), lambda s: len(s.of("message_delta")) == 20)
+            # A tab joining the far process mid-stream gets the text so far from its memory.
+            async with open_ws(other.url) as late:
+                await join(late, session, last_seq=1)
+                seen_late = await read_until(late, Seen(), lambda s: bool(s.of("message_stream")))
+                reader.sink.release()
+                await read_until(late, seen_late, bot_replies(1))
+            await read_until(far, seen_far, bot_replies(1))
+            seen_near = await read_until(near, Seen(), bot_replies(1))
+    text = "".join(tokens)
+    for seen in (seen_far, seen_near):
+        assert [(d["index"], d["text"]) for d in seen.of("message_delta")] == list(
+            enumerate(tokens)
+        )
+        assert [m["content"] for m in seen.bot_messages()] == [text]
+        # Every piece came before the stored reply.
+        assert seen.events.index(seen.of("new_message")[-1]) > seen.events.index(
+            seen.of("message_delta")[-1]
+        )
+    assert pieces(seen_late)[0] == ("message_stream", 19, "".join(tokens[:20]))
+    assert [i for _, i, _ in pieces(seen_late)[1:]] == list(range(20, 40))
+    assert seen_late.shown_text() == {}
+    relay = reader.chatd.services.state.relay
+    assert relay is not None
+    # 40 pieces reached the other process in a few notifications, not one each.
+    sent = relay.statistics()
+    assert sent.pieces == 40
+    assert sent.notifications < 20
