@@ -560,3 +560,34 @@ async def test_a_client_of_another_process_gets_the_pieces_in_batches_and_the_re
     sent = relay.statistics()
     assert sent.pieces == 40
     assert sent.notifications < 20
+
+
+# -- the built-in demo bot -------------------------------------------------------------------------
+
+
+async def test_the_demo_bot_streams_its_text_replies_and_answers_with_buttons_whole(
+    nursery: trio.Nursery, database_url: str
+) -> None:
+    settings = make_settings(database_url, queue={"dispatch": True, "poll_interval_seconds": 0.2})
+    demo = await start_chatd(nursery, settings, await nursery.start(_pool, database_url))
+    async with demo.client() as client:
+        session = await new_session(client)
+        async with open_ws(demo.url) as ws:
+            await join(ws, session)
+            await send(client, session, "Track my order")
+            streamed = await read_until(ws, Seen(), bot_replies(1))
+            await send(client, session, "hello")
+            whole = await read_until(ws, Seen(), bot_replies(1))
+    (reply,) = streamed.bot_messages()
+    assert (
+        reply["content"]
+        == "Sure: what's your order number? (Any number works in this demo, e.g. 12345.)"
+    )
+    deltas = streamed.of("message_delta")
+    assert len(deltas) == len(reply["content"].split())  # word by word
+    assert {d["messageId"] for d in deltas} == {reply["id"]}
+    assert "".join(d["text"] for d in deltas) == reply["content"]
+    (greeting,) = whole.bot_messages()
+    assert greeting["messageType"] == "quick_reply"
+    assert greeting["metadata"]["quickReplies"]
+    assert whole.of("message_delta") == []
