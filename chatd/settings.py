@@ -180,7 +180,7 @@ class N8nSettings(_Section):
     basic_auth_user: str = Field("", pattern=r"^[^:\r\n]*$")  # RFC 7617: no colon in the user
     basic_auth_password: str = Field("", pattern=r"^[^\r\n]*$")
     auth_header_name: str = Field("", pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]*$")  # an HTTP token
-    auth_header_value: str = Field("", pattern=r"^[^\r\n]*$")
+    auth_header_value: str = Field("", pattern=r"^[ -~]*$")  # printable ASCII: an HTTP value
 
     @model_validator(mode="after")
     def _secrets_decode(self) -> N8nSettings:

@@ -6,11 +6,14 @@ and what history holds, with nothing lost and nothing shown twice.
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import trio
@@ -19,8 +22,8 @@ from trio_websocket import WebSocketConnection
 
 from tests.chat import Session, new_session, send
 from tests.conftest import make_settings, start_chatd
-from tests.integration.test_delivery import Pipeline, _pool, open_pipeline
-from tests.sink import Stream, Wait, agent, chunk
+from tests.integration.test_delivery import SECRET, Pipeline, _pool, open_pipeline
+from tests.sink import Output, Received, Sink, Status, Stream, Wait, agent, chunk
 from tests.sse import open_sse
 from tests.ws import join, open_ws, receive
 
@@ -591,3 +594,85 @@ async def test_the_demo_bot_streams_its_text_replies_and_answers_with_buttons_wh
     assert greeting["messageType"] == "quick_reply"
     assert greeting["metadata"]["quickReplies"]
     assert whole.of("message_delta") == []
+
+
+# -- n8n's Chat Trigger ----------------------------------------------------------------------------
+
+PASSWORD = "p@ss:wörd-0123456789"
+KEY = "k3y: 0123456789abcdef"
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def guarded(expected: dict[str, str], answer: Stream | Output) -> Any:
+    """The stand-in's answer if the request carries `expected` headers, else n8n's 401."""
+
+    def rule(received: Received) -> Stream | Output | Status:
+        if all(received.headers.get(k.lower()) == v for k, v in expected.items()):
+            return answer
+        return Status(401, b"Authorization is required!")
+
+    return rule
+
+
+@pytest.mark.parametrize("response_mode", ["last-node", "streaming"])
+@pytest.mark.parametrize("auth", ["basic-in-url", "basic-keys", "header-keys"])
+async def test_a_chat_trigger_with_auth_answers_whole_or_streamed(
+    nursery: trio.Nursery, database_url: str, auth: str, response_mode: str
+) -> None:
+    sink = await Sink.start(nursery)
+    path = "/webhook/1f0c2b3a-chat-trigger-id/chat"
+    n8n: dict[str, object] = {"mode": "chat_trigger", "webhook_secret": SECRET}
+    if auth == "basic-in-url":
+        n8n["webhook_url"] = (
+            sink.url.replace("http://", f"http://chatd:{quote(PASSWORD, safe='')}@") + path
+        )
+        expected = {"Authorization": basic("chatd", PASSWORD)}
+    elif auth == "basic-keys":
+        n8n |= {
+            "webhook_url": sink.url + path,
+            "basic_auth_user": "chatd",
+            "basic_auth_password": PASSWORD,
+        }
+        expected = {"Authorization": basic("chatd", PASSWORD)}
+    else:
+        n8n |= {
+            "webhook_url": sink.url + path,
+            "auth_header_name": "X-Shop-Key",
+            "auth_header_value": KEY,
+        }
+        expected = {"X-Shop-Key": KEY}
+    text = "Yes, we ship to Norway."
+    answer = (
+        Output(text)
+        if response_mode == "last-node"
+        else Stream(agent("Yes, ", "we ship ", "to Norway."))
+    )
+    sink.behave(guarded(expected, answer))
+    settings = make_settings(
+        database_url, queue={"dispatch": True, "poll_interval_seconds": 0.2}, n8n=n8n
+    )
+    with capture_logs() as logs:
+        chatd = await start_chatd(nursery, settings, await nursery.start(_pool, database_url))
+        async with chatd.client() as client:
+            session = await new_session(client)
+            async with open_ws(chatd.url) as ws:
+                await join(ws, session)
+                await send(client, session, "Do you ship to Norway?")
+                seen = await read_until(ws, Seen(), bot_replies(1))
+        chatd.stop.set()
+    assert [m["content"] for m in seen.bot_messages()] == [text]
+    assert len(seen.of("message_delta")) == (3 if response_mode == "streaming" else 0)
+    (request,) = sink.requests
+    assert request.path == path
+    assert request.json["chatInput"] == "Do you ship to Norway?"
+    assert request.json["sessionId"] == session.id
+    assert request.headers["x-webhook-secret"] == SECRET
+    # The password went to n8n, and nowhere else: not in a log line, not in the job's record.
+    assert PASSWORD not in json.dumps(logs, default=str)
+    assert KEY not in json.dumps(logs, default=str)
+    async with chatd.services.pool.connection() as conn:
+        rows = await (await conn.execute("SELECT webhook_url FROM chat_webhook_queue")).fetchall()
+    assert [row["webhook_url"] for row in rows] == [sink.url + path]
