@@ -151,4 +151,6 @@ def stream_chunks(text: str, now_ms: int) -> list[bytes]:
         *({"type": "item", "content": word, "metadata": metadata} for word in words(text)),
         {"type": "end", "metadata": metadata},
     ]
-    return [json.dumps(c, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for c in chunks]
+    return [
+        json.dumps(c, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for c in chunks
+    ]

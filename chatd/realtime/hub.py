@@ -227,7 +227,7 @@ class Hub:
 
     def publish_stream_end(self, session_id: str, message_id: str, reason: str) -> None:
         """A streamed reply withdrawn: its text so far is shown no more."""
-        self.streams.drop(message_id)
+        self.streams.withdraw(message_id, trio.current_time())
         self.publish(session_id, Event(end_event(session_id, message_id, reason)))
 
     def stream_stored(self, message_id: str) -> None:

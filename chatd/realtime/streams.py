@@ -77,6 +77,9 @@ class LiveStreams:
         self._ttl = ttl
         self._by_id: dict[str, LiveStream] = {}
         self._by_session: dict[str, dict[str, LiveStream]] = {}  # in the order streams began
+        # Streams withdrawn or replaced, until their time is up: pieces of them still on their
+        # way (their reader has not noticed yet) must not bring them back.
+        self._gone: dict[str, float] = {}
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -96,9 +99,12 @@ class LiveStreams:
         """Pieces `index`, `index` + 1, ... of a stream: the events for this process's clients
         (the pieces that extend its text; first the end of any stream they replace)."""
         events: list[dict[str, Any]] = []
+        if message_id in self._gone:
+            return events
         stream = self._by_id.get(message_id)
         if stream is None:
-            events.extend(self._supersede(session_id, reply_to, attempt))
+            if index == 0:  # a new attempt's first piece: an earlier attempt's are moot
+                events.extend(self._supersede(session_id, reply_to, attempt, now))
             stream = LiveStream(session_id, message_id, reply_to, attempt, local, now + self._ttl)
             self._by_id[message_id] = stream
             self._by_session.setdefault(session_id, {})[message_id] = stream
@@ -120,21 +126,27 @@ class LiveStreams:
         return events
 
     def _supersede(
-        self, session_id: str, reply_to: str | None, attempt: str
+        self, session_id: str, reply_to: str | None, attempt: str, now: float
     ) -> list[dict[str, Any]]:
         """A new attempt at answering `reply_to` streams: an earlier attempt's streams still
-        here were abandoned (their process died before it could withdraw them)."""
+        here were abandoned (their reader lost its lease, or its process died, before it could
+        withdraw them)."""
         streams = self._by_session.get(session_id)
         if not streams or reply_to is None:
             return []
         stale = [s for s in streams.values() if s.reply_to == reply_to and s.attempt != attempt]
         for stream in stale:
-            self._drop(stream.message_id)
+            self.withdraw(stream.message_id, now)
         return [end_event(session_id, s.message_id, "superseded") for s in stale]
 
     def drop(self, message_id: str) -> bool:
-        """Stored or withdrawn: forget it. False if it was not here."""
+        """Stored: forget it. False if it was not here."""
         return self._drop(message_id) is not None
+
+    def withdraw(self, message_id: str, now: float) -> None:
+        """Withdrawn: forget it, and any piece of it still to come."""
+        self._drop(message_id)
+        self._gone[message_id] = now + self._ttl
 
     def _drop(self, message_id: str) -> LiveStream | None:
         stream = self._by_id.pop(message_id, None)
@@ -150,6 +162,8 @@ class LiveStreams:
         gone = [s for s in self._by_id.values() if s.expires_at <= now]
         for stream in gone:
             self._drop(stream.message_id)
+        for message_id in [m for m, until in self._gone.items() if until <= now]:
+            del self._gone[message_id]
         return gone
 
     def heard_gap(self) -> None:

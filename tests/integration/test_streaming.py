@@ -676,3 +676,87 @@ async def test_a_chat_trigger_with_auth_answers_whole_or_streamed(
     async with chatd.services.pool.connection() as conn:
         rows = await (await conn.execute("SELECT webhook_url FROM chat_webhook_queue")).fetchall()
     assert [row["webhook_url"] for row in rows] == [sink.url + path]
+
+
+# -- the lease, and shutdown ----------------------------------------------------------------------
+
+
+async def test_a_stream_longer_than_the_lease_keeps_it(
+    nursery: trio.Nursery, database_url: str
+) -> None:
+    pipe = await open_pipeline(nursery, database_url, queue={"lease_seconds": 0.6})
+    pipe.sink.behave(Stream(agent(*[f"w{n} " for n in range(20)]), gap=0.1))  # 2 s
+    _session, seen = await converse(pipe)
+    assert len(seen.of("message_delta")) == 20
+    assert len(seen.bot_messages()) == 1
+    assert len(pipe.sink.requests) == 1  # never rescued, never sent twice
+    dispatcher = pipe.chatd.services.state.dispatcher
+    assert dispatcher is not None
+    assert dispatcher.statistics().rescued == 0
+    pipe.chatd.stop.set()
+
+
+RESCUE = """UPDATE chat_webhook_queue SET status = 'pending', lease_id = NULL, locked_until = NULL,
+    next_retry_at = now(), last_error = 'rescued by the test' WHERE status = 'processing'"""
+
+
+async def test_a_stream_whose_lease_was_taken_stops_and_withdraws_what_it_showed(
+    nursery: trio.Nursery, database_url: str
+) -> None:
+    pipe = await open_pipeline(nursery, database_url, queue={"lease_seconds": 0.6})
+    pipe.sink.queue(Stream(agent(*[f"w{n} " for n in range(100)]), gap=0.05))
+    pipe.sink.behave(good())
+    async with pipe.chatd.client() as client:
+        session = await new_session(client)
+        async with joined(pipe, session) as ws:
+            await send(client, session, "Where is my order?")
+            seen = await read_until(ws, Seen(), lambda s: len(s.of("message_delta")) == 3)
+            async with pipe.chatd.services.pool.connection() as conn:
+                await conn.execute(RESCUE)  # what a rescuer does to a job it thinks abandoned
+            await read_until(ws, seen, bot_replies(1))
+    (bot,) = seen.bot_messages()
+    assert bot["content"] == "".join(GOOD)
+    failed, retried = attempts(seen)
+    assert retried == [bot["id"]]
+    # Withdrawn by its reader ("failed"), or, if the rescuer's attempt began streaming first,
+    # replaced by it ("superseded"); never shown beside it.
+    ends = seen.of("message_stream_end")
+    assert {e["messageId"] for e in ends} == set(failed)
+    assert {e["reason"] for e in ends} <= {"failed", "superseded"}
+    first_retry = next(i for i, e in enumerate(seen.events) if e.get("messageId") == bot["id"])
+    assert seen.events.index(ends[0]) < first_retry
+    later = [e for e in seen.events[first_retry:] if e["type"] == "message_delta"]
+    assert {e["messageId"] for e in later} == {bot["id"]}
+    assert seen.shown_text() == {}
+    assert [c for _, c, _ in await history(pipe, session)] == ["Where is my order?", bot["content"]]
+    dispatcher = pipe.chatd.services.state.dispatcher
+    assert dispatcher is not None
+    assert dispatcher.statistics().lost_leases == 1
+    pipe.chatd.stop.set()
+
+
+async def test_a_stream_cut_by_shutdown_is_withdrawn_everywhere_and_its_job_released(
+    nursery: trio.Nursery, database_url: str
+) -> None:
+    reader = await open_pipeline(
+        nursery,
+        database_url,
+        server={"shutdown_grace_seconds": 0.3},
+        n8n={"stream_idle_timeout_seconds": 20},
+    )
+    reader.sink.behave(Stream([chunk("begin"), chunk("item", "agent", "Your "), Wait()]))
+    other_pool = await nursery.start(_pool, database_url)
+    other = await start_chatd(nursery, make_settings(database_url), other_pool)
+    async with reader.chatd.client() as client:
+        session = await new_session(client)
+        sent = (await send(client, session, "Where is my order?")).json()
+    async with open_ws(other.url) as ws:
+        await join(ws, session)
+        seen = await read_until(ws, Seen(), lambda s: bool(s.of("message_delta")))
+        reader.chatd.stop.set()
+        await read_until(ws, seen, lambda s: bool(s.of("message_stream_end")))
+    ((_, message_id, reason),) = [e for e in seen.stream_events() if e[0] == "message_stream_end"]
+    assert (message_id, reason) == (seen.of("message_delta")[0]["messageId"], "stopping")
+    job = await reader.wait_job(sent["messageId"], "pending")
+    assert job["attempts"] == 0  # released untouched: the next process starts afresh
+    reader.sink.release()
