@@ -14,10 +14,11 @@ run that began has ended. Pure: bytes in, events out; the caller owns the connec
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatd.core.jsonbody import parse_json
+from chatd.core.jsonbody import check_value, parse_json
 from chatd.errors import BadRequest
 
 # A chunk is a token with its metadata; a whole 4,000-character reply in one item, escaped
@@ -31,6 +32,22 @@ STREAM_TYPES = frozenset({"begin", "item", "end", "error", "keepalive"})
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-seq")
 
 RunKey = tuple[str, int, int]  # (nodeId, runIndex, itemIndex)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("a number is out of range")
+    return value
+
+
+# Built once: a line per token is read, and json.loads builds a decoder per call when given
+# these hooks. What it refuses, parse_json (chatd/core/jsonbody.py) explains.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
 
 
 class StreamFailed(Exception):
@@ -179,14 +196,7 @@ class StreamParser:
         self._lines += 1
         if not raw.strip():
             return []
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise StreamFailed(f"line {self._lines} of the stream is not valid UTF-8") from None
-        try:
-            chunk = parse_json(raw)
-        except BadRequest as exc:
-            raise StreamFailed(f"line {self._lines} of the stream: {exc.message}") from None
+        chunk = self._parse(raw)
         if not isinstance(chunk, dict) or not isinstance(chunk.get("type"), str):
             raise StreamFailed(f"line {self._lines} of the stream is not a chunk with a type")
         match chunk["type"]:
@@ -204,6 +214,29 @@ class StreamParser:
                 return []
             case _:  # keepalive, and whatever later versions add
                 return []
+
+    def _parse(self, raw: bytes) -> Any:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise StreamFailed(f"line {self._lines} of the stream is not valid UTF-8") from None
+        try:
+            chunk = _DECODER.decode(text)
+        except (ValueError, RecursionError):  # the slow path says exactly what is wrong
+            try:
+                parse_json(raw)
+            except BadRequest as exc:
+                raise StreamFailed(f"line {self._lines} of the stream: {exc.message}") from None
+            raise AssertionError("a line only the fast decoder refused") from None
+        # Only an escape (\u0000, a lone \ud800) can put in a string what PostgreSQL cannot
+        # store (a raw NUL is invalid JSON; the text is valid UTF-8): such a line is walked
+        # whole, as its node's name and error text may end up in the job's last error.
+        if b"\\u" in raw:
+            try:
+                check_value(chunk, "", 0)
+            except BadRequest as exc:
+                raise StreamFailed(f"line {self._lines} of the stream: {exc.message}") from None
+        return chunk
 
     def _key(self, chunk: dict[str, Any]) -> tuple[RunKey, str]:
         metadata = chunk.get("metadata")

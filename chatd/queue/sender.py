@@ -77,7 +77,14 @@ class WebhookSender:
     def __init__(self, transport: httpx.AsyncHTTPTransport, config: SenderConfig) -> None:
         self._transport = transport
         self._config = config
-        self._timeouts = httpx.Timeout(config.timeout, connect=config.connect_timeout).as_dict()
+        # Trio's deadlines bound every read (a whole answer's, a stream's silence and length):
+        # httpx's own read timeout is only a backstop beyond them, else a stream's pause
+        # longer than `timeout` (an agent calling a tool) would fail it as a cut connection.
+        self._timeouts = httpx.Timeout(
+            config.timeout,
+            connect=config.connect_timeout,
+            read=config.timeout + config.stream_idle_timeout,
+        ).as_dict()
         self._url_text, self._url = "", httpx.URL()  # the target, parsed once
 
     async def post(
@@ -166,12 +173,18 @@ class WebhookSender:
         head: list[bytes] = []  # until the first line says what this answer is, and after: whole
         size, error = 0, None
         reading = trio.CancelScope(deadline=min(now + config.stream_idle_timeout, end_by))
+        # The idle deadline is pushed on at most this often: it may end a silence up to this
+        # much early, never late.
+        pushed, push_every = now, min(1.0, config.stream_idle_timeout / 10)
         with reading:
             try:
                 async for chunk in response.aiter_bytes():
                     if error is not None:
                         continue  # stopping: these were read already; the cancel lands next
-                    reading.deadline = min(trio.current_time() + config.stream_idle_timeout, end_by)
+                    at = trio.current_time()
+                    if at >= pushed + push_every:  # not per chunk: a deadline moves at a cost
+                        reading.deadline = min(at + config.stream_idle_timeout, end_by)
+                        pushed = at
                     size += len(chunk)
                     if size > config.max_body_bytes:
                         error = f"the answer is larger than {config.max_body_bytes} bytes"

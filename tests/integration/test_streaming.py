@@ -696,6 +696,22 @@ async def test_a_stream_longer_than_the_lease_keeps_it(
     pipe.chatd.stop.set()
 
 
+async def test_a_stream_may_pause_longer_than_the_timeout_for_a_whole_reply(
+    nursery: trio.Nursery, database_url: str
+) -> None:
+    # An agent calling a tool writes nothing for a while: only the idle timeout bounds that.
+    pipe = await open_pipeline(
+        nursery, database_url, n8n={"timeout_seconds": 0.5, "stream_idle_timeout_seconds": 5}
+    )
+    pipe.sink.behave(Stream(agent("Your ", "order."), gap=1.2))
+    with capture_logs() as logs:
+        _session, seen = await converse(pipe)
+    assert [log for log in logs if log["event"] == "dispatch_stream_failed"] == []
+    assert [m["content"] for m in seen.bot_messages()] == ["Your order."]
+    assert len(pipe.sink.requests) == 1
+    pipe.chatd.stop.set()
+
+
 RESCUE = """UPDATE chat_webhook_queue SET status = 'pending', lease_id = NULL, locked_until = NULL,
     next_retry_at = now(), last_error = 'rescued by the test' WHERE status = 'processing'"""
 
@@ -752,11 +768,13 @@ async def test_a_stream_cut_by_shutdown_is_withdrawn_everywhere_and_its_job_rele
         sent = (await send(client, session, "Where is my order?")).json()
     async with open_ws(other.url) as ws:
         await join(ws, session)
-        seen = await read_until(ws, Seen(), lambda s: bool(s.of("message_delta")))
+        # The first piece as a delta, or in the snapshot if it came before the join.
+        shown = ("message_delta", "message_stream")
+        seen = await read_until(ws, Seen(), lambda s: bool(s.of(*shown)))
         reader.chatd.stop.set()
         await read_until(ws, seen, lambda s: bool(s.of("message_stream_end")))
     ((_, message_id, reason),) = [e for e in seen.stream_events() if e[0] == "message_stream_end"]
-    assert (message_id, reason) == (seen.of("message_delta")[0]["messageId"], "stopping")
+    assert (message_id, reason) == (seen.of(*shown)[0]["messageId"], "stopping")
     job = await reader.wait_job(sent["messageId"], "pending")
     assert job["attempts"] == 0  # released untouched: the next process starts afresh
     reader.sink.release()

@@ -141,11 +141,14 @@ def test_whitespace_only_runs_are_kept_for_the_caller_to_drop() -> None:
         (chunk("begin") + b'{"type":"item","content":"\\ud800"}\n', "lone UTF-16 surrogate"),
         (chunk("begin") + b'{"type":"item","content":"\xff\xfe"}\n', "line 2 of the stream is not valid UTF-8"),
         (b'{"type":"error","metadata":{"nodeName":"Check signature"}}\n', "'Check signature' failed: no description"),
+        (b'{"type":"error","metadata":{"nodeName":"a\\u0000"}}\n', "NUL"),
+        (b'{"type":"begin","x":NaN}\n', "NaN is not valid JSON"),
+        (b'{"type":"begin","x":1e999}\n', "out of range"),
     ],
     ids=[
         "empty", "keepalive-only", "whitespace-only", "begin-without-end", "item-without-end",
         "not-json", "not-an-object", "type-not-a-string", "content-not-a-string", "nul",
-        "lone-surrogate", "invalid-utf8", "error-only",
+        "lone-surrogate", "invalid-utf8", "error-only", "nul-in-node-name", "nan", "infinite",
     ],
 )  # fmt: skip
 def test_streams_that_make_no_whole_reply_fail_with_a_reason(stream: bytes, reason: str) -> None:
