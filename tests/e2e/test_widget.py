@@ -62,10 +62,12 @@ def shop_page(chatd_url: str, attributes: str = "") -> str:
 
 
 def strict_csp(chatd_url: str) -> str:
+    """A shop's strict policy, as the README asks: images from chatd (signed file URLs) and
+    blob: (a picked image's preview before it is sent)."""
     ws = chatd_url.replace("http://", "ws://")
     return (
         f"default-src 'none'; script-src {chatd_url}; connect-src {chatd_url} {ws};"
-        " img-src https: data:; style-src 'none'; base-uri 'none'"
+        f" img-src https: data: blob: {chatd_url}; style-src 'none'; base-uri 'none'"
     )
 
 
