@@ -5,7 +5,8 @@
  * Options (attributes on <chatd-widget>, or data-* on the script tag): position (bottom-right |
  * bottom-left), theme (light | dark | auto), open, guest-email, user-id + user-hash or
  * identity-token, title, greeting, strings (JSON of UI strings), server (chatd's URL; default:
- * where this script came from), transports (websocket,sse,longpoll).
+ * where this script came from), transports (websocket,sse,longpoll), attachments (false: no
+ * paperclip), accept (file types offered, as <input accept>), max-file-mb (10).
  * JS: element.configure({strings: {...}, userId, identityToken, ...}), element.open(), .close().
  *
  * Bot replies are Markdown rendered by building DOM nodes (markdown.js, which chatd serves in the
@@ -13,7 +14,9 @@
  * (or from chatd itself), and styles are a constructed stylesheet, so a strict
  * Content-Security-Policy without 'unsafe-inline' works. A streamed reply grows in one bubble
  * outside the live region (aria-busy, a caret) and is announced once, when its stored message
- * takes its place. The protocol: chatd/PROTOCOL.md.
+ * takes its place. Files (paperclip, drop, paste) upload at once to /api/chat/upload with
+ * progress, and a message waits in the outbox until its files are up; a file not yet uploaded
+ * lives in memory only, so a reload asks for it again. The protocol: chatd/PROTOCOL.md.
  */
 (() => {
   "use strict";
@@ -85,10 +88,10 @@
   /** "Uploading {name}" with {name: ...}: strings stay whole sentences, for translators. */
   function fmt(text, values) { return String(text).replace(/\{(\w+)\}/g, (_, k) => values[k] ?? ""); }
 
-  function humanSize(n) {
-    const i = n < 1024 ? 0 : n < 1048576 ? 1 : 2;
-    return new Intl.NumberFormat(undefined, { style: "unit", unit: ["byte", "kilobyte", "megabyte"][i],
-      unitDisplay: "short", maximumFractionDigits: 1 }).format(n / 1024 ** i);
+  function humanSize(n) { // "0.2 kB", "11.9 kB", "3 MB" in the shopper's language
+    const mb = n >= 1048576;
+    return new Intl.NumberFormat(undefined, { style: "unit", unit: mb ? "megabyte" : "kilobyte",
+      unitDisplay: "short", maximumFractionDigits: 1 }).format(n / (mb ? 1048576 : 1024));
   }
 
   /** Does the file match an accept list ("image/*", "image/png", ".pdf")? */
@@ -771,16 +774,17 @@
       const { status } = xhr;
       const body = xhr.response || {};
       if (status === 201 || status === 200) {
-        const { attachmentId: id, name, type, size, kind, width, height, url, thumbnailUrl } = body;
-        a.att = { id, name, type, size, kind, width, height, url, thumbnailUrl };
+        a.att = { ...body, id: body.attachmentId }; // as messages carry it
         this.note(fmt(t.uploaded, a));
       } else if (!status || status === 429 || status >= 500) { // the network, or chatd busy: again later
         const wait = Number(xhr.getResponseHeader("Retry-After")) * 1000 || backoff(a.tries = (a.tries || 0) + 1);
         a.until = Date.now() + wait;
         setTimeout(() => this.flush(), wait);
       } else {
-        // chatd's own words: they name what it found (the type, the size against its limit)
-        this.note(a.error = fmt(t.notSent, { name: a.name, reason: (body.error && body.error.message) || t.error }));
+        // chatd's own words name what it found (the type, the size against its limit); a proxy's
+        // bare 413 (its own body limit, below chatd's) is still "too big"
+        const reason = (body.error && body.error.message) || (status === 413 ? fmt(t.tooBig, { limit: humanSize(this.maxBytes) }) : t.error);
+        this.note(a.error = fmt(t.notSent, { name: a.name, reason }));
         const message = this.outbox.find((m) => m.status === "pending" && (m.files || []).includes(a));
         if (message) { message.status = "failed"; message.error = a.error; this.save(); this.render(); }
       }
@@ -894,7 +898,7 @@
     shut() {
       this.ui.box.hidden = true;
       this.ui.window.inert = false;
-      if (this.boxFrom) this.boxFrom.focus();
+      (this.boxFrom && this.boxFrom.isConnected ? this.boxFrom : this.ui.input).focus(); // its row may be new
     }
 
     // -- rendering: the whole list from state, keyed, so a re-render moves nothing needlessly

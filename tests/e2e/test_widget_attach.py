@@ -88,6 +88,9 @@ DROP = f"""() => {{
   {ROOT}.querySelector('.log').dispatchEvent(event);
   return event.defaultPrevented;
 }}"""
+LEAVE = f"""() => {{
+  {ROOT}.querySelector('.log').dispatchEvent(new DragEvent('dragleave', {{ dataTransfer: window.__dt, bubbles: true, composed: true }}));
+}}"""
 PASTE = f"""(files) => {{
   const dt = new DataTransfer();
   for (const f of files) {{
@@ -394,7 +397,6 @@ async def test_thumbnails_cards_and_the_lightbox_by_keyboard(
         expect(full).to_have_attribute("alt", "label.png")
         expect(full).to_have_attribute("src", label["url"])
         full.evaluate("img => img.decode()")
-        page.screenshot(path=str(SCREENSHOTS / "widget-lightbox-desktop.png"))
         audit = page.evaluate(axe + "\n;axe.run(document)")
         download = box.get_by_role("link", name="Download")
         page.keyboard.press("Tab")
@@ -413,7 +415,6 @@ async def test_thumbnails_cards_and_the_lightbox_by_keyboard(
         expect(box).to_be_hidden()
         return {"audit": audit, "size": full.evaluate("i => i.naturalWidth")}
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     seen = await browser.run(keyboard)
     assert seen["size"] == 120
     bad = [v["id"] for v in seen["audit"]["violations"] if v["impact"] in ("serious", "critical")]
@@ -641,6 +642,11 @@ async def test_screenshots_and_axe_of_the_tray_and_the_files(
         audit = page.evaluate(axe + "\n;axe.run(document)")
         page.evaluate(DRAG, page_files(("more.pdf", "application/pdf", INVOICE)))
         page.screenshot(path=str(SCREENSHOTS / f"widget-dropzone-{where}.png"))
+        page.evaluate(LEAVE)
+        expect(page.get_by_test_id("drop-zone")).to_be_hidden()
+        page.get_by_test_id("attachment-image").click()
+        page.get_by_test_id("lightbox").locator("img").evaluate("img => img.decode()")
+        page.screenshot(path=str(SCREENSHOTS / f"widget-lightbox-{where}.png"))
         return audit
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
