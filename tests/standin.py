@@ -24,6 +24,11 @@ bytes). Every request is recorded in `uploads`, a dropped one too (`dropped`).
     standin.release_uploads()         # ... and read on
     standin.refuse_upload(503, "storage_full", retry_after=1)   # the next upload, once
     standin.expire_urls()             # the URLs given so far answer 403 from now on
+
+`POST /api/chat/send` (how SSE and long-poll send) is recorded in `sent` and acknowledged.
+
+    standin.refuse_connections()      # the server goes: every connection cut, connects refused
+    standin.accept_connections()      # back, on the same port
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import socket
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,7 +44,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import trio
-from hypercorn.config import Config
+from hypercorn.config import Config, Sockets
 from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
@@ -108,10 +114,11 @@ class Upload:
 
 class StandIn:
     def __init__(self) -> None:
-        self.url = ""
+        self.port = 0
         self.polls: list[dict[str, str]] = []
         self.refuse_stream_version = False
         self.uploads: list[Upload] = []
+        self.sent: list[Message] = []  # each POST /api/chat/send's body (SSE and long-poll send so)
         self.upload_limit = 10 * 1024 * 1024
         self.files: dict[str, tuple[str, bytes]] = {}  # attachment id -> (type, bytes)
         self.file_requests: list[str] = []  # each GET of a file: its path and query
@@ -120,6 +127,8 @@ class StandIn:
         self._hold: int | None = None
         self._release = trio.Event()
         self._held_in, self._held = trio.open_memory_channel[Upload](16)
+        self._sock: socket.socket | None = None  # listening; None while refusing
+        self._nursery: trio.Nursery
         self._connections_in, self._connections = trio.open_memory_channel[Connection](16)
         self._answers_in, self._answers = trio.open_memory_channel[Message](16)
         self._last: Message = {"streaming": [], "streamVersion": 0}
@@ -127,14 +136,52 @@ class StandIn:
     @classmethod
     async def start(cls, nursery: trio.Nursery) -> StandIn:
         standin = cls()
+        standin._nursery = nursery
+        standin._sock = standin._listen()
+        await nursery.start(standin._serve, standin._sock)
+        return standin
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def refuse_connections(self) -> None:
+        """As tests/sink.py: the listening socket closes, which ends that hypercorn run and cuts
+        every connection it had (a WebSocket, an upload half sent); connects are refused."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            trio.lowlevel.notify_closing(sock)
+            sock.close()
+
+    def accept_connections(self) -> None:
+        if self._sock is None:
+            self._sock = self._listen()
+            self._nursery.start_soon(self._serve, self._sock)
+
+    def _listen(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # rebind despite TIME_WAIT
+        sock.bind(("127.0.0.1", self.port))
+        sock.listen(128)
+        self.port = sock.getsockname()[1]
+        return sock
+
+    async def _serve(
+        self, sock: socket.socket, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         config = Config()
-        config.bind = ["127.0.0.1:0"]
         config.accesslog = None
         config.errorlog = _QUIET
-        app = wrap_app(standin._asgi, config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
-        binds: list[str] = await nursery.start(worker_serve, app, config)
-        standin.url = binds[0]
-        return standin
+        app = wrap_app(self._asgi, config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
+        try:
+            await worker_serve(
+                app, config, sockets=Sockets([], [sock], []), task_status=task_status
+            )
+        except* trio.ClosedResourceError:
+            pass  # refused: the accept loop saw its socket closed, and this run ended
+        finally:
+            if sock is self._sock:  # cancelled with the test's nursery, not refused
+                sock.close()
 
     async def connection(self, timeout: float = 10) -> Connection:
         with trio.fail_after(timeout):
@@ -183,6 +230,8 @@ class StandIn:
             return await _respond(send, 204, b"")
         if path == "/widget.js":
             return await _respond(send, 200, widget_source(), b"application/javascript")
+        if path == "/api/chat/send" and method == "POST":
+            return await self._send(receive, send)
         if path == "/api/chat/upload" and method == "POST":
             return await self._upload(scope, receive, send)
         if path.startswith("/files/"):
@@ -263,6 +312,18 @@ class StandIn:
         answer = {"messages": [], "pagination": {}, **self._last, **body}
         await _respond(send, 200, json.dumps(answer).encode())
 
+    async def _send(self, receive: Receive, send: Send) -> None:
+        """Accepted, as chatd acknowledges; the message itself is the test's to send as an event."""
+        body = bytearray()
+        while (event := await receive())["type"] == "http.request":
+            body += event.get("body", b"")
+            if not event.get("more_body"):
+                break
+        self.sent.append(json.loads(body))
+        seq = len(self.sent)
+        accepted = {"messageId": f"sent-{seq}", "status": "pending", "seq": seq}
+        await _respond(send, 201, json.dumps(accepted).encode())
+
     async def _upload(self, scope: Message, receive: Receive, send: Send) -> None:
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         upload = Upload(headers.get("authorization", ""), headers.get("origin", ""))
@@ -270,13 +331,13 @@ class StandIn:
         try:
             body = await self._read(upload, receive)
             if body is None:
-                upload.dropped = True
                 return
             _parse_form(headers.get("content-type", ""), body, upload)
             upload.status, upload.answer, extra = self._judge(upload)
             out = json.dumps(upload.answer).encode()
             await _respond(send, upload.status, out, extra=extra)
         finally:
+            upload.dropped = upload.status == 0  # the browser went, or the server (cut)
             upload.done.set()
 
     async def _read(self, upload: Upload, receive: Receive) -> bytes | None:

@@ -668,3 +668,71 @@ async def test_screenshots_and_axe_of_the_tray_and_the_files(
         assert all(b["width"] >= 44 and b["height"] >= 44 for b in sizes), sizes
     assert page.errors == []  # type: ignore[attr-defined]
     await browser.run(ctx.close)
+
+
+async def test_over_sse_the_message_goes_by_post_with_its_attachment_ids(
+    browser: BrowserThread, nursery: trio.Nursery
+) -> None:
+    standin = await StandIn.start(nursery)
+    ctx, page = await open_shop(browser, standin, "sse")
+    conn = await standin.connection()
+    assert conn.kind == "sse"
+
+    def send() -> None:
+        open_widget(page)
+        page.get_by_test_id("file-input").set_input_files(payload("photo.png", "image/png", PHOTO))
+        page.get_by_test_id("send-button").click()  # no text: the file alone
+        user = page.get_by_test_id("message-user")
+        expect(user.get_by_test_id("attachment-image").locator("img")).to_have_attribute(
+            "alt", "photo.png"
+        )  # acknowledged: shown from the upload's answer until chatd's event comes
+        expect(user.locator(".text")).to_have_count(0)  # no empty bubble
+
+    await browser.run(send)
+    [body] = standin.sent
+    assert (body["sessionId"], body["content"], body["attachments"]) == (SID, "", ["att-1"])
+    assert body["clientMessageId"]
+    await browser.run(ctx.close)
+
+
+async def test_an_upload_cut_by_the_network_is_retried_when_it_is_back(
+    browser: BrowserThread, nursery: trio.Nursery
+) -> None:
+    standin = await StandIn.start(nursery)
+    ctx, page = await open_shop(browser, standin)
+    first = await standin.connection()
+    big = pdf(9 * 1024 * 1024)
+    standin.hold_uploads(1 << 20)
+
+    def choose() -> None:
+        open_widget(page)
+        page.get_by_test_id("file-input").set_input_files(
+            payload("big.pdf", "application/pdf", big)
+        )
+
+    await browser.run(choose)
+    cut = await standin.held()
+    standin.refuse_connections()  # chatd goes away mid-upload
+    with trio.fail_after(10):
+        await cut.done.wait()
+    assert cut.dropped
+    item = tray(page).first
+
+    def waiting() -> None:
+        expect(item).to_have_attribute("data-state", "waiting")
+        expect(page.get_by_test_id("connection-error")).to_be_visible()
+        page.get_by_test_id("message-input").fill("The scan")
+        page.keyboard.press("Enter")  # queued with its file, still to upload
+
+    await browser.run(waiting)
+    standin.release_uploads()
+    standin.accept_connections()
+    second = await standin.connection(timeout=30)  # a WebSocket, or SSE after two failures
+    with trio.fail_after(30):
+        while not (sends(first, second) or standin.sent):
+            await trio.sleep(0.05)
+    [body] = sends(first, second) + standin.sent
+    assert (body["content"], body["attachments"]) == ("The scan", ["att-1"])
+    assert [(u.dropped, u.status) for u in standin.uploads] == [(True, 0), (False, 201)]
+    assert standin.uploads[1].data == big  # all of it, the second time
+    await browser.run(ctx.close)
