@@ -1,0 +1,106 @@
+"""Attachments, the component: uploads in, files out, links signed, and its own counters.
+
+Built once per process (chatd/process.py) with the store that fits attachments.storage;
+`start` fetches the URL-signing key (from the settings, else the database) before HTTP serves.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from chatd.core.file_urls import FileLinks
+from chatd.core.storage import BlobStore, BlobVariant, StorageKind
+from chatd.db.attachments import AttachmentStore, StoredFile
+from chatd.db.blobs import PostgresBlobs
+from chatd.db.pool import Pool
+from chatd.files.disk import DiskBlobs
+from chatd.files.upload import (
+    Authorize,
+    Uploaded,
+    UploadParts,
+    UploadPolicy,
+    UploadReceiver,
+)
+from chatd.settings import AttachmentSettings
+
+
+@dataclass(frozen=True)
+class AttachmentStatistics:
+    uploads: int  # files stored by this process
+    refused: dict[str, int] = field(default_factory=dict)  # uploads refused here, by error code
+
+
+def open_stores(pool: Pool, settings: AttachmentSettings) -> dict[StorageKind, BlobStore]:
+    """The store new files go to first; both when a directory is set (files stored before a
+    change of attachments.storage stay readable, and deletable, where they are)."""
+    stores: dict[StorageKind, BlobStore] = {"postgres": PostgresBlobs(pool)}
+    if settings.directory:
+        stores["disk"] = DiskBlobs(Path(settings.directory))
+    return stores
+
+
+class Attachments:
+    def __init__(self, pool: Pool, settings: AttachmentSettings, *, base_url: str = "") -> None:
+        self.settings = settings
+        self.store = AttachmentStore(pool)
+        self.stores = open_stores(pool, settings)
+        self.blobs = self.stores[settings.storage]  # where new files go
+        self.links = FileLinks(settings.url_ttl_seconds, settings.url_secret.encode(), base_url)
+        self._parts = UploadParts(
+            self.store, self.blobs, trio.CapacityLimiter(settings.image_threads)
+        )
+        self._uploads = 0
+        self._refused: Counter[str] = Counter()
+
+    @property
+    def disk(self) -> DiskBlobs | None:
+        """The disk store, when attachments.directory is set (cleanup deletes its files)."""
+        store = self.stores.get("disk")
+        return store if isinstance(store, DiskBlobs) else None
+
+    def statistics(self) -> AttachmentStatistics:
+        return AttachmentStatistics(self._uploads, dict(self._refused))
+
+    async def start(self) -> None:
+        """The URL key from the database, unless attachments.url_secret sets it."""
+        if not self.links.ready:
+            self.links.configure(key=await self.store.url_key())
+
+    @property
+    def policy(self) -> UploadPolicy:
+        s = self.settings
+        return UploadPolicy(
+            s.max_file_bytes,
+            s.session_bytes_per_day,
+            s.max_total_bytes,
+            s.types,
+            s.max_image_pixels,
+            s.thumbnail_pixels,
+        )
+
+    async def upload(
+        self, body: AsyncIterator[bytes], boundary: bytes, authorize: Authorize
+    ) -> Uploaded:
+        receiver = UploadReceiver(self._parts, self.policy, authorize)
+        uploaded = await receiver.run(body, boundary)
+        self._uploads += 1
+        return uploaded
+
+    def refused(self, code: str) -> None:
+        self._refused[code] += 1
+
+    async def find(self, attachment_id: str) -> StoredFile | None:
+        return await self.store.for_download(attachment_id)
+
+    def read(
+        self, stored: StoredFile, variant: BlobVariant, start: int, stop: int
+    ) -> AsyncIterator[bytes]:
+        blobs = self.stores.get(stored.storage)
+        if blobs is None:
+            raise FileNotFoundError(f"{stored.id} is on disk, and attachments.directory is unset")
+        return blobs.read(stored.id, variant, start, stop, stored.chunk_bytes)
