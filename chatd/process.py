@@ -250,6 +250,7 @@ async def run_services(
                 services.actors,
                 dispatch_config(settings, base_url),
                 services.owner,
+                services.attachments,
             )
             dispatch = settings.queue.dispatch
 

@@ -8,7 +8,7 @@ always in PostgreSQL. A variant is written once, through a writer, and is comple
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Literal, Protocol
 
 StorageKind = Literal["postgres", "disk"]
@@ -31,7 +31,7 @@ class BlobStore(Protocol):
 
     def read(
         self, attachment_id: str, variant: BlobVariant, start: int, stop: int, chunk_bytes: int
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes]:
         """Bytes [start, stop) of a variant written in `chunk_bytes` pieces, in pieces."""
         ...
 

@@ -7,7 +7,7 @@ transaction) while it waits for it. The bytes travel as binary parameters and re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import LiteralString
 
 import psycopg
@@ -62,7 +62,7 @@ class PostgresBlobs:
 
     async def read(
         self, attachment_id: str, variant: BlobVariant, start: int, stop: int, chunk_bytes: int
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes]:
         if stop <= start:
             return
         first, last = start // chunk_bytes, (stop - 1) // chunk_bytes

@@ -6,14 +6,17 @@ Built once per process (chatd/process.py) with the store that fits attachments.s
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import trio
 
 from chatd.core.file_urls import FileLinks
+from chatd.core.n8n_request import DeliveryFiles, FilePart
 from chatd.core.storage import BlobStore, BlobVariant, StorageKind
 from chatd.db.attachments import AttachmentStore, StoredFile
 from chatd.db.blobs import PostgresBlobs
@@ -94,12 +97,28 @@ class Attachments:
     def refused(self, code: str) -> None:
         self._refused[code] += 1
 
+    async def for_delivery(self, payload: Mapping[str, Any], mode: str) -> DeliveryFiles:
+        """What a delivery to n8n needs for the message's files: the links to sign their URLs
+        with, and in chat_trigger mode their bytes (a file deleted meanwhile is left out)."""
+        message = payload.get("message")
+        files = message.get("attachments") if isinstance(message, Mapping) else None
+        if mode != "chat_trigger" or not files:
+            return DeliveryFiles(self.links)
+        parts = []
+        for entry in files:
+            stored = await self.find(entry["id"])
+            if stored is not None:
+                pieces = self.read(stored, "original", 0, stored.size)
+                data = b"".join([piece async for piece in pieces])
+                parts.append(FilePart(stored.name, stored.mime, data))
+        return DeliveryFiles(self.links, tuple(parts), f"chatd-{secrets.token_hex(16)}")
+
     async def find(self, attachment_id: str) -> StoredFile | None:
         return await self.store.for_download(attachment_id)
 
     def read(
         self, stored: StoredFile, variant: BlobVariant, start: int, stop: int
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes]:
         blobs = self.stores.get(stored.storage)
         if blobs is None:
             raise FileNotFoundError(f"{stored.id} is on disk, and attachments.directory is unset")

@@ -16,7 +16,7 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -99,7 +99,7 @@ class DiskBlobs:
 
     async def read(
         self, attachment_id: str, variant: BlobVariant, start: int, stop: int, chunk_bytes: int
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes]:
         path = self.path(attachment_id, variant)
         offset = start
         while offset < stop:

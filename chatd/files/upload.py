@@ -13,7 +13,8 @@ behind: its row and bytes are deleted (shielded, so a client hanging up cleans u
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -106,9 +107,10 @@ class UploadReceiver:
     async def run(self, body: AsyncIterator[bytes], boundary: bytes) -> Uploaded:
         decoder = MultipartDecoder(boundary, DECODER_BYTES, max_parts=MAX_PARTS)
         try:
-            async for chunk in _idle_limited(body):
-                for start in range(0, len(chunk), CHUNK_BYTES):
-                    await self._feed(decoder, chunk[start : start + CHUNK_BYTES])
+            async with aclosing(_idle_limited(body)) as chunks:
+                async for chunk in chunks:
+                    for start in range(0, len(chunk), CHUNK_BYTES):
+                        await self._feed(decoder, chunk[start : start + CHUNK_BYTES])
             await self._feed(decoder, None)
             if not self._file_seen:
                 raise BadRequest("the form has no file part named 'file'", code="no_file")
@@ -332,7 +334,7 @@ class UploadReceiver:
             log.warning("attachment_cleanup_failed", attachment_id=self._id, error=str(exc))
 
 
-async def _idle_limited(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _idle_limited(body: AsyncIterator[bytes]) -> AsyncGenerator[bytes]:
     chunks = body.__aiter__()
     while True:
         with trio.move_on_after(IDLE_SECONDS) as idle:

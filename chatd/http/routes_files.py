@@ -9,7 +9,8 @@ Content-Security-Policy covers whatever a browser makes of it.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -193,17 +194,19 @@ async def _serve(
     return Response(body, 206 if span is not None else 200, headers)
 
 
-async def _started(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _started(pieces: AsyncGenerator[bytes]) -> AsyncIterator[bytes]:
     """`pieces`, with its first piece read now: a file gone from the store is a 404, not a
     response that breaks off after its headers."""
     try:
         first = await pieces.__anext__()
     except (FileNotFoundError, StopAsyncIteration):
+        await pieces.aclose()
         raise NotFound("no such file (it may have been deleted)", code="file_not_found") from None
     return _chain(first, pieces)
 
 
-async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield first
-    async for piece in rest:
-        yield piece
+async def _chain(first: bytes, rest: AsyncGenerator[bytes]) -> AsyncIterator[bytes]:
+    async with aclosing(rest):  # closed with the response, even when the client hangs up
+        yield first
+        async for piece in rest:
+            yield piece
