@@ -50,5 +50,8 @@ def display_name(raw: str | None, mime: str) -> str:
 def content_disposition(disposition: str, name: str) -> str:
     """`inline` or `attachment`, with an ASCII fallback name and the real one (RFC 6266/5987)."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    ascii_name = re.sub(r"[^A-Za-z0-9 ._()\-]", "_", ascii_name).strip() or "file"
+    ascii_name = re.sub(r"[^A-Za-z0-9 ._()\-]", "_", ascii_name).strip()
+    stem, dot, extension = ascii_name.rpartition(".")
+    if not (stem if dot else ascii_name).strip(" ._"):  # nothing readable left of the stem
+        ascii_name = f"file.{extension}" if dot else "file"
     return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
