@@ -48,6 +48,14 @@ MAX_PARTS = 4  # sessionId and file, with room to name what is wrong with a thir
 DECODER_BYTES = 2 * CHUNK_BYTES
 IDLE_SECONDS = 60.0  # an upload that sends nothing for this long is ended (408)
 CLEANUP_SECONDS = 10.0
+LABELS = {  # what a refusal lists as accepted, in this order
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/webp": "WebP",
+    "image/gif": "GIF",
+    "application/pdf": "PDF",
+    "text/plain": "plain text (UTF-8)",
+}
 STORAGE_FULL_RETRY_SECONDS = 600
 
 
@@ -219,8 +227,7 @@ class UploadReceiver:
         found = sniff(head)
         if found.mime is None or found.mime not in self._policy.allowed:
             raise UnsupportedMediaType(
-                f"{found.label} files are not accepted here; send "
-                f"{', '.join(sorted(self._policy.allowed))}",
+                f"this file is {found.label}, which is not accepted here; send {self._accepted()}",
                 code="file_type_not_allowed",
                 field="file",
             )
@@ -243,10 +250,13 @@ class UploadReceiver:
 
     def _refuse_text(self, problem: str) -> None:
         raise UnsupportedMediaType(
-            f"the file is {problem}; it is not plain text, and no other accepted type",
+            f"this file holds {problem}: it is not plain text; send {self._accepted()}",
             code="file_type_not_allowed",
             field="file",
         )
+
+    def _accepted(self) -> str:
+        return ", ".join(LABELS[mime] for mime in LABELS if mime in self._policy.allowed)
 
     async def _file_end(self) -> None:
         self._in_file = False
