@@ -42,7 +42,7 @@ class PostgresBlobWriter:
     async def discard(self) -> None:
         self._buffer.clear()
         await _execute(
-            self._pool, "blob_delete_variant", {"id": self._id, "variant": self._variant}
+            self._pool, query("blob_delete_variant"), {"id": self._id, "variant": self._variant}
         )
 
     async def _flush(self, chunk: bytes) -> None:
