@@ -203,8 +203,8 @@ async def run_services(
     to_n8n = open_senders(
         sender_config(settings), settings.n8n.webhook_url, settings.queue.concurrency
     )
-    await services.attachments.start()  # the key that signs file URLs, before any request
     async with to_n8n as senders, trio.open_nursery() as background:
+        await background.start(services.attachments.load_key)  # signs file URLs
         await background.start(services.registry.run)
         await background.start(router.run)
         await background.start(services.liveness.run)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
 import trio
 
 from chatd.core.file_urls import FileLinks
@@ -21,6 +22,7 @@ from chatd.core.storage import BlobStore, BlobVariant, StorageKind
 from chatd.db.attachments import AttachmentStore, StoredFile
 from chatd.db.blobs import PostgresBlobs
 from chatd.db.pool import Pool
+from chatd.errors import DatabaseUnavailable
 from chatd.files.disk import DiskBlobs
 from chatd.files.upload import (
     Authorize,
@@ -30,6 +32,11 @@ from chatd.files.upload import (
     UploadReceiver,
 )
 from chatd.settings import AttachmentSettings
+
+log = structlog.get_logger(__name__)
+
+FIRST_TRY_SECONDS = 2.0  # chatd starts serving after this even if the database is away
+KEY_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -69,10 +76,32 @@ class Attachments:
     def statistics(self) -> AttachmentStatistics:
         return AttachmentStatistics(self._uploads, dict(self._refused))
 
-    async def start(self) -> None:
-        """The URL key from the database, unless attachments.url_secret sets it."""
+    async def load_key(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The URL key from the database, unless attachments.url_secret sets it; retried while
+        the database is away (chatd serves meanwhile: files answer 503 until it comes). Started
+        once the first try has ended, or FIRST_TRY_SECONDS have passed."""
+        with trio.move_on_after(FIRST_TRY_SECONDS):
+            if await self._try_key():
+                task_status.started()
+                return
+        task_status.started()
+        while not await self._try_key():
+            await trio.sleep(KEY_RETRY_SECONDS)
+
+    async def _try_key(self) -> bool:
         if not self.links.ready:
-            self.links.configure(key=await self.store.url_key())
+            try:
+                self.links.configure(key=await self.store.url_key())
+            except DatabaseUnavailable as exc:
+                log.warning("file_url_key_unavailable", error=str(exc))
+                return False
+        return True
+
+    def check_ready(self) -> None:
+        if not self.links.ready:
+            raise DatabaseUnavailable("the key that signs file URLs is not loaded yet")
 
     @property
     def policy(self) -> UploadPolicy:
@@ -89,6 +118,7 @@ class Attachments:
     async def upload(
         self, body: AsyncIterator[bytes], boundary: bytes, authorize: Authorize
     ) -> Uploaded:
+        self.check_ready()
         receiver = UploadReceiver(self._parts, self.policy, authorize)
         uploaded = await receiver.run(body, boundary)
         self._uploads += 1

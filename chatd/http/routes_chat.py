@@ -116,6 +116,7 @@ def chat_routes(services: Services) -> Blueprint:
         )
     )
     async def send() -> dict[str, Any]:
+        token_hash = request_token_hash()  # no token: 401, whatever the body holds
         body = await json_body(SendMessageRequest)
         structlog.contextvars.bind_contextvars(session_id=body.sessionId)
         limits = services.limits
@@ -127,7 +128,7 @@ def chat_routes(services: Services) -> Blueprint:
             body.clientMessageId,
             attachments,
         )
-        stored = await services.actors.send_message(body.sessionId, request_token_hash(), message)
+        stored = await services.actors.send_message(body.sessionId, token_hash, message)
         sent = stored.message
         structlog.contextvars.bind_contextvars(message_id=sent.id)
         return wire(

@@ -90,6 +90,7 @@ def files_routes(services: Services) -> Blueprint:
         attachment_id = parse_id(attachment_id, "attachmentId")
         params = parse_query(FileQuery, request.args)
         now = time.time()
+        services.attachments.check_ready()
         links = services.attachments.links
         try:
             expires = check_signature(
