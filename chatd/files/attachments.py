@@ -87,8 +87,10 @@ class Attachments:
                 task_status.started()
                 return
         task_status.started()
-        while not await self._try_key():
+        while True:  # nothing to wait on but the database coming back: poll for it
             await trio.sleep(KEY_RETRY_SECONDS)
+            if await self._try_key():
+                return
 
     async def _try_key(self) -> bool:
         if not self.links.ready:
