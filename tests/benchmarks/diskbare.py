@@ -33,8 +33,12 @@ def create_app(directory: Path) -> Any:
     numbers = itertools.count()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
+        if scope["type"] == "lifespan":  # answered, or hypercorn logs the app as failing it
+            while True:
+                event = await receive()
+                await send({"type": f"{event['type']}.complete"})
+                if event["type"] == "lifespan.shutdown":
+                    return
         path = directory / f"{next(numbers)}.bin"
         with path.open("wb") as file:  # the page cache takes it at once: the fastest baseline
             while True:
@@ -63,7 +67,8 @@ async def _serve(port: int, directory: Path) -> None:
 
 
 @asynccontextmanager
-async def bare_upload_server(directory: Path) -> AsyncIterator[str]:
+async def bare_upload_server(directory: Path) -> AsyncIterator[tuple[str, int]]:
+    """diskbare in its own process: its URL and pid (for its CPU time)."""
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "tests.benchmarks.diskbare", "--port", "0", "--dir", str(directory)],
         env=_environ(),
@@ -72,7 +77,7 @@ async def bare_upload_server(directory: Path) -> AsyncIterator[str]:
     )
     try:
         match, _output = await wait_listening(process, LISTENING, "diskbare")
-        yield match.group(1).decode()
+        yield match.group(1).decode(), process.pid
     finally:
         process.kill()
         with trio.move_on_after(10):
