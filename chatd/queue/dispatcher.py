@@ -28,6 +28,7 @@ from chatd.core.replies import BotReply, InvalidReply, parse_reply_body, reply_k
 from chatd.db.owner import Owner
 from chatd.db.queue import Job, QueueStore, Settle
 from chatd.errors import ChatdError
+from chatd.files.attachments import Attachments
 from chatd.queue.sender import Attempt, WebhookSender
 
 log = structlog.get_logger(__name__)
@@ -83,6 +84,7 @@ class Dispatcher:
         actors: SessionClient,
         config: DispatchConfig,
         owner: Owner | None = None,  # this process's owner lock, recorded on every claim
+        files: Attachments | None = None,  # signs file URLs; the Chat Trigger gets the bytes
     ) -> None:
         if len(senders) != config.concurrency:
             raise ValueError(
@@ -93,6 +95,7 @@ class Dispatcher:
         self._actors = actors
         self._config = config
         self._owner = owner
+        self._files = files
         # Claimed jobs go straight to workers waiting in receive(): never more are claimed.
         self._jobs_send, self._jobs_receive = trio.open_memory_channel[Job](config.concurrency)
         self._due = True  # a job may be due: the claimer looks as soon as a worker is idle
@@ -242,6 +245,12 @@ class Dispatcher:
 
     async def _call(self, job: Job, sender: WebhookSender) -> Attempt:
         config = self._config
+        try:
+            files = (
+                await self._files.for_delivery(job.payload, config.mode) if self._files else None
+            )
+        except ChatdError as exc:  # a failed attempt like any other: retried later
+            return Attempt(None, {}, b"", f"attachments unreadable: {exc}", False, 0.0)
         request = n8n_request(
             job.payload,
             session_id=job.session_id,
@@ -251,6 +260,7 @@ class Dispatcher:
             mode=config.mode,
             secrets=config.secrets,
             now=int(time.time()),
+            files=files,
         )
         return await sender.post(config.target_url, request.body, request.headers)
 
