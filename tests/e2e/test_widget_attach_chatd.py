@@ -1,11 +1,8 @@
 """Issue 20's end-to-end test, against chatd itself: a shopper attaches a PNG and a PDF (file
 chooser, drag and drop, paste) on a shop page under a strict CSP, sees progress and thumbnails;
 the n8n sink gets working signed URLs and fetches the bytes; the bot answers with an image;
-after a reload every file is still there.
-
-chatd's side of attachments (POST /api/chat/upload, storage, signed URLs) is built on another
-branch: while chatd's app has no such route this test skips, saying so. Once it is merged, set
-REQUIRED = True: a missing route is then a failure, not a skip.
+after a reload every file is still there. (chatd in the test's process; the same through
+`chatd serve`, with a JPEG's EXIF and a refused file: test_widget_attach_served.py.)
 """
 
 from __future__ import annotations
@@ -18,10 +15,6 @@ import pytest
 import trio
 from playwright.sync_api import expect
 
-from chatd.db.pool import Pool, PoolConfig
-from chatd.http.asgi import create_app
-from chatd.process import build_services
-from chatd.settings import load_settings
 from tests.browser import BrowserThread
 from tests.e2e.test_widget import IDENTITY_SECRET, SHOP, open_shop, open_widget
 from tests.e2e.test_widget_attach import (
@@ -41,24 +34,7 @@ from tests.e2e.test_widget_attach import (
 from tests.integration.test_delivery import Pipeline, open_pipeline
 from tests.sink import Received, Reply
 
-REQUIRED = False  # True once chatd's upload route is merged (issue 20, server side)
-
-
-def chatd_has_uploads() -> bool:
-    """Whether chatd's app routes POST /api/chat/upload (built, never served: no database)."""
-    url = "postgresql://nobody@127.0.0.1:1/never"
-    settings = load_settings(None, {"CHATD_DATABASE__URL": url})
-    app = create_app(build_services(settings, Pool(PoolConfig(url))))
-    return any(rule.rule == "/api/chat/upload" for rule in app.url_map.iter_rules())
-
-
-pytestmark = [
-    pytest.mark.timeout(120),
-    pytest.mark.skipif(
-        not REQUIRED and not chatd_has_uploads(),
-        reason="needs chatd's POST /api/chat/upload (issue 20, server side; not merged yet)",
-    ),
-]
+pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
@@ -123,7 +99,13 @@ async def test_a_shopper_sends_a_png_and_a_pdf_and_the_bot_answers_with_an_image
     async with httpx.AsyncClient(timeout=10) as n8n:  # n8n fetches what it was given
         fetched = [await n8n.get(f["url"]) for f in files]
     assert [r.status_code for r in fetched] == [200, 200, 200]
-    assert [r.content for r in fetched] == [PHOTO, INVOICE, SCREENSHOT]
+    assert [r.headers["content-type"] for r in fetched] == [
+        "image/png",
+        "application/pdf",
+        "image/png",
+    ]
+    assert fetched[1].content == INVOICE  # a PDF as it was sent; images are re-encoded
+    assert [r.content[:8] for r in (fetched[0], fetched[2])] == [PHOTO[:8], SCREENSHOT[:8]]
 
     def everything_shown() -> dict[str, Any]:
         user = page.get_by_test_id("message-user")
