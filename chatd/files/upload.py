@@ -227,7 +227,8 @@ class UploadReceiver:
         found = sniff(head)
         if found.mime is None or found.mime not in self._policy.allowed:
             raise UnsupportedMediaType(
-                f"this file is {found.label}, which is not accepted here; send {self._accepted()}",
+                f"its content is recognised as {found.label}, which is not accepted here; "
+                f"send {self._accepted()}",
                 code="file_type_not_allowed",
                 field="file",
             )

@@ -142,7 +142,9 @@ async def test_a_photo_and_a_pdf_through_chatd_serve(
     after = await browser.run(reload_narrow_and_refuse)
     assert after["loaded"] is True  # the history's thumbnail, under a newly signed URL
     assert after["card"] == first["card"]
-    assert after["refused"].startswith("holiday.png was not sent: this file is")
+    assert after["refused"].startswith(
+        "holiday.png was not sent: its content is recognised as Windows executable"
+    )
     assert "not accepted here" in after["refused"]
     assert "JPEG" in after["refused"]  # and what is
     await trio.sleep(0.5)
