@@ -67,7 +67,7 @@ PREFIX = "/api/admin"
 
 def admin_routes(services: Services) -> Blueprint:
     bp = Blueprint("admin", __name__, url_prefix=PREFIX)
-    store = AdminStore(services.pool)
+    store = AdminStore(services.pool, services.attachments.links)
     guard_admin(bp, services)
 
     @bp.after_app_request

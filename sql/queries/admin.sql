@@ -138,7 +138,8 @@ SELECT s.id, s.user_id, s.guest_email, s.status, s.metadata, s.created_at, s.upd
 
 -- name: admin_transcript_messages
 -- A whole conversation, oldest first, up to `limit` messages (the unique (session_id, seq) index).
-SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at
+SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at,
+       attachments
   FROM chat_messages
  WHERE session_id = %(session_id)s
  ORDER BY seq
