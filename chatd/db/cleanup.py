@@ -1,5 +1,6 @@
 """Cleanup: expired and old sessions (with their messages and jobs), old completed jobs and old
-dead letters, deleted in short batches. A session with a job still to deliver is never deleted.
+dead letters, deleted in short batches. A session with a job still to deliver is never deleted,
+nor one whose last activity is not rolled up into the analytics yet (rolled up first, here).
 
 Run it under the "cleanup" leader lock (chatd/db/leader.py), so one chatd at a time does it.
 """
@@ -8,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime
 from typing import Any, LiteralString
 
 import psycopg
 import structlog
 import trio
 
+from chatd.db.analytics import AnalyticsStore
 from chatd.db.bridge import translate
 from chatd.db.pool import Pool
 from chatd.db.queries import query
@@ -116,11 +119,15 @@ async def run_cleanup(
     """One cleanup now (or, with `dry_run`, what it would remove). Database errors, whatever
     their kind, raise DatabaseUnavailable."""
     started = trio.current_time()
+    analytics = AnalyticsStore(pool)
     try:
+        # Numbers first: a session goes only once its last activity is rolled up.
         if dry_run:
-            removed, batches = await _count(pool, config), 0
+            rolled_until = await analytics.rollup_target()
+            removed, batches = await _count(pool, config, rolled_until), 0
         else:
-            removed, batches = await _delete(pool, config, on_progress)
+            rolled_until = (await analytics.roll_up()).rolled_until
+            removed, batches = await _delete(pool, config, rolled_until, on_progress)
         async with pool.connection() as conn:
             cur = await conn.execute(
                 query("count_undelivered_sessions"),
@@ -141,19 +148,23 @@ async def run_cleanup(
     return summary
 
 
-async def _count(pool: Pool, config: MaintenanceSettings) -> dict[str, Removed]:
+async def _count(
+    pool: Pool, config: MaintenanceSettings, rolled_until: datetime
+) -> dict[str, Removed]:
     session_age = config.session_retention_days * DAY_SECONDS
-    sessions = {"older_than_seconds": session_age}
+    sessions = {"older_than_seconds": session_age, "rolled_until": rolled_until}
     completed = {
         "older_than_seconds": config.completed_job_retention_days * DAY_SECONDS,
         "session_older_than_seconds": session_age,
+        "rolled_until": rolled_until,
     }
     dead = {
         "older_than_seconds": config.dead_letter_retention_days * DAY_SECONDS,
         "session_older_than_seconds": session_age,
+        "rolled_until": rolled_until,
     }
-    counts = {
-        "expired_sessions": (query("count_expired_sessions"), {}),
+    counts: dict[str, tuple[LiteralString, dict[str, Any]]] = {
+        "expired_sessions": (query("count_expired_sessions"), {"rolled_until": rolled_until}),
         "old_sessions": (query("count_old_sessions"), sessions),
         "completed_jobs": (query("count_completed_jobs"), completed),
         "dead_letters": (query("count_dead_jobs"), dead),
@@ -168,10 +179,14 @@ async def _count(pool: Pool, config: MaintenanceSettings) -> dict[str, Removed]:
 
 
 async def _delete(
-    pool: Pool, config: MaintenanceSettings, on_progress: OnProgress | None
+    pool: Pool, config: MaintenanceSettings, rolled_until: datetime, on_progress: OnProgress | None
 ) -> tuple[dict[str, Removed], int]:
     limit = config.batch_size
-    old = {"limit": limit, "older_than_seconds": config.session_retention_days * DAY_SECONDS}
+    old = {
+        "limit": limit,
+        "older_than_seconds": config.session_retention_days * DAY_SECONDS,
+        "rolled_until": rolled_until,
+    }
     completed = {
         "limit": limit,
         "older_than_seconds": config.completed_job_retention_days * DAY_SECONDS,
@@ -179,7 +194,8 @@ async def _delete(
     dead = {"limit": limit, "older_than_seconds": config.dead_letter_retention_days * DAY_SECONDS}
 
     async def expired_sessions() -> tuple[int, Removed]:
-        return await _sessions_batch(pool, query("lock_expired_sessions"), {"limit": limit})
+        expired = {"limit": limit, "rolled_until": rolled_until}
+        return await _sessions_batch(pool, query("lock_expired_sessions"), expired)
 
     async def old_sessions() -> tuple[int, Removed]:
         return await _sessions_batch(pool, query("lock_old_sessions"), old)
