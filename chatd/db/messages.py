@@ -47,6 +47,11 @@ class MessageStore:
         self._pool = pool
         self._target = target
 
+    @property
+    def target(self) -> QueueTarget:
+        """Where the messages' jobs go (events of the conversation go there too)."""
+        return self._target
+
     async def send(self, session_id: str, token_hash: bytes, message: NewMessage) -> StoredMessage:
         """Store a user message and its job, unless the session's rate limit is reached (429;
         a clientMessageId replay is answered all the same: it stores nothing new)."""

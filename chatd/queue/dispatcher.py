@@ -282,6 +282,14 @@ class Dispatcher:
                     delay_seconds=round(decision.delay, 3),
                     lease_kept=kept,
                 )
+            case Verdict.DEAD if job.is_event:
+                self._last_error = decision.reason
+                kept = await self._store.dead_event(
+                    job, error=decision.reason, last_status=attempt.status
+                )
+                if self._lease_held(kept):
+                    self._dead += 1
+                bound.warning("dispatch_dead_letter", reason=decision.reason, lease_kept=kept)
             case Verdict.DEAD:
                 self._last_error = decision.reason
                 # Dead letter: the job, the user message ('failed') and the fallback, at once.
@@ -307,6 +315,9 @@ class Dispatcher:
             self._invalid_replies += 1
             note = f"n8n accepted the message but its reply was unusable: {exc.reason}"
             bound.warning("dispatch_invalid_reply", reason=exc.reason, status=attempt.status)
+        if reply is not None and job.is_event:
+            reply, note = None, "n8n replied to an event: the reply was not shown"
+            bound.info("dispatch_event_reply_ignored")
         if reply is None:
             kept = await self._store.complete(job, last_status=attempt.status, note=note)
         else:
