@@ -195,4 +195,59 @@ def web_routes(*, demo: bool) -> Blueprint:
     async def admin_style() -> Response:
         return admin_css.response(max_age=0, headers=ADMIN_HEADERS)
 
+    analytics_page, analytics_js, analytics_css, session_js = (
+        Asset.load("analytics.html"),
+        Asset.load("analytics.js"),
+        Asset.load("analytics.css"),
+        Asset.load("admin-session.js"),
+    )
+
+    @bp.get("/admin/analytics")
+    @documented(
+        Doc(
+            "The analytics page (it asks for the admin token)",
+            "pages",
+            "text/html",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
+    async def analytics() -> Response:
+        return analytics_page.response(max_age=0, headers=ADMIN_HEADERS)
+
+    @bp.get("/analytics.js")
+    @documented(
+        Doc(
+            "The analytics page's script",
+            "pages",
+            "application/javascript",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
+    async def analytics_script() -> Response:
+        return analytics_js.response(max_age=0, headers=ADMIN_HEADERS)
+
+    @bp.get("/analytics.css")
+    @documented(
+        Doc(
+            "The analytics page's stylesheet (after admin.css)",
+            "pages",
+            "text/css",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
+    async def analytics_style() -> Response:
+        return analytics_css.response(max_age=0, headers=ADMIN_HEADERS)
+
+    @bp.get("/admin-session.js")
+    @documented(
+        Doc(
+            "The admin token's handling, shared by the operator pages",
+            "pages",
+            "application/javascript",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
+    async def admin_session_script() -> Response:
+        return session_js.response(max_age=0, headers=ADMIN_HEADERS)
+
     return bp
