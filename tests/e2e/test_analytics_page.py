@@ -22,7 +22,7 @@ from chatd.http.routes_web import ADMIN_CSP
 from chatd.settings import Settings
 from tests.browser import BrowserThread, axe_source
 from tests.conftest import RunningChatd, make_settings
-from tests.integration.test_analytics import seed
+from tests.integration.test_analytics import Seeded, seed
 
 TOKEN = "analytics-page-token-0123456789abcdef"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
@@ -40,8 +40,13 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def seeded(chatd: RunningChatd, pool: Pool) -> RunningChatd:
-    await seed(pool, datetime.now(UTC), 30, random.Random(3))
+async def rows(pool: Pool) -> Seeded:
+    """What the test inserted, counted by the test (per UTC day)."""
+    return await seed(pool, datetime.now(UTC), 30, random.Random(3))
+
+
+@pytest.fixture
+async def seeded(chatd: RunningChatd, rows: Seeded) -> RunningChatd:
     return chatd
 
 
@@ -88,8 +93,8 @@ def numbers(page: Page, chart: str) -> list[list[str]]:
     return [r.split("\t") for r in rows.evaluate_all("rs => rs.map(r => r.innerText)")]
 
 
-async def test_the_page_shows_the_apis_numbers_for_each_period(
-    browser: BrowserThread, seeded: RunningChatd
+async def test_the_page_shows_the_inserted_numbers_for_each_period(
+    browser: BrowserThread, seeded: RunningChatd, rows: Seeded
 ) -> None:
     week, month, day = (
         await api(seeded, range="7d"),
@@ -114,6 +119,7 @@ async def test_the_page_shows_the_apis_numbers_for_each_period(
             f"{month['totals']['conversations']:,}"
         )
         seen["month_rows"] = len(numbers(page, "activity"))
+        seen["month_ratings"] = numbers(page, "ratings")
         page.get_by_role("button", name="Last 24 hours").click()
         expect(page.get_by_test_id("period")).to_contain_text("per hour")
         seen["day_rows"] = len(numbers(page, "activity"))
@@ -130,8 +136,15 @@ async def test_the_page_shows_the_apis_numbers_for_each_period(
     seen = await browser.run(read)
     assert csp == ADMIN_CSP
     assert seen["week"] == f"{week['totals']['conversations']:,}"
-    assert [int(r[1]) for r in seen["week_rows"]] == [p["conversations"] for p in week["series"]]
-    assert [int(r[2]) for r in seen["week_rows"]] == [p["userMessages"] for p in week["series"]]
+    days = [p["start"][:10] for p in week["series"]]
+    assert [int(r[1]) for r in seen["week_rows"]] == [rows.conversations[d] for d in days]
+    assert [int(r[2]) for r in seen["week_rows"]] == [rows.messages[(d, "user")] for d in days]
+    assert [int(r[3]) for r in seen["week_rows"]] == [rows.messages[(d, "bot")] for d in days]
+    stars = {f"{v} {'star' if v == 1 else 'stars'}": 0 for v in range(1, 6)}
+    for (_, value), n in rows.ratings.items():
+        stars[f"{value} {'star' if value == 1 else 'stars'}"] += n
+    assert {name: int(n) for name, n in seen["month_ratings"]} == stars
+    assert seen["week"] == f"{sum(rows.conversations[d] for d in days):,}"
     assert seen["charts"] == [1] * len(CHARTS)
     assert seen["month_rows"] == len(month["series"]) == 30
     assert seen["day_rows"] == len(day["series"]) == 24
