@@ -15,7 +15,7 @@ from chatd.http.openapi import openapi_routes
 from chatd.http.routes_admin import admin_routes
 from chatd.http.routes_analytics import analytics_routes
 from chatd.http.routes_chat import chat_routes
-from chatd.http.routes_csat import csat_routes
+from chatd.http.routes_csat import csat_routes, staff_close_routes
 from chatd.http.routes_demo_bot import demo_bot_routes
 from chatd.http.routes_events import events_routes
 from chatd.http.routes_health import health_routes
@@ -30,6 +30,7 @@ def create_app(services: Services) -> QuartTrio:
     app = _base_app("chatd", services)
     app.register_blueprint(chat_routes(services))
     app.register_blueprint(csat_routes(services))
+    app.register_blueprint(staff_close_routes(services))
     app.register_blueprint(health_routes(services))
     app.register_blueprint(webhook_routes(services))
     app.register_blueprint(ws_routes(services))

@@ -34,9 +34,8 @@ from chatd.http.services import Services
 log = structlog.get_logger(__name__)
 
 
-def analytics_routes(services: Services) -> Blueprint:
-    bp = Blueprint("analytics", __name__, url_prefix=PREFIX)
-    store = AnalyticsStore(services.pool)
+def admin_only(bp: Blueprint, services: Services) -> None:
+    """Every route of `bp` behind the admin token, as routes_admin.py's are."""
 
     @bp.before_request
     async def authorize() -> None:
@@ -51,6 +50,12 @@ def analytics_routes(services: Services) -> Blueprint:
         except (Unauthorized, RateLimited) as exc:
             log.warning("admin_auth_failed", reason=exc.code, client_ip=ip)  # never the token
             raise
+
+
+def analytics_routes(services: Services) -> Blueprint:
+    bp = Blueprint("analytics", __name__, url_prefix=PREFIX)
+    store = AnalyticsStore(services.pool)
+    admin_only(bp, services)
 
     @bp.get("/analytics")
     @documented(

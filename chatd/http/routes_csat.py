@@ -1,5 +1,5 @@
-"""The end of a conversation and its rating (CSAT): the shopper's "End chat", and 1-5 stars with
-an optional comment once it ended. Both go through the session's actor."""
+"""The end of a conversation and its rating (CSAT): the shopper's "End chat", staff's close (admin
+API), and 1-5 stars with an optional comment once it ended. All go through the session's actor."""
 
 from __future__ import annotations
 
@@ -20,10 +20,13 @@ from chatd.core.csat import (
 from chatd.core.ids import parse_id
 from chatd.core.responses import wire
 from chatd.core.wire import iso
-from chatd.errors import NotFound
+from chatd.db.conversations import Conversation
+from chatd.errors import NotFound, Unauthorized
 from chatd.http.auth import request_token_hash
 from chatd.http.body import json_body
 from chatd.http.openapi import Doc, documented
+from chatd.http.routes_admin import PREFIX
+from chatd.http.routes_analytics import admin_only
 from chatd.http.services import Services
 
 log = structlog.get_logger(__name__)
@@ -48,19 +51,7 @@ def csat_routes(services: Services) -> Blueprint:
         conversation = await services.actors.close(
             session_id, by=Ending.SHOPPER, token_hash=token_hash
         )
-        csat = services.settings.csat
-        return wire(
-            SessionEnded(
-                sessionId=session_id,
-                status=wire_status(conversation.status, conversation.ending),
-                ratingRequested=rating_requested(
-                    conversation.ending,
-                    conversation.rating is not None,
-                    enabled=csat.enabled,
-                    ask_on=csat.endings,
-                ),
-            )
-        )
+        return ended(services, conversation)
 
     @bp.post("/rating")
     @documented(
@@ -98,3 +89,47 @@ def csat_routes(services: Services) -> Blueprint:
         )
 
     return bp
+
+
+def staff_close_routes(services: Services) -> Blueprint:
+    bp = Blueprint("csat_admin", __name__, url_prefix=PREFIX)
+    admin_only(bp, services)
+
+    @bp.post("/sessions/<session_id>/close")
+    @documented(
+        Doc(
+            "End a conversation for staff; the shopper's widget then asks for a rating"
+            " (csat.ask_on)",
+            "admin",
+            SessionEnded,
+            auth="admin",
+            description="An ended conversation is left as it was. 404 session_not_found.",
+        )
+    )
+    async def staff_close(session_id: str) -> dict[str, Any]:
+        session_id = parse_id(session_id, "sessionId")
+        structlog.contextvars.bind_contextvars(session_id=session_id)
+        try:
+            conversation = await services.actors.close(session_id, by=Ending.STAFF)
+        except Unauthorized:  # no token to prove: the session does not exist
+            raise NotFound(f"no session {session_id!r}", code="session_not_found") from None
+        log.info("session_closed_by_staff")
+        return ended(services, conversation)
+
+    return bp
+
+
+def ended(services: Services, conversation: Conversation) -> dict[str, Any]:
+    csat = services.settings.csat  # reloadable: read now
+    return wire(
+        SessionEnded(
+            sessionId=conversation.id,
+            status=wire_status(conversation.status, conversation.ending),
+            ratingRequested=rating_requested(
+                conversation.ending,
+                conversation.rating is not None,
+                enabled=csat.enabled,
+                ask_on=csat.endings,
+            ),
+        )
+    )

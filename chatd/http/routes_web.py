@@ -65,12 +65,19 @@ class Asset:
         return Response(self.body, content_type=self.content_type, headers=common)
 
 
+# The widget's files, joined in this order: widget.js uses the other two.
+WIDGET_PARTS = ("markdown.js", "csat.js", "widget.js")
+
+
 def widget_source() -> bytes:
-    """The widget as served: markdown.js then widget.js inside one arrow function, so one
-    <script> tag brings both and the renderer's name stays out of the shop's global scope."""
-    parts = b"\n".join((WEB / name).read_bytes() for name in ("markdown.js", "widget.js"))
+    """The widget as served: markdown.js, csat.js (the rating prompt) and widget.js inside one
+    arrow function, so one <script> tag brings them and their names stay out of the shop's
+    global scope."""
+    parts = b"\n".join((WEB / name).read_bytes() for name in WIDGET_PARTS)
     return (
-        b"/* chatd widget: chatd/web/markdown.js + widget.js */\n(() => {\n" + parts + b"\n})();\n"
+        b"/* chatd widget: chatd/web/markdown.js + csat.js + widget.js */\n(() => {\n"
+        + parts
+        + b"\n})();\n"
     )
 
 

@@ -223,3 +223,48 @@ async def test_a_rating_event_that_n8n_refuses_dies_without_a_fallback_reply(
     messages = await ended_messages(pipe, session)
     assert len(messages) == 4  # no "Sorry, I can't answer right now"
     assert messages[3]["status"] == "failed"
+
+
+async def staff_close(pipe: Pipeline, session_id: str, token: str = "t" * 32) -> Any:
+    async with pipe.chatd.client() as client:
+        return await client.post(
+            f"/api/admin/sessions/{session_id}/close",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+
+async def test_staff_close_a_chat_and_the_shopper_is_asked_to_rate_it(pipe: Pipeline) -> None:
+    session = await chatted(pipe)
+    closed = await staff_close(pipe, session.id)
+    assert closed.status_code == 200, closed.text
+    assert closed.json() == {"sessionId": session.id, "status": "closed", "ratingRequested": True}
+    seen = await view(pipe, session)
+    assert (seen["status"], seen["ratingRequested"]) == ("closed", True)
+    assert seen["messages"][-1]["metadata"] == {"event": "session_closed", "by": "staff"}
+    assert (await staff_close(pipe, session.id)).json() == closed.json()  # again: no change
+    assert len((await view(pipe, session))["messages"]) == 3
+    assert (await rate(pipe, session, rating=3)).status_code == 200
+
+
+async def test_staff_close_refuses_bad_input_and_changes_nothing(pipe: Pipeline) -> None:
+    session = await chatted(pipe)
+    before = await table_counts(pipe.chatd.services.pool)
+    unknown = await staff_close(pipe, "00000000-0000-4000-8000-000000000000")
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "session_not_found")
+    bad_id = await staff_close(pipe, "not-an-id")
+    assert (bad_id.status_code, bad_id.json()["error"]["code"]) == (400, "invalid_id")
+    wrong = await staff_close(pipe, session.id, token="w" * 32)
+    assert (wrong.status_code, wrong.json()["error"]["code"]) == (401, "bad_admin_token")
+    assert await table_counts(pipe.chatd.services.pool) == before
+    assert (await view(pipe, session))["status"] == "active"
+
+
+async def test_ask_on_decides_after_a_staff_close(nursery: trio.Nursery, database_url: str) -> None:
+    pipe = await open_pipeline(
+        nursery, database_url, csat={"ask_on": "shopper"}, admin={"token": "t" * 32}
+    )
+    pipe.sink.behave(Reply("ok"))
+    session = await chatted(pipe)
+    assert (await staff_close(pipe, session.id)).json()["ratingRequested"] is False
+    assert (await view(pipe, session))["ratingRequested"] is False
+    pipe.chatd.stop.set()
