@@ -4,7 +4,7 @@ system messages, and whether the widget should ask for a rating.
 A conversation ends when the shopper closes it (the widget's "End chat"), staff close it, or it
 expires (no activity within its lifetime). Both the end and the rating are stored as system
 messages whose metadata names the event, so every client sees them in seq order; the rating is
-also delivered to n8n as an event (chatd/PROTOCOL.md, "Conversation events").
+also delivered to n8n as an event (docs/n8n.md, "Conversation events").
 """
 
 from __future__ import annotations

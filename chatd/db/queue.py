@@ -39,7 +39,7 @@ class Job:
     @property
     def is_event(self) -> bool:
         """An event of the conversation (a rating), not a shopper's message: nobody awaits a
-        reply to it, so none is shown (chatd/PROTOCOL.md, "Conversation events")."""
+        reply to it, so none is shown (docs/n8n.md, "Conversation events")."""
         return self.payload.get("event") is not None
 
 

@@ -92,7 +92,7 @@ UPDATE chat_messages m SET webhook_attempts = job.attempts, updated_at = now()
 RETURNING m.id
 
 -- name: dead_event_job
--- An event (a conversation's rating, chatd/PROTOCOL.md) out of attempts: dead, its message
+-- An event (a conversation's rating, docs/n8n.md) out of attempts: dead, its message
 -- failed, fenced on the lease. No fallback reply: the shopper asked nothing.
 WITH job AS (
     UPDATE chat_webhook_queue

@@ -145,18 +145,22 @@ async def test_an_expired_chat_is_asked_about_once_and_the_prompt_can_be_dismiss
     await browser.run(ctx.close)
 
 
-async def test_a_chat_staff_close_is_asked_about_at_once(
+async def test_a_chat_staff_end_on_the_admin_page_is_asked_about_at_once(
     browser: BrowserThread, shop: Pipeline
 ) -> None:
     ctx, page = await open_shop(browser, shop.chatd.url, reduced_motion="reduce")
     await browser.run(chat, page)
-    (session_id,) = [r["id"] for r in await rows(shop, "SELECT id FROM chat_sessions")]
-    async with shop.chatd.client() as client:
-        closed = await client.post(
-            f"/api/admin/sessions/{session_id}/close",
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        )
-    assert closed.json()["ratingRequested"] is True
+    staff_ctx, staff = await browser.new_page(viewport={"width": 1280, "height": 900})
+
+    def end_on_the_admin_page() -> None:
+        staff.goto(f"{shop.chatd.url}/admin")
+        staff.get_by_test_id("token-input").fill(ADMIN_TOKEN)
+        staff.get_by_test_id("token-submit").click()
+        staff.get_by_test_id("session-row").click()
+        expect(staff.get_by_test_id("transcript")).to_contain_text("Where is my order?")
+        staff.get_by_role("button", name="End chat").click()
+        expect(staff.get_by_test_id("transcript")).to_contain_text("Chat ended")
+        expect(staff.get_by_role("button", name="End chat")).to_be_hidden()
 
     def rate_it() -> None:
         expect(page.get_by_role("group", name="How was this chat?")).to_be_visible()
@@ -167,9 +171,14 @@ async def test_a_chat_staff_close_is_asked_about_at_once(
             "Thanks for your rating!"
         )
 
+    await browser.run(end_on_the_admin_page)
     await browser.run(rate_it)
     assert await rows(shop, "SELECT rating, comment FROM chat_ratings") == [
         {"rating": 5, "comment": None}
     ]
+    ended = await rows(shop, "SELECT metadata FROM chat_messages WHERE content = 'Chat ended'")
+    assert ended == [{"metadata": {"event": "session_closed", "by": "staff"}}]
     assert page.errors == []  # type: ignore[attr-defined]
+    assert staff.errors == []  # type: ignore[attr-defined]
+    await browser.run(staff_ctx.close)
     await browser.run(ctx.close)
