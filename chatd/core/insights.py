@@ -12,6 +12,7 @@ import bisect
 import functools
 import itertools
 import math
+import operator
 import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -43,15 +44,17 @@ class Window:
 
     def bucket_starts(self) -> list[datetime]:
         """Every bucket's start (UTC), in order; each bucket holds the hours up to the next."""
+        return list(dict.fromkeys(self.hours().values()))
+
+    def hours(self) -> dict[datetime, datetime]:
+        """Every hour of the window (UTC) and the start of its bucket, in order."""
         zone = zoneinfo.ZoneInfo(self.tz)
-        starts: list[datetime] = []
+        found: dict[datetime, datetime] = {}
         hour = self.start
         while hour < self.end:
-            key = self.bucket_of(hour, zone)
-            if not starts or starts[-1] != key:
-                starts.append(key)
+            found[hour] = self.bucket_of(hour, zone)
             hour += HOUR
-        return starts
+        return found
 
     def bucket_of(self, hour: datetime, zone: zoneinfo.ZoneInfo) -> datetime:
         if self.bucket == "hour":
@@ -160,19 +163,17 @@ class Figures:
     retries: int = 0
     ratings: list[int] = field(default_factory=lambda: [0] * 5)
 
-    def add(self, row: Hourly) -> None:
+    def add(self, row: Hourly | Figures) -> None:
         self.conversations += row.conversations
         self.user_messages += row.user_messages
         self.bot_messages += row.bot_messages
         self.system_messages += row.system_messages
         self.answers += row.answers
         self.answer_seconds += row.answer_seconds
-        for i, n in enumerate(row.answer_buckets):
-            self.answer_buckets[i] += n
+        self.answer_buckets = _plus(self.answer_buckets, row.answer_buckets)
         self.dead_letters += row.dead_letters
         self.retries += row.retries
-        for i, n in enumerate(row.ratings):
-            self.ratings[i] += n
+        self.ratings = _plus(self.ratings, row.ratings)
 
     def quantile(self, q: float) -> float | None:
         return quantile(self.answer_buckets, q)
@@ -189,16 +190,26 @@ class Figures:
         return round(sum((i + 1) * n for i, n in enumerate(self.ratings)) / count, 2)
 
 
+def _plus(sums: list[int], more: Sequence[int]) -> list[int]:
+    """`sums` plus `more`, element by element (`more` may be empty: an hour without answers).
+    In C (map) rather than a Python loop: 30 days are 720 hours of 56 buckets."""
+    if len(more) == len(sums):
+        return list(map(operator.add, sums, more))
+    for i, n in enumerate(more):
+        sums[i] += n
+    return sums
+
+
 def merge(window: Window, rows: Iterable[Hourly]) -> tuple[list[tuple[datetime, Figures]], Figures]:
     """Each bucket's sums (every bucket of the window, empty ones too) and the whole window's."""
-    zone = zoneinfo.ZoneInfo(window.tz)
-    buckets = {start: Figures() for start in window.bucket_starts()}
-    total = Figures()
+    bucket_of = window.hours()
+    buckets = {start: Figures() for start in dict.fromkeys(bucket_of.values())}
     for row in rows:
-        if not window.start <= row.hour < window.end:
-            continue
-        buckets[window.bucket_of(row.hour, zone)].add(row)
-        total.add(row)
+        if (key := bucket_of.get(row.hour)) is not None:  # else outside the window
+            buckets[key].add(row)
+    total = Figures()
+    for figures in buckets.values():
+        total.add(figures)
     return list(buckets.items()), total
 
 
