@@ -6,7 +6,9 @@ Content-Security-Policy (no inline script or style), which the widget is built t
 The admin page (/admin) is a static shell holding no data: it asks for the admin token and
 reads the admin API (routes_admin.py) from this origin only, under a stricter policy still.
 The Markdown renderer (markdown.js) is one file shared without a build step: pages of this
-origin load /markdown.js, and /widget.js is it and widget.js joined in one function scope.
+origin load /markdown.js, and /widget.js is it, csat.js (End chat and the rating prompt) and
+widget.js joined in one function scope. The analytics page (/admin/analytics) is another static
+shell under the admin policy, sharing the token with /admin through admin-session.js.
 """
 
 from __future__ import annotations

@@ -202,7 +202,9 @@
       el("div", { className: "section-head" }, el("h2", { id: titleId, text: chart.title }), csv),
       el("div", { className: "chart" }),
       table ? el("details", { className: "numbers" }, el("summary", { text: "Show the numbers" }),
-        el("div", { className: "table-wrap" }, table)) : null);
+        // Focusable: it scrolls, and keyboard users must be able to scroll it.
+        el("div", { className: "table-wrap", tabindex: "0", role: "region", "aria-label": `${chart.title}: the numbers` },
+          table)) : null);
   }
 
   // The drawings, in boxes already on the page (their width is known only there).
