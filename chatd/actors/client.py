@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from chatd.actors.handle import Reply
 from chatd.actors.registry import SessionRegistry
-from chatd.actors.session import Close, Rate, Send, SessionCommand, StoreReply
+from chatd.actors.session import Close, Rate, Send, SessionCommand, StoreReply, StoreStream
 from chatd.core.csat import Ending
-from chatd.core.messages import BotMessage, MessageStatus, NewMessage
+from chatd.core.messages import BotMessage, MessageStatus, NewMessage, StreamedPart
 from chatd.db.conversations import Conversation, Rated
 from chatd.db.messages import StoredMessage
-from chatd.db.queue import Settle, StoredReply
+from chatd.db.queue import Settle, StoredReply, StoredStream
 
 
 class SessionClient:
@@ -40,6 +40,16 @@ class SessionClient:
             return StoreReply(message, reply_status, settle, reply)
 
         return await self._registry.call(message.session_id, command)
+
+    async def store_stream(
+        self, reply_to: str, parts: list[StreamedPart], settle: Settle
+    ) -> StoredStream:
+        """Store a streamed reply's messages in one step with the completion of its job."""
+
+        def command(reply: Reply[StoredStream]) -> StoreStream:
+            return StoreStream(reply_to, tuple(parts), settle, reply)
+
+        return await self._registry.call(settle.job.session_id, command)
 
     async def close(
         self, session_id: str, *, by: Ending, token_hash: bytes | None = None
