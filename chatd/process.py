@@ -50,6 +50,7 @@ from chatd.component_config import (
     sender_config,
 )
 from chatd.core.urls import without_secrets
+from chatd.db.conversations import ConversationStore
 from chatd.db.limits import LimitStore
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore, QueueTarget
@@ -134,12 +135,15 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         user_ttl_seconds=chat.user_session_ttl_seconds,
     )
     queue = QueueStore(pool)
+    conversations = ConversationStore(pool, messages.target)
     actor_config = SessionActorConfig(settings.actors.idle_timeout_seconds)
     hub = Hub(stream_ttl=settings.n8n.stream_max_seconds + STREAM_TTL_MARGIN)
     tally = SessionTally()
 
     def spawn(session_id: str, mailbox: trio.MemoryReceiveChannel[SessionCommand]) -> SessionActor:
-        return SessionActor(session_id, mailbox, messages, queue, hub, actor_config, tally)
+        return SessionActor(
+            session_id, mailbox, messages, queue, hub, actor_config, tally, conversations
+        )
 
     registry = SessionRegistry[SessionCommand](
         spawn,
@@ -166,6 +170,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         sessions=sessions,
         messages=messages,
         queue=queue,
+        conversations=conversations,
         registry=registry,
         actors=SessionClient(registry),
         session_creation=AddressLimit(

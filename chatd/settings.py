@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from chatd.core.csat import Ending, parse_ask_on
 from chatd.core.forwarded import ProxyTrust, parse_networks
 from chatd.core.signing import decode_secret
 from chatd.errors import ConfigError
@@ -287,6 +288,28 @@ class SearchSettings(_Section):
     language: str = Field("simple", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+class CsatSettings(_Section):
+    enabled: bool = True  # false: no rating is asked for or accepted
+    ask_on: str = "shopper,staff,expired"  # the endings after which the widget asks (any of these)
+    _ask_on: frozenset[Ending] = PrivateAttr(default_factory=frozenset)
+
+    @field_validator("ask_on")
+    @classmethod
+    def _endings(cls, value: str) -> str:
+        parse_ask_on(value)
+        return value
+
+    @model_validator(mode="after")
+    def _parse(self) -> CsatSettings:
+        self._ask_on = parse_ask_on(self.ask_on)
+        return self
+
+    @property
+    def endings(self) -> frozenset[Ending]:
+        """The endings after which a rating is asked for."""
+        return self._ask_on
+
+
 ATTACHMENT_TYPES = (
     "image/jpeg",
     "image/png",
@@ -352,6 +375,7 @@ class Settings(_Section):
     alerts: AlertSettings = AlertSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     search: SearchSettings = SearchSettings()
+    csat: CsatSettings = CsatSettings()
     attachments: AttachmentSettings = AttachmentSettings()
 
     @property
@@ -361,7 +385,7 @@ class Settings(_Section):
 
 # What SIGHUP (`systemctl reload chatd`) may change in a running chatd: what is read where it is
 # used. Loggers are cached on first use, so [log] is not among them.
-RELOADABLE = ("admin", "metrics.token", "alerts", "maintenance")
+RELOADABLE = ("admin", "metrics.token", "alerts", "maintenance", "csat")
 
 
 def reload_settings(current: Settings, new: Settings) -> tuple[Settings, list[str]]:

@@ -162,7 +162,10 @@ async def _export(args: argparse.Namespace, pool: Pool, language: str) -> int:
 
 
 def _jsonl(t: Transcript) -> str:
-    return json.dumps(transcript_json(t.session, t.messages), ensure_ascii=False) + "\n"
+    body = transcript_json(t.session, t.messages)
+    # The export reads no ratings: no "rating": null that would read as "not rated".
+    body.pop("rating", None)
+    return json.dumps(body, ensure_ascii=False) + "\n"
 
 
 def _text(t: Transcript) -> str:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chatd.core.csat import RatingOut
 from chatd.core.responses import Count, IdText, MessageOut, Out, SessionStatus, Timestamp
 from chatd.core.tags import TAG_PATTERN
 
@@ -217,3 +218,4 @@ class Sessions(Out):
 class Transcript(Out):
     session: SessionRecordOut
     messages: list[MessageOut]
+    rating: RatingOut | None = Field(default=None, description="the shopper's rating, if any")

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from chatd.core.admin_wire import SessionRecordOut, Transcript
+from chatd.core.csat import ShopperRating
 from chatd.core.insights_wire import ShopperExport, ShopperSession
 from chatd.core.messages import Message, MessageStatus
 from chatd.core.responses import wire
@@ -50,16 +51,32 @@ class SessionRecord:
         return wire(self.to_out())
 
 
-def transcript_json(session: SessionRecord, messages: Iterable[Message]) -> dict[str, Any]:
-    return wire(Transcript(session=session.to_out(), messages=[m.to_out() for m in messages]))
+def transcript_json(
+    session: SessionRecord, messages: Iterable[Message], rating: ShopperRating | None = None
+) -> dict[str, Any]:
+    return wire(
+        Transcript(
+            session=session.to_out(),
+            messages=[m.to_out() for m in messages],
+            rating=rating.to_out() if rating else None,
+        )
+    )
 
 
-def transcript_text(session: SessionRecord, messages: Iterable[Message]) -> str:
+def transcript_text(
+    session: SessionRecord, messages: Iterable[Message], rating: ShopperRating | None = None
+) -> str:
     """One line per message, oldest first, readable in any mail client or ticket system."""
     who = session.user_id or session.guest_email or "guest"
     lines = [f"Chat {session.id} with {who}, started {iso(session.created_at)}"]
     if session.tags:
         lines.append(f"Tags: {', '.join(session.tags)}")
+    if rating is not None:
+        comment = " ".join((rating.comment or "").splitlines())
+        lines.append(
+            f"Rated {rating.rating} of 5 at {iso(rating.created_at)}"
+            + (f": {comment}" if comment else "")
+        )
     for m in messages:
         speaker = SPEAKERS.get(m.sender_type, m.sender_type)
         note = f" [{m.status}]" if m.status in NOTED else ""

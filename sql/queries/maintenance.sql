@@ -9,9 +9,11 @@
 
 -- name: lock_expired_sessions
 -- Expired sessions with nothing left to deliver, locked until this batch's transaction ends.
+-- Every session query here keeps a session whose last activity (updated_at moves with every
+-- message and rating) is not rolled up into the analytics yet (`rolled_until`).
 SELECT s.id
   FROM chat_sessions s
- WHERE s.expires_at < now()
+ WHERE s.expires_at < now() AND s.updated_at < %(rolled_until)s
    AND NOT EXISTS (SELECT 1 FROM chat_webhook_queue j
                     WHERE j.session_id = s.id AND j.status IN ('pending', 'processing'))
  ORDER BY s.expires_at
@@ -23,7 +25,7 @@ SELECT s.id
 SELECT s.id
   FROM chat_sessions s
  WHERE s.created_at < now() - make_interval(secs => %(older_than_seconds)s)
-   AND (s.expires_at IS NULL OR s.expires_at >= now())
+   AND (s.expires_at IS NULL OR s.expires_at >= now()) AND s.updated_at < %(rolled_until)s
    AND NOT EXISTS (SELECT 1 FROM chat_webhook_queue j
                     WHERE j.session_id = s.id AND j.status IN ('pending', 'processing'))
  ORDER BY s.created_at
@@ -96,7 +98,7 @@ SELECT count(*) AS jobs FROM gone
 WITH doomed AS (
     SELECT s.id
       FROM chat_sessions s
-     WHERE s.expires_at < now()
+     WHERE s.expires_at < now() AND s.updated_at < %(rolled_until)s
        AND NOT EXISTS (SELECT 1 FROM chat_webhook_queue j
                         WHERE j.session_id = s.id AND j.status IN ('pending', 'processing'))
 )
@@ -113,7 +115,7 @@ WITH doomed AS (
     SELECT s.id
       FROM chat_sessions s
      WHERE s.created_at < now() - make_interval(secs => %(older_than_seconds)s)
-       AND (s.expires_at IS NULL OR s.expires_at >= now())
+       AND (s.expires_at IS NULL OR s.expires_at >= now()) AND s.updated_at < %(rolled_until)s
        AND NOT EXISTS (SELECT 1 FROM chat_webhook_queue j
                         WHERE j.session_id = s.id AND j.status IN ('pending', 'processing'))
 )
@@ -134,7 +136,7 @@ SELECT count(*) AS jobs
         OR (j.completed_at IS NULL
             AND j.updated_at < now() - make_interval(secs => %(older_than_seconds)s)))
    AND NOT EXISTS (SELECT 1 FROM chat_sessions s
-                    WHERE s.id = j.session_id
+                    WHERE s.id = j.session_id AND s.updated_at < %(rolled_until)s
                       AND (s.expires_at < now()
                            OR s.created_at < now() - make_interval(secs => %(session_older_than_seconds)s))
                       AND NOT EXISTS (SELECT 1 FROM chat_webhook_queue o
@@ -147,7 +149,7 @@ SELECT count(*) AS jobs
   FROM chat_webhook_queue j
  WHERE j.status = 'dead' AND j.updated_at < now() - make_interval(secs => %(older_than_seconds)s)
    AND NOT EXISTS (SELECT 1 FROM chat_sessions s
-                    WHERE s.id = j.session_id
+                    WHERE s.id = j.session_id AND s.updated_at < %(rolled_until)s
                       AND (s.expires_at < now()
                            OR s.created_at < now() - make_interval(secs => %(session_older_than_seconds)s))
                       AND NOT EXISTS (SELECT 1 FROM chat_webhook_queue o
