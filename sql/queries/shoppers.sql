@@ -41,8 +41,8 @@ RESET statement_timeout
 -- (the search index's included), now rather than at autovacuum's next pass. INDEX_CLEANUP ON:
 -- PostgreSQL would otherwise skip the indexes when few rows died. Every table the deletion
 -- reaches is named here (a test checks it against the schema).
-VACUUM (INDEX_CLEANUP ON) chat_sessions, chat_messages, chat_webhook_queue, chat_tags, chat_ratings, chat_attachments,
-       chat_attachment_chunks
+VACUUM (INDEX_CLEANUP ON) chat_sessions, chat_messages, chat_webhook_queue, chat_tags, chat_ratings,
+       chat_attachments, chat_attachment_chunks
 
 -- name: shopper_counts
 -- What a deletion would take, for its confirmation: their sessions and messages.
