@@ -116,6 +116,7 @@ async def test_exported_rows_make_the_transcript_shape(pool: Pool) -> None:
             }
             for seq in (1, 2, 3)
         ],
+        "rating": None,
     }
 
 
