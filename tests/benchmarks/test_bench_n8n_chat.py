@@ -1,0 +1,126 @@
+"""n8n's chat widget's path against chatd's own, through the same `chatd serve`, same run.
+
+    uv run pytest -m benchmark tests/benchmarks/test_bench_n8n_chat.py -s
+
+What it measures: the time from a shopper's send to the bot's reply in the shopper's hands, the
+sink answering at once (fastsink.py, {"output": "ok"}):
+- @n8n/chat's path: `POST /api/n8n-chat` {action: sendMessage} until its {output} (one request
+  that waits for the reply);
+- chatd's own widget's path: `POST /api/chat/send` until the reply's new_message on the
+  shopper's joined WebSocket.
+SHOPPERS shoppers each send MESSAGES messages back to back (THINK s apart), in rounds that take
+turns between the paths (n8n, own, n8n, own), so both see the same machine. Asserts p50 and p99
+of the n8n path <= RATIO_TARGET x chatd's own. The clients run in this process for both paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+import trio
+
+from chatd.bench.stats import percentile
+from tests.benchmarks.fastsink import fast_sink, load_average
+from tests.benchmarks.server import chatd_process
+from tests.chat import new_session
+from tests.ws import join, open_ws, receive_type
+
+SHOPPERS = 8
+MESSAGES = 25
+THINK = 0.02  # seconds between a reply and the shopper's next message
+ROUNDS = 2
+RATIO_TARGET = 1.5
+ENV = {
+    "CHATD_N8N_CHAT__ENABLED": "true",
+    "CHATD_WEBSOCKET__MAX_CONNECTIONS_PER_IP": "100000",
+    "CHATD_WEBSOCKET__MESSAGES_PER_SECOND": "1000",
+}
+
+Shopper = Callable[[httpx.AsyncClient, list[float]], Awaitable[None]]
+
+
+async def n8n_chat_shopper(client: httpx.AsyncClient, latencies: list[float]) -> None:
+    widget = str(uuid.uuid4())
+    for n in range(MESSAGES):
+        body = {"action": "sendMessage", "sessionId": widget, "chatInput": f"message {n}"}
+        began = time.perf_counter()
+        response = await client.post("/api/n8n-chat", json=body)
+        latencies.append(time.perf_counter() - began)
+        assert response.json() == {"output": "ok"}, response.text
+        await trio.sleep(THINK)
+
+
+async def own_shopper(client: httpx.AsyncClient, latencies: list[float]) -> None:
+    session = await new_session(client)
+    async with open_ws(str(client.base_url).rstrip("/")) as ws:
+        await join(ws, session)
+        for n in range(MESSAGES):
+            began = time.perf_counter()
+            sent = await client.post(
+                "/api/chat/send",
+                headers=session.auth,
+                json={"sessionId": session.id, "content": f"message {n}"},
+            )
+            assert sent.status_code == 200, sent.text
+            while (await receive_type(ws, "new_message"))["message"]["senderType"] != "bot":
+                pass
+            latencies.append(time.perf_counter() - began)
+            await trio.sleep(THINK)
+
+
+async def run_round(url: str, shopper: Shopper) -> list[float]:
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=SHOPPERS, max_keepalive_connections=SHOPPERS)
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as client,
+        trio.open_nursery() as nursery,
+    ):
+        for _ in range(SHOPPERS):
+            nursery.start_soon(shopper, client, latencies)
+    return latencies
+
+
+def ms(values: list[float], q: float) -> float:
+    found = percentile(values, q)
+    assert found is not None
+    return found * 1000
+
+
+@pytest.mark.benchmark
+async def test_n8n_chat_send_to_output_against_own_send_and_websocket(database_url: str) -> None:
+    before = os.getloadavg()
+    samples: dict[str, list[float]] = {"n8n": [], "own": []}
+    async with (
+        fast_sink() as sink,
+        chatd_process(database_url, CHATD_N8N__WEBHOOK_URL=f"{sink.url}/webhook", **ENV) as (
+            url,
+            _process,
+        ),
+    ):
+        await run_round(url, n8n_chat_shopper)  # warm-up, both paths
+        await run_round(url, own_shopper)
+        for _ in range(ROUNDS):
+            samples["n8n"] += await run_round(url, n8n_chat_shopper)
+            samples["own"] += await run_round(url, own_shopper)
+    figures = {
+        path: {
+            "p50": round(ms(values, 0.50), 1),
+            "p99": round(ms(values, 0.99), 1),
+            "n": len(values),
+        }
+        for path, values in samples.items()
+    }
+    ratios = {q: figures["n8n"][q] / figures["own"][q] for q in ("p50", "p99")}
+    print(f"\nsend -> reply in the shopper's hands, instant sink ({load_average(before)})")
+    print(f"  @n8n/chat POST /api/n8n-chat -> {{output}}:   {json.dumps(figures['n8n'])}")
+    print(f"  chatd POST /api/chat/send -> WebSocket:      {json.dumps(figures['own'])}")
+    print(f"  ratio p50 {ratios['p50']:.2f}  p99 {ratios['p99']:.2f}  (target <= {RATIO_TARGET})")
+    assert figures["n8n"]["n"] == figures["own"]["n"] == SHOPPERS * MESSAGES * ROUNDS
+    assert ratios["p50"] <= RATIO_TARGET
+    assert ratios["p99"] <= RATIO_TARGET
