@@ -29,7 +29,7 @@ from chatd.core.n8n_chat import (
 )
 from chatd.core.responses import wire
 from chatd.db.n8n_chat import WidgetSession, WidgetSessionStore
-from chatd.errors import Forbidden, NotFound, RateLimited, UnsupportedMediaType
+from chatd.errors import NotFound, RateLimited, Unauthorized, UnsupportedMediaType
 from chatd.http.body import client_ip
 from chatd.http.openapi import Doc, documented
 from chatd.http.services import Services
@@ -199,7 +199,7 @@ def check_identity(session: WidgetSession, identity: Identity) -> None:
     """A verified user may only speak in a guest's session or their own (the first message's
     identity stays the session's)."""
     if identity.user_id is not None and identity.user_id != session.user_id:
-        raise Forbidden(
+        raise Unauthorized(
             "this widget session belongs to another user; start a new session",
             code="identity_mismatch",
         )

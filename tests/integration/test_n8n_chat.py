@@ -170,7 +170,7 @@ async def test_identity_token_gives_the_verified_user(pipe: Pipeline) -> None:
         {"sub": "user-7", "exp": int(time.time()) + 300}, IDENTITY_SECRET, algorithm="HS256"
     )
     refused = await post(pipe, send_body(widget), headers={"X-Chatd-Identity": other})
-    assert refused.status_code == 403
+    assert refused.status_code == 401
     assert refused.json()["error"]["code"] == "identity_mismatch"
     forged = await post(
         pipe, send_body(str(uuid.uuid4())), headers={"X-Chatd-Identity": token + "x"}
@@ -218,6 +218,21 @@ async def test_id_spaces_never_meet(pipe: Pipeline) -> None:
     own_messages = await pipe.messages(own)
     assert own_messages[0]["content"] == "from chatd's widget"
     assert all(m["content"] != "from @n8n/chat" for m in own_messages)
+
+
+async def test_an_expired_session_gives_its_uuid_to_a_new_one(pipe: Pipeline) -> None:
+    widget = str(uuid.uuid4())
+    assert (await post(pipe, send_body(widget, "before"))).status_code == 200
+    async with pipe.chatd.services.pool.connection() as conn:
+        await conn.execute("UPDATE chat_sessions SET expires_at = now() - interval '1 second'")
+    assert await history(pipe, widget) == []  # the expired session is not shown
+    assert (await post(pipe, send_body(widget, "after"))).status_code == 200
+    first, second = (r.json["sessionId"] for r in pipe.sink.requests)
+    assert first != second
+    data = await history(pipe, widget)
+    assert [d["kwargs"]["content"] for d in data] == ["after", "Hello from the bot"]
+    counts = await table_counts(pipe.chatd.services.pool)
+    assert (counts["sessions"], counts["messages"]) == (2, 4)  # the old history is kept
 
 
 BAD_BODIES = [
