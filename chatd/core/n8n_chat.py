@@ -24,6 +24,7 @@ from chatd.core.wire import Limits, check_metadata, parse_model
 from chatd.errors import BadRequest
 
 Action = Literal["sendMessage", "loadPreviousSession"]
+StreamKind = Literal["begin", "item", "end"]
 KEY_PREFIX = "n8n-chat:"  # the widget's ids hash apart from every chatd session token
 MAX_QUERY_BYTES = 8192  # a GET's query string: a chat message with room to spare
 NODE_ID = "chatd"  # the stream's one "node": the widget groups a stream's items by node
@@ -200,11 +201,10 @@ def history_entry(sender_type: str, text: str) -> HistoryEntry:
     )
 
 
-def stream_line(
-    kind: Literal["begin", "item", "end", "error"], content: str | None = None
-) -> bytes:
-    """One line of the NDJSON stream the widget reads with enableStreaming."""
-    line: dict[str, Any] = {"type": kind, "metadata": {"nodeId": NODE_ID, "runIndex": 0}}
+def stream_line(kind: StreamKind, content: str | None = None, *, run: int = 0) -> bytes:
+    """One line of the NDJSON stream the widget reads with enableStreaming; `run` is the
+    widget's runIndex: each run is a bubble of its own."""
+    line: dict[str, Any] = {"type": kind, "metadata": {"nodeId": NODE_ID, "runIndex": run}}
     if content is not None:
         line["content"] = content
     return json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"

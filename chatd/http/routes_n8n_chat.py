@@ -25,14 +25,16 @@ from chatd.core.n8n_chat import (
     parse_query_args,
     reply_text,
     session_key,
-    stream_line,
 )
+from chatd.core.n8n_chat_stream import ReplyLines
 from chatd.core.responses import wire
 from chatd.db.n8n_chat import WidgetSession, WidgetSessionStore
 from chatd.errors import NotFound, RateLimited, Unauthorized, UnsupportedMediaType
 from chatd.http.body import client_ip
+from chatd.http.n8n_chat_body import ReplyBody
 from chatd.http.openapi import Doc, documented
 from chatd.http.services import Services
+from chatd.realtime.admission import Admission
 from chatd.realtime.hub import Closing, SlowConsumer
 from chatd.realtime.stream import SessionStream
 
@@ -118,15 +120,46 @@ def n8n_chat_routes(services: Services) -> Blueprint:
         session = await open_session(key, widget)
         structlog.contextvars.bind_contextvars(session_id=session.id)
         message = NewMessage(widget.chat_input, "text", widget.metadata, None)
-        stored = (await services.actors.send_message(session.id, key, message)).message
+        # The wait for the reply is a live connection of the address: admitted before the
+        # message is stored, so a refusal (429) stores nothing.
+        admission = await services.live_connections.admit(client_ip(settings.server.proxy_trust))
+        try:
+            stored = (await services.actors.send_message(session.id, key, message)).message
+        except BaseException:
+            admission.release()
+            raise
         structlog.contextvars.bind_contextvars(message_id=stored.id)
-        reply = await wait_for_reply(session.id, stored.seq)
+        if "text/plain" in request.headers.get("Accept", ""):  # the widget's enableStreaming
+            return streamed(session.id, stored, admission)  # started with the response
+        admission.start()
+        try:
+            reply = await wait_for_reply(session.id, stored.seq)
+        finally:
+            admission.release()
         text = settings.n8n_chat.timeout_reply if reply is None else reply_of(reply)
-        if "text/plain" in request.headers.get("Accept", ""):
-            # The widget's enableStreaming: one item for the whole reply.
-            body = stream_line("begin") + stream_line("item", text) + stream_line("end")
-            return Response(body, mimetype=STREAM_MIMETYPE)
         return wire(N8nChatAnswer(output=text))
+
+    def streamed(session_id: str, sent: Message, admission: Admission) -> Response:
+        body = ReplyBody(
+            session_stream(session_id, sent.seq),
+            ReplyLines(sent.id),
+            admission,
+            wait=settings.n8n_chat.reply_timeout_seconds,
+            note=settings.n8n_chat.timeout_reply,
+        )
+        response = Response(body, mimetype=STREAM_MIMETYPE, headers={"X-Accel-Buffering": "no"})
+        response.timeout = None  # the body ends itself, at reply_timeout_seconds at the latest
+        return response
+
+    def session_stream(session_id: str, after_seq: int) -> SessionStream:
+        return SessionStream(
+            services.hub,
+            services.messages,
+            session_id,
+            after_seq=after_seq,
+            buffer=settings.websocket.send_buffer,
+            subscriber_id=services.connection_id(),
+        )
 
     async def history(key: bytes) -> N8nChatAnswer:
         session = await store.find(key)
@@ -156,31 +189,22 @@ def n8n_chat_routes(services: Services) -> Blueprint:
 
     async def wait_for_reply(session_id: str, after_seq: int) -> Message | None:
         """The first reply stored after the shopper's message (seq `after_seq`), or None when
-        n8n_chat.reply_timeout_seconds pass first. The wait counts as a live connection."""
-        stream = SessionStream(
-            services.hub,
-            services.messages,
-            session_id,
-            after_seq=after_seq,
-            buffer=settings.websocket.send_buffer,
-            subscriber_id=services.connection_id(),
-        )
-        ip = client_ip(settings.server.proxy_trust)
-        async with services.live_connections.hold(ip):
-            with stream, trio.move_on_after(settings.n8n_chat.reply_timeout_seconds):
-                while True:
-                    try:
-                        events = await stream.next()
-                    except SlowConsumer:  # a buffer's worth at once: read them instead
-                        found = await services.messages.after_seq(
-                            session_id, after_seq, limit=settings.websocket.send_buffer
-                        )
-                        return first_reply(found)
-                    except Closing:
-                        return None
-                    reply = first_reply([e.message for e in events if e.message is not None])
-                    if reply is not None:
-                        return reply
+        n8n_chat.reply_timeout_seconds pass first."""
+        stream = session_stream(session_id, after_seq)
+        with stream, trio.move_on_after(settings.n8n_chat.reply_timeout_seconds):
+            while True:
+                try:
+                    events = await stream.next()
+                except SlowConsumer:  # a buffer's worth at once: read them instead
+                    found = await services.messages.after_seq(
+                        session_id, after_seq, limit=settings.websocket.send_buffer
+                    )
+                    return first_reply(found)
+                except Closing:
+                    return None
+                reply = first_reply([e.message for e in events if e.message is not None])
+                if reply is not None:
+                    return reply
         return None
 
     return bp

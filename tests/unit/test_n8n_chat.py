@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 
 import pytest
 
+from chatd.core.messages import Message, MessageStatus
 from chatd.core.n8n_chat import (
     MAX_QUERY_BYTES,
     history_entry,
@@ -16,6 +18,7 @@ from chatd.core.n8n_chat import (
     session_key,
     stream_line,
 )
+from chatd.core.n8n_chat_stream import ReplyLines
 from chatd.core.tokens import token_hash
 from chatd.core.wire import Limits
 from chatd.errors import BadRequest
@@ -117,3 +120,82 @@ def test_stream_lines_are_ndjson_the_widget_reads() -> None:
     assert begin.endswith(b"\n")
     assert json.loads(begin) == {"type": "begin", "metadata": {"nodeId": "chatd", "runIndex": 0}}
     assert json.loads(item)["content"] == "héllo"
+
+
+# --- the streaming body's lines ---------------------------------------------------------------
+
+
+def stored(message_id: str, content: str, sender: str = "bot") -> Message:
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    return Message(
+        message_id, "s", sender, content, "text", None, MessageStatus.DELIVERED, 2, created
+    )
+
+
+def lines(out: bytes) -> list[tuple[str, int, str | None]]:
+    parsed = [json.loads(line) for line in out.splitlines()]
+    return [(p["type"], p["metadata"]["runIndex"], p.get("content")) for p in parsed]
+
+
+def piece(
+    index: int, text: str, kind: str = "message_delta", reply_to: str = "u1"
+) -> dict[str, object]:
+    return {"type": kind, "messageId": "b1", "replyTo": reply_to, "index": index, "text": text}
+
+
+def test_a_reply_that_does_not_stream_is_one_run_with_one_item() -> None:
+    reply = ReplyLines("u1")
+    assert reply.on_event({"type": "new_message"}, stored("u2", "other tab", "user")) == b""
+    out = reply.on_event({"type": "new_message"}, stored("b1", "Hello"))
+    assert lines(out) == [("begin", 0, None), ("item", 0, "Hello"), ("end", 0, None)]
+    assert reply.done
+
+
+def test_pieces_grow_the_run_and_the_stored_reply_adds_only_the_rest() -> None:
+    reply = ReplyLines("u1")
+    out = reply.on_event(piece(0, "Hel"), None)
+    out += reply.on_event(piece(0, "Hel"), None)  # a repeat: nothing
+    out += reply.on_event(piece(3, "!"), None)  # a gap: nothing
+    out += reply.on_event(piece(1, "lo"), None)
+    out += reply.on_event(piece(2, "Hello, you", kind="message_stream"), None)  # snapshot
+    out += reply.on_event(piece(0, "x", reply_to="other"), None)  # another message's reply
+    assert not reply.done
+    out += reply.on_event({"type": "new_message"}, stored("b1", "Hello, you!"))
+    assert lines(out) == [
+        ("begin", 0, None),
+        ("item", 0, "Hel"),
+        ("item", 0, "lo"),
+        ("item", 0, ", you"),
+        ("item", 0, "!"),
+        ("end", 0, None),
+    ]
+    assert reply.done
+
+
+def test_a_withdrawn_stream_ends_its_run_and_what_follows_is_a_new_one() -> None:
+    reply = ReplyLines("u1")
+    out = reply.on_event(piece(0, "half"), None)
+    out += reply.on_event(
+        {"type": "message_stream_end", "messageId": "b1", "reason": "failed"}, None
+    )
+    out += reply.on_event({"type": "new_message"}, stored("f1", "Sorry"))
+    assert lines(out) == [
+        ("begin", 0, None),
+        ("item", 0, "half"),
+        ("end", 0, None),
+        ("begin", 1, None),
+        ("item", 1, "Sorry"),
+        ("end", 1, None),
+    ]
+
+
+def test_time_out_closes_the_open_run_and_adds_the_note() -> None:
+    reply = ReplyLines("u1")
+    out = reply.on_event(piece(0, "slow"), None) + reply.timed_out("still working")
+    assert lines(out)[-4:] == [
+        ("end", 0, None),
+        ("begin", 1, None),
+        ("item", 1, "still working"),
+        ("end", 1, None),
+    ]
+    assert reply.done
