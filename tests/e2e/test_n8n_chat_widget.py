@@ -24,7 +24,7 @@ from tests.sink import Reply, Status
 SHOP = "http://localhost:8112"  # another origin than chatd's (loopback: tests/browser.py)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 ADMIN_TOKEN = "admin-token-0123456789abcdef0123456789"
-BOT = ".chat-message-from-bot"
+BOT = ".chat-message-from-bot:not(.chat-message-typing)"  # the typing dots are one too
 USER = ".chat-message-from-user"
 
 pytestmark = pytest.mark.timeout(120)
