@@ -50,6 +50,24 @@ _DESCRIPTION = (
 )
 
 
+def _doc(
+    summary: str,
+    *,
+    body: type[N8nChatRequest] | None = None,
+    query: type[N8nChatQuery] | None = None,
+) -> Doc:
+    return Doc(
+        summary,
+        "n8n-chat",
+        N8nChatAnswer,
+        body=body,
+        query=query,
+        headers={IDENTITY_HEADER: "an identityToken (HS256 JWT) the shop's back end signed"},
+        media=(STREAM_MIMETYPE,),
+        description=_DESCRIPTION,
+    )
+
+
 def n8n_chat_routes(services: Services) -> Blueprint:
     bp = Blueprint("n8n_chat", __name__)
     settings = services.settings
@@ -58,19 +76,9 @@ def n8n_chat_routes(services: Services) -> Blueprint:
         guest_ttl_seconds=settings.chat.guest_session_ttl_seconds,
         user_ttl_seconds=settings.chat.user_session_ttl_seconds,
     )
-    doc = {"tag": "n8n-chat", "media": (STREAM_MIMETYPE,), "description": _DESCRIPTION}
-    headers = {IDENTITY_HEADER: "an identityToken (HS256 JWT) the shop's back end signed"}
 
     @bp.post(PATH)
-    @documented(
-        Doc(
-            "n8n's chat widget: sendMessage or loadPreviousSession",
-            answer=N8nChatAnswer,
-            body=N8nChatRequest,
-            headers=headers,
-            **doc,  # type: ignore[arg-type]
-        )
-    )
+    @documented(_doc("n8n's chat widget: sendMessage or loadPreviousSession", body=N8nChatRequest))
     async def post() -> Response | dict[str, Any]:
         enabled()
         if request.mimetype == "application/json":
@@ -91,15 +99,7 @@ def n8n_chat_routes(services: Services) -> Blueprint:
         )
 
     @bp.get(PATH)
-    @documented(
-        Doc(
-            "n8n's chat widget with webhookConfig.method 'GET'",
-            answer=N8nChatAnswer,
-            query=N8nChatQuery,
-            headers=headers,
-            **doc,  # type: ignore[arg-type]
-        )
-    )
+    @documented(_doc("n8n's chat widget with webhookConfig.method 'GET'", query=N8nChatQuery))
     async def get() -> Response | dict[str, Any]:
         enabled()
         size = len(request.query_string)
