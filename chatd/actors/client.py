@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from chatd.actors.handle import Reply
 from chatd.actors.registry import SessionRegistry
-from chatd.actors.session import Send, SessionCommand, StoreReply
-from chatd.core.messages import BotMessage, MessageStatus, NewMessage
+from chatd.actors.session import Send, SessionCommand, StoreReply, StoreStream
+from chatd.core.messages import BotMessage, MessageStatus, NewMessage, StreamedPart
 from chatd.db.messages import StoredMessage
-from chatd.db.queue import Settle, StoredReply
+from chatd.db.queue import Settle, StoredReply, StoredStream
 
 
 class SessionClient:
@@ -38,3 +38,13 @@ class SessionClient:
             return StoreReply(message, reply_status, settle, reply)
 
         return await self._registry.call(message.session_id, command)
+
+    async def store_stream(
+        self, reply_to: str, parts: list[StreamedPart], settle: Settle
+    ) -> StoredStream:
+        """Store a streamed reply's messages in one step with the completion of its job."""
+
+        def command(reply: Reply[StoredStream]) -> StoreStream:
+            return StoreStream(reply_to, tuple(parts), settle, reply)
+
+        return await self._registry.call(settle.job.session_id, command)

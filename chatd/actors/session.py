@@ -18,9 +18,9 @@ import trio
 
 from chatd.actors.handle import Reply
 from chatd.core.histogram import Histogram, HistogramSnapshot
-from chatd.core.messages import BotMessage, MessageStatus, NewMessage
+from chatd.core.messages import BotMessage, MessageStatus, NewMessage, StreamedPart
 from chatd.db.messages import MessageStore, StoredMessage
-from chatd.db.queue import QueueStore, Settle, StoredReply
+from chatd.db.queue import QueueStore, Settle, StoredReply, StoredStream
 from chatd.errors import ClientError, DatabaseUnavailable
 from chatd.realtime.hub import Hub
 
@@ -49,7 +49,17 @@ class StoreReply:
     reply: Reply[StoredReply]
 
 
-SessionCommand = Send | StoreReply
+@dataclass(frozen=True)
+class StoreStream:
+    """A streamed reply's messages (one per run, in the order they began), stored together."""
+
+    reply_to: str  # the user message they answer
+    parts: tuple[StreamedPart, ...]
+    settle: Settle  # the job they complete, fenced on its lease
+    reply: Reply[StoredStream]
+
+
+SessionCommand = Send | StoreReply | StoreStream
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,8 @@ class SessionActor:
                     await self._answer(command.reply, self._on_send(command))
                 case StoreReply():
                     await self._answer(command.reply, self._on_store_reply(command))
+                case StoreStream():
+                    await self._answer(command.reply, self._on_store_stream(command))
 
     async def _answer(self, reply: Reply[T], work: Awaitable[T]) -> None:
         """Expected failures are the caller's answer; anything else crashes the actor."""
@@ -146,6 +158,9 @@ class SessionActor:
             log.info("message_stored", message_id=message.id, seq=message.seq)
         return stored
 
+    # Bot replies are stored and shown here, and only here: the place where a later rule (a
+    # person holds the conversation: a bot reply is not shown) decides.
+
     async def _on_store_reply(self, command: StoreReply) -> StoredReply:
         stored = await self._queue.store_bot_message(
             command.message, reply_status=command.reply_status, settle=command.settle
@@ -156,4 +171,18 @@ class SessionActor:
         if stored.message is not None and not stored.duplicate:
             self._hub.publish_message(stored.message)
             log.info("reply_stored", message_id=stored.message.id, seq=stored.message.seq)
+        return stored
+
+    async def _on_store_stream(self, command: StoreStream) -> StoredStream:
+        stored = await self._queue.store_bot_messages(
+            command.reply_to, list(command.parts), command.settle
+        )
+        for number, message in enumerate(stored.messages):
+            self._tally.reply_stored(
+                duplicate=False, response_seconds=stored.response_seconds if number == 0 else None
+            )
+            self._hub.publish_message(message)  # takes its streamed text's place
+            log.info("reply_stored", message_id=message.id, seq=message.seq, streamed=True)
+        for _ in range(stored.duplicates):
+            self._tally.reply_stored(duplicate=True, response_seconds=None)
         return stored
