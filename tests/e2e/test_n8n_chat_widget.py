@@ -19,7 +19,7 @@ from playwright.sync_api import BrowserContext, Page, Route, expect
 
 from tests.browser import BrowserThread, n8n_chat_dist
 from tests.integration.test_delivery import Pipeline, open_pipeline
-from tests.sink import Reply, Status
+from tests.sink import Reply, Status, Stream, Wait, chunk
 
 SHOP = "http://localhost:8112"  # another origin than chatd's (loopback: tests/browser.py)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
@@ -185,4 +185,47 @@ async def test_streaming_widget_reads_the_ndjson_answer(
 
     await browser.run(converse)
     assert page.errors == []  # type: ignore[attr-defined]
+    await browser.run(ctx.close)
+
+
+async def test_streamed_reply_grows_in_the_widget_before_it_ends(
+    browser: BrowserThread, shop: Pipeline
+) -> None:
+    shop.sink.behave(
+        Stream(
+            [
+                chunk("begin"),
+                chunk("item", content="Your order "),
+                chunk("item", content="ships "),
+                Wait(),  # the rest only once the test has seen the first pieces in the page
+                chunk("item", content="today."),
+                chunk("end"),
+            ]
+        )
+    )
+    ctx, page = await open_shop(browser, shop.chatd.url, enableStreaming=True)
+
+    def first_pieces() -> None:
+        open_chat(page)
+        say(page, "When does it ship?")
+        expect(page.locator(BOT).last).to_have_text("Your order ships")
+        page.screenshot(path=str(SCREENSHOTS / "n8n-chat-widget-streaming.png"))
+
+    await browser.run(first_pieces)
+    assert [r[0] for r in await rows(shop)] == ["user"]  # nothing stored yet: still streaming
+    shop.sink.release()
+
+    def the_rest() -> None:
+        expect(page.locator(BOT).last).to_have_text("Your order ships today.")
+        page.reload()
+        open_chat(page)
+        expect(page.locator(BOT).last).to_have_text("Your order ships today.")
+        expect(page.locator(BOT).filter(has_text="Your order")).to_have_count(1)
+
+    await browser.run(the_rest)
+    assert page.errors == []  # type: ignore[attr-defined]
+    assert await rows(shop) == [
+        ("user", "When does it ship?", "delivered"),
+        ("bot", "Your order ships today.", "delivered"),
+    ]
     await browser.run(ctx.close)
