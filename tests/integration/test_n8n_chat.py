@@ -18,7 +18,7 @@ import trio
 
 from tests.chat import new_session, send, table_counts
 from tests.integration.test_delivery import Pipeline, open_pipeline
-from tests.sink import Hold, Reply, Status
+from tests.sink import Hold, Reply, Status, Stream, Wait, chunk
 
 IDENTITY_SECRET = "i" * 32
 PATH = "/api/n8n-chat"
@@ -102,6 +102,41 @@ async def test_streaming_accept_gets_begin_item_end(pipe: Pipeline) -> None:
     kinds = [json.loads(line)["type"] for line in lines]
     assert kinds == ["begin", "item", "end"]
     assert '"content":"Hello from the bot"' in lines[1]
+
+
+async def test_a_streamed_reply_comes_as_items_before_n8n_finished(pipe: Pipeline) -> None:
+    pipe.sink.behave(
+        Stream(
+            [
+                chunk("begin"),
+                chunk("item", content="Your order "),
+                chunk("item", content="ships "),
+                Wait(),
+                chunk("item", content="today."),
+                chunk("end"),
+            ]
+        )
+    )
+    body = send_body(str(uuid.uuid4()))
+    seen: list[dict[str, Any]] = []
+    async with (
+        pipe.chatd.client() as client,
+        client.stream("POST", PATH, json=body, headers={"Accept": "text/plain"}) as response,
+    ):
+        buffer = b""
+        async for part in response.aiter_raw():
+            buffer += part
+            *complete, buffer = buffer.split(b"\n")
+            seen += [json.loads(line) for line in complete if line]
+            if [s.get("content") for s in seen] == [None, "Your order ", "ships "]:
+                pipe.sink.release()  # n8n sends the rest only now: the first pieces came first
+    assert [(s["type"], s.get("content")) for s in seen] == [
+        ("begin", None),
+        ("item", "Your order "),
+        ("item", "ships "),
+        ("item", "today."),
+        ("end", None),
+    ]
 
 
 async def test_quick_replies_and_attachments_degrade_to_markdown(pipe: Pipeline) -> None:
