@@ -59,6 +59,7 @@ from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
 from chatd.db.sessions import SessionStore
 from chatd.db.startup import open_database_url, pool_config, prepare_schema, wait_for_database
 from chatd.errors import ConfigError
+from chatd.files.attachments import Attachments
 from chatd.http.address_limits import AddressLimit
 from chatd.http.asgi import create_app, create_metrics_app
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
@@ -113,6 +114,7 @@ class Ready:
 
 def build_services(settings: Settings, pool: Pool) -> Services:
     chat = settings.chat
+    attachments = Attachments(pool, settings.attachments, base_url=settings.server.public_url)
     messages = MessageStore(
         pool,
         QueueTarget(
@@ -123,6 +125,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
             rate_limit_max=chat.rate_limit_max,
             rate_limit_window_seconds=chat.rate_limit_window_seconds,
         ),
+        attachments.links,
     )
     sessions = SessionStore(
         pool,
@@ -155,6 +158,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         websockets=websockets,
         callbacks=callbacks,
         admissions=live_connections,
+        attachments=attachments,
     )
     return Services(
         pool=pool,
@@ -183,6 +187,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         metrics=metrics,
         state=ServingState(settings),
         owner=owner,
+        attachments=attachments,
     )
 
 
@@ -206,6 +211,7 @@ async def run_services(
         sender_config(settings), settings.n8n.webhook_url, settings.queue.concurrency
     )
     async with to_n8n as senders, trio.open_nursery() as background:
+        await background.start(services.attachments.load_key)  # signs file URLs
         await background.start(services.registry.run)
         await background.start(router.run)
         await background.start(relay.run)
@@ -236,6 +242,8 @@ async def run_services(
                     shutdown_trigger=stop.wait,
                 )
             )
+            base_url = settings.server.public_url.rstrip("/") or urls[0]
+            services.attachments.links.configure(base_url=base_url)  # file URLs are absolute
             services.state.allowed_origins = allowed_origins(settings, urls)
             if settings.metrics.listen:
                 services.state.metrics_urls = await front.start(
@@ -247,7 +255,6 @@ async def run_services(
                     )
                 )
                 log.info("metrics_listening", urls=services.state.metrics_urls)
-            base_url = settings.server.public_url.rstrip("/") or urls[0]
             dispatcher = Dispatcher(
                 services.queue,
                 senders,
@@ -255,6 +262,7 @@ async def run_services(
                 relay,
                 dispatch_config(settings, base_url),
                 services.owner,
+                services.attachments,
             )
             dispatch = settings.queue.dispatch
 
@@ -296,7 +304,12 @@ async def run_services(
                 run_status, notifier, services.metrics, services.hub, listener, stop
             )
             background.start_soon(
-                run_maintenance, services.pool, lambda: services.settings.maintenance
+                partial(
+                    run_maintenance,
+                    services.pool,
+                    lambda: services.settings.maintenance,
+                    files=services.attachments.disk,
+                )
             )
             background.start_soon(
                 partial(

@@ -15,10 +15,11 @@ import trio
 
 from chatd.cli.database import command_settings, open_command_pool
 from chatd.core.transcript import transcript_json, transcript_text
-from chatd.db.cleanup import LABELS, CleanupProgress, CleanupSummary, run_cleanup
+from chatd.db.cleanup import LABELS, CleanupProgress, CleanupSummary, FileDeleter, run_cleanup
 from chatd.db.export import EARLIEST, LATEST, ExportRange, Transcript, transcript_pages
 from chatd.db.leader import leadership
 from chatd.db.pool import Pool
+from chatd.files.disk import DiskBlobs
 from chatd.ops.maintenance import LOCK
 from chatd.settings import MaintenanceSettings, Settings
 
@@ -40,18 +41,27 @@ async def _run(settings: Settings, state_dir: Path, args: argparse.Namespace) ->
 
 async def run_ops_command(args: argparse.Namespace, pool: Pool, settings: Settings) -> int:
     if args.command == "cleanup":
-        return await _cleanup(args, pool, settings.maintenance)
+        directory = settings.attachments.directory
+        files = DiskBlobs(Path(directory)) if directory else None
+        return await _cleanup(args, pool, settings.maintenance, files)
     return await _export(args, pool)
 
 
 # cleanup
 
 
-async def _cleanup(args: argparse.Namespace, pool: Pool, config: MaintenanceSettings) -> int:
+async def _cleanup(
+    args: argparse.Namespace,
+    pool: Pool,
+    config: MaintenanceSettings,
+    files: FileDeleter | None = None,
+) -> int:
     if args.dry_run:  # deletes nothing, so it needs no lock
         summary: CleanupSummary | None = await run_cleanup(pool, config, dry_run=True)
     else:
-        summary = await cleanup_as_leader(pool, config, wait=args.wait, on_progress=_Progress())
+        summary = await cleanup_as_leader(
+            pool, config, wait=args.wait, on_progress=_Progress(), files=files
+        )
     if summary is None:
         print(
             f"chatd cleanup: another chatd is still cleaning up after {args.wait:g}s;"
@@ -69,6 +79,7 @@ async def cleanup_as_leader(
     *,
     wait: float,
     on_progress: Callable[[CleanupProgress], None] | None = None,
+    files: FileDeleter | None = None,
 ) -> CleanupSummary | None:
     """One cleanup under the cleanup lock, waiting up to `wait` seconds for it; None: no lock."""
     deadline = trio.current_time() + wait
@@ -76,7 +87,7 @@ async def cleanup_as_leader(
     while True:
         async with leadership(pool, LOCK) as leader:
             if leader is not None:
-                return await run_cleanup(pool, config, on_progress=on_progress)
+                return await run_cleanup(pool, config, on_progress=on_progress, files=files)
         if trio.current_time() + LOCK_POLL_SECONDS > deadline:
             return None
         if not told:

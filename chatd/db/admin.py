@@ -12,6 +12,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from chatd.core.admin_wire import DeadLetterOut
+from chatd.core.file_urls import FileLinks
 from chatd.core.messages import JobStatus
 from chatd.core.transcript import SessionRecord
 from chatd.core.wire import iso
@@ -131,7 +132,8 @@ class SessionSummary:
 
 
 class AdminStore:
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, links: FileLinks | None = None) -> None:
+        self._links = links
         self._pool = pool
 
     async def overview(self) -> Overview:
@@ -199,7 +201,7 @@ class AdminStore:
             if session is None:
                 return None
             cur = await conn.execute(query("admin_transcript_messages"), params)
-            messages = [message_from_row(row) for row in await cur.fetchall()]
+            messages = [message_from_row(row, self._links) for row in await cur.fetchall()]
         return Transcript(session_record_from_row(session), messages)
 
 

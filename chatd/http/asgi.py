@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import structlog
 import trio
-from quart import request
+from quart import Response, request
 from quart_trio import QuartTrio
 
 from chatd.core.tokens import new_id
@@ -16,6 +16,7 @@ from chatd.http.routes_admin import admin_routes
 from chatd.http.routes_chat import chat_routes
 from chatd.http.routes_demo_bot import demo_bot_routes
 from chatd.http.routes_events import events_routes
+from chatd.http.routes_files import UPLOAD_PATH, files_routes, upload_limit
 from chatd.http.routes_health import health_routes
 from chatd.http.routes_metrics import metrics_routes
 from chatd.http.routes_n8n_chat import n8n_chat_routes
@@ -23,11 +24,16 @@ from chatd.http.routes_web import web_routes
 from chatd.http.routes_webhook import webhook_routes
 from chatd.http.routes_ws import ws_routes
 from chatd.http.services import Services
+from chatd.http.streaming import STREAMED_BODIES, StreamingHTTPConnection, release_current
 
 
 def create_app(services: Services) -> QuartTrio:
     app = _base_app("chatd", services)
     app.register_blueprint(chat_routes(services))
+    app.register_blueprint(files_routes(services))
+    # Uploads stream with backpressure, under their own limit (chatd/http/streaming.py).
+    max_file_bytes = services.settings.attachments.max_file_bytes
+    app.config[STREAMED_BODIES] = {UPLOAD_PATH: upload_limit(max_file_bytes)}
     app.register_blueprint(health_routes(services))
     app.register_blueprint(webhook_routes(services))
     app.register_blueprint(ws_routes(services))
@@ -61,6 +67,7 @@ def _base_app(name: str, services: Services) -> QuartTrio:
     app = QuartTrio(name, static_folder=None)  # chatd/web/ is served by routes_web.py
     # Quart's own documented way to wrap its ASGI app in a middleware.
     app.asgi_app = KeepConnectionUsable(app.asgi_app)  # type: ignore[method-assign]
+    app.asgi_http_class = StreamingHTTPConnection
     app.config["MAX_CONTENT_LENGTH"] = services.settings.server.max_body_bytes
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -70,6 +77,11 @@ def _base_app(name: str, services: Services) -> QuartTrio:
     async def bind_request_ids() -> None:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=new_id(), path=request.path)
+
+    @app.after_request
+    async def release_streamed_body(response: Response) -> Response:
+        release_current()  # answered: the rest of a streamed body is only read to be dropped
+        return response
 
     register_error_handlers(app)
     return app

@@ -66,7 +66,7 @@ PREFIX = "/api/admin"
 
 def admin_routes(services: Services) -> Blueprint:
     bp = Blueprint("admin", __name__, url_prefix=PREFIX)
-    store = AdminStore(services.pool)
+    store = AdminStore(services.pool, services.attachments.links)
 
     @bp.before_request
     async def authorize() -> None:

@@ -27,6 +27,7 @@ from chatd.core.wire import (
     CreateSessionRequest,
     PageParams,
     SendMessageRequest,
+    check_attachments,
     check_content,
     check_metadata,
     iso,
@@ -120,15 +121,19 @@ def chat_routes(services: Services) -> Blueprint:
         )
     )
     async def send() -> dict[str, Any]:
+        token_hash = request_token_hash()  # no token: 401, whatever the body holds
         body = await json_body(SendMessageRequest)
         structlog.contextvars.bind_contextvars(session_id=body.sessionId)
+        limits = services.limits
+        attachments = check_attachments(body.attachments, limits)
         message = NewMessage(
-            check_content(body.content, services.limits),
+            check_content(body.content, limits, with_attachments=bool(attachments)),
             body.messageType,
-            check_metadata(body.metadata, services.limits),
+            check_metadata(body.metadata, limits),
             body.clientMessageId,
+            attachments,
         )
-        stored = await services.actors.send_message(body.sessionId, request_token_hash(), message)
+        stored = await services.actors.send_message(body.sessionId, token_hash, message)
         sent = stored.message
         structlog.contextvars.bind_contextvars(message_id=sent.id)
         return wire(

@@ -75,10 +75,11 @@ def widget_source() -> bytes:
 
 
 def demo_csp(host: str, secure: bool) -> str:
-    """The demo page's policy: scripts and styles from chatd only; WebSocket to this host."""
+    """The demo page's policy: scripts and styles from chatd only; WebSocket to this host;
+    images from chatd (signed file URLs) and blob: (the widget's preview of a picked image)."""
     ws = f"{'wss' if secure else 'ws'}://{host}"
     return (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data:;"
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data: blob:;"
         f" connect-src 'self' {ws}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
 

@@ -21,6 +21,7 @@ from chatd.db.owner import Owner
 from chatd.db.pool import Pool
 from chatd.db.queue import QueueStore
 from chatd.db.sessions import SessionStore
+from chatd.files.attachments import Attachments
 from chatd.http.address_limits import AddressLimit
 from chatd.http.origins import RefusedOrigins
 from chatd.http.tally import CallbackTally, WebSocketTally
@@ -66,6 +67,7 @@ class Services:
     callbacks: CallbackTally
     metrics: Metrics
     state: ServingState
+    attachments: Attachments  # uploads, downloads, signed links
     owner: Owner  # this process's owner lock (the Listener holds it): chatd/db/owner.py
     refused_origins: RefusedOrigins = field(default_factory=RefusedOrigins)  # logged, rate-limited
     _connection_ids: itertools.count[int] = field(default_factory=itertools.count)
@@ -88,4 +90,9 @@ class Services:
     @property
     def limits(self) -> Limits:
         chat = self.settings.chat
-        return Limits(chat.max_message_length, chat.metadata_max_bytes, chat.metadata_max_depth)
+        return Limits(
+            chat.max_message_length,
+            chat.metadata_max_bytes,
+            chat.metadata_max_depth,
+            self.settings.attachments.max_files_per_message,
+        )

@@ -132,7 +132,8 @@ SELECT id, user_id, guest_email, status, metadata, created_at, updated_at, expir
 
 -- name: admin_transcript_messages
 -- A whole conversation, oldest first, up to `limit` messages (the unique (session_id, seq) index).
-SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at
+SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at,
+       attachments
   FROM chat_messages
  WHERE session_id = %(session_id)s
  ORDER BY seq

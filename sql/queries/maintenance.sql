@@ -48,7 +48,12 @@ SELECT (SELECT count(*) FROM gone) AS sessions,
        (SELECT count(*) FROM chat_messages m WHERE m.session_id IN (SELECT id FROM gone))
            AS messages,
        (SELECT count(*) FROM chat_messages m JOIN chat_webhook_queue j ON j.message_id = m.id
-         WHERE m.session_id IN (SELECT id FROM gone)) AS jobs
+         WHERE m.session_id IN (SELECT id FROM gone)) AS jobs,
+       (SELECT count(*) FROM chat_attachments a WHERE a.session_id IN (SELECT id FROM gone))
+           AS attachments,
+       -- Files on disk: deleted by chatd once this transaction commits (chatd/db/cleanup.py).
+       ARRAY(SELECT a.id FROM chat_attachments a
+              WHERE a.session_id IN (SELECT id FROM gone) AND a.storage = 'disk') AS disk_files
 
 -- name: delete_completed_jobs
 -- Delivered long ago; their messages stay. completed_at is set by every completion; the
@@ -99,7 +104,9 @@ SELECT (SELECT count(*) FROM doomed) AS sessions,
        (SELECT count(*) FROM chat_messages m WHERE m.session_id IN (SELECT id FROM doomed))
            AS messages,
        (SELECT count(*) FROM chat_messages m JOIN chat_webhook_queue j ON j.message_id = m.id
-         WHERE m.session_id IN (SELECT id FROM doomed)) AS jobs
+         WHERE m.session_id IN (SELECT id FROM doomed)) AS jobs,
+       (SELECT count(*) FROM chat_attachments a WHERE a.session_id IN (SELECT id FROM doomed))
+           AS attachments
 
 -- name: count_old_sessions
 WITH doomed AS (
@@ -114,7 +121,9 @@ SELECT (SELECT count(*) FROM doomed) AS sessions,
        (SELECT count(*) FROM chat_messages m WHERE m.session_id IN (SELECT id FROM doomed))
            AS messages,
        (SELECT count(*) FROM chat_messages m JOIN chat_webhook_queue j ON j.message_id = m.id
-         WHERE m.session_id IN (SELECT id FROM doomed)) AS jobs
+         WHERE m.session_id IN (SELECT id FROM doomed)) AS jobs,
+       (SELECT count(*) FROM chat_attachments a WHERE a.session_id IN (SELECT id FROM doomed))
+           AS attachments
 
 -- name: count_completed_jobs
 -- Without the jobs whose session goes first (counted there): the real run deletes sessions first.
