@@ -50,12 +50,14 @@ from chatd.component_config import (
     sender_config,
 )
 from chatd.core.urls import without_secrets
+from chatd.db.conversations import ConversationStore
 from chatd.db.limits import LimitStore
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore, QueueTarget
 from chatd.db.owner import Owner
 from chatd.db.pool import Pool, open_pool
 from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
+from chatd.db.search import apply_search_language
 from chatd.db.sessions import SessionStore
 from chatd.db.startup import open_database_url, pool_config, prepare_schema, wait_for_database
 from chatd.errors import ConfigError
@@ -133,12 +135,15 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         user_ttl_seconds=chat.user_session_ttl_seconds,
     )
     queue = QueueStore(pool)
+    conversations = ConversationStore(pool, messages.target)
     actor_config = SessionActorConfig(settings.actors.idle_timeout_seconds)
     hub = Hub(stream_ttl=settings.n8n.stream_max_seconds + STREAM_TTL_MARGIN)
     tally = SessionTally()
 
     def spawn(session_id: str, mailbox: trio.MemoryReceiveChannel[SessionCommand]) -> SessionActor:
-        return SessionActor(session_id, mailbox, messages, queue, hub, actor_config, tally)
+        return SessionActor(
+            session_id, mailbox, messages, queue, hub, actor_config, tally, conversations
+        )
 
     registry = SessionRegistry[SessionCommand](
         spawn,
@@ -165,6 +170,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         sessions=sessions,
         messages=messages,
         queue=queue,
+        conversations=conversations,
         registry=registry,
         actors=SessionClient(registry),
         session_creation=AddressLimit(
@@ -204,6 +210,8 @@ async def run_services(
     """
     notifier = notifier or Notifier(None)
     settings = services.settings
+    # New messages are indexed in the configured language (ConfigError if PostgreSQL lacks it).
+    await apply_search_language(services.pool, settings.search.language)
     relay = StreamRelay(services.hub, services.messages, services.process_tag)
     router = EventRouter(services.hub, services.messages, own_prefix=relay.prefix)
     # An empty webhook_url is the built-in demo bot on our own port: local, so no proxy.

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from chatd.core.csat import Ending, parse_ask_on
 from chatd.core.forwarded import ProxyTrust, parse_networks
 from chatd.core.signing import decode_secret
 from chatd.errors import ConfigError
@@ -290,6 +291,34 @@ class MaintenanceSettings(_Section):
     dead_letter_retention_days: float = Field(30.0, gt=0)
 
 
+class SearchSettings(_Section):
+    # A PostgreSQL text search configuration (SELECT cfgname FROM pg_ts_config); checked there
+    # at start. Not reloadable: `chatd search reindex` moves stored messages to a new one.
+    language: str = Field("simple", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class CsatSettings(_Section):
+    enabled: bool = True  # false: no rating is asked for or accepted
+    ask_on: str = "shopper,staff,expired"  # the endings after which the widget asks (any of these)
+    _ask_on: frozenset[Ending] = PrivateAttr(default_factory=frozenset)
+
+    @field_validator("ask_on")
+    @classmethod
+    def _endings(cls, value: str) -> str:
+        parse_ask_on(value)
+        return value
+
+    @model_validator(mode="after")
+    def _parse(self) -> CsatSettings:
+        self._ask_on = parse_ask_on(self.ask_on)
+        return self
+
+    @property
+    def endings(self) -> frozenset[Ending]:
+        """The endings after which a rating is asked for."""
+        return self._ask_on
+
+
 ATTACHMENT_TYPES = (
     "image/jpeg",
     "image/png",
@@ -355,6 +384,8 @@ class Settings(_Section):
     metrics: MetricsSettings = MetricsSettings()
     alerts: AlertSettings = AlertSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
+    search: SearchSettings = SearchSettings()
+    csat: CsatSettings = CsatSettings()
     attachments: AttachmentSettings = AttachmentSettings()
 
     @property
@@ -364,7 +395,7 @@ class Settings(_Section):
 
 # What SIGHUP (`systemctl reload chatd`) may change in a running chatd: what is read where it is
 # used. Loggers are cached on first use, so [log] is not among them.
-RELOADABLE = ("admin", "metrics.token", "alerts", "maintenance")
+RELOADABLE = ("admin", "metrics.token", "alerts", "maintenance", "csat")
 
 
 def reload_settings(current: Settings, new: Settings) -> tuple[Settings, list[str]]:

@@ -17,8 +17,10 @@ import structlog
 import trio
 
 from chatd.actors.handle import Reply
+from chatd.core.csat import Ending
 from chatd.core.histogram import Histogram, HistogramSnapshot
 from chatd.core.messages import BotMessage, MessageStatus, NewMessage, StreamedPart
+from chatd.db.conversations import Conversation, ConversationStore, Rated
 from chatd.db.messages import MessageStore, StoredMessage
 from chatd.db.queue import QueueStore, Settle, StoredReply, StoredStream
 from chatd.errors import ClientError, DatabaseUnavailable
@@ -59,7 +61,27 @@ class StoreStream:
     reply: Reply[StoredStream]
 
 
-SessionCommand = Send | StoreReply | StoreStream
+@dataclass(frozen=True)
+class Close:
+    """End the conversation: the shopper's (with their token's hash) or staff's (None)."""
+
+    by: Ending
+    token_hash: bytes | None
+    reply: Reply[Conversation]
+
+
+@dataclass(frozen=True)
+class Rate:
+    """The shopper's rating of the ended conversation, once."""
+
+    token_hash: bytes
+    rating: int
+    comment: str | None
+    notify_n8n: bool  # also queue it for n8n as an event
+    reply: Reply[Rated]
+
+
+SessionCommand = Send | StoreReply | StoreStream | Close | Rate
 
 
 @dataclass(frozen=True)
@@ -108,11 +130,13 @@ class SessionActor:
         hub: Hub,
         config: SessionActorConfig,
         tally: SessionTally,
+        conversations: ConversationStore,
     ) -> None:
         self.session_id = session_id
         self._mailbox = mailbox
         self._messages = messages
         self._queue = queue
+        self._conversations = conversations
         self._hub = hub
         self._config = config
         self._tally = tally
@@ -138,6 +162,10 @@ class SessionActor:
                     await self._answer(command.reply, self._on_store_reply(command))
                 case StoreStream():
                     await self._answer(command.reply, self._on_store_stream(command))
+                case Close():
+                    await self._answer(command.reply, self._on_close(command))
+                case Rate():
+                    await self._answer(command.reply, self._on_rate(command))
 
     async def _answer(self, reply: Reply[T], work: Awaitable[T]) -> None:
         """Expected failures are the caller's answer; anything else crashes the actor."""
@@ -186,3 +214,24 @@ class SessionActor:
         for _ in range(stored.duplicates):
             self._tally.reply_stored(duplicate=True, response_seconds=None)
         return stored
+
+    async def _on_close(self, command: Close) -> Conversation:
+        conversation, ended = await self._conversations.close(
+            self.session_id, command.by, command.token_hash
+        )
+        if ended is not None:
+            self._hub.publish_message(ended)
+            log.info("session_closed", by=command.by.value, seq=ended.seq)
+        return conversation
+
+    async def _on_rate(self, command: Rate) -> Rated:
+        rated = await self._conversations.rate(
+            self.session_id,
+            command.token_hash,
+            command.rating,
+            command.comment,
+            notify_n8n=command.notify_n8n,
+        )
+        self._hub.publish_message(rated.message)
+        log.info("session_rated", rating=command.rating, seq=rated.message.seq)
+        return rated

@@ -21,6 +21,8 @@ RUNNERS = {
     "queue": "chatd.cli.queue",
     "cleanup": "chatd.cli.ops",
     "export": "chatd.cli.ops",
+    "shopper": "chatd.cli.shopper",
+    "search": "chatd.cli.shopper",
     "bench": "chatd.bench.cli",
     "n8n-workflow": "chatd.cli.n8n",
     "n8n-check": "chatd.cli.n8n",

@@ -14,6 +14,7 @@ from typing import Any
 import trio
 
 from chatd.cli.database import command_settings, open_command_pool
+from chatd.core.tags import RULE, normalise_tag
 from chatd.core.transcript import transcript_json, transcript_text
 from chatd.db.cleanup import LABELS, CleanupProgress, CleanupSummary, FileDeleter, run_cleanup
 from chatd.db.export import EARLIEST, LATEST, ExportRange, Transcript, transcript_pages
@@ -44,7 +45,7 @@ async def run_ops_command(args: argparse.Namespace, pool: Pool, settings: Settin
         directory = settings.attachments.directory
         files = DiskBlobs(Path(directory)) if directory else None
         return await _cleanup(args, pool, settings.maintenance, files)
-    return await _export(args, pool)
+    return await _export(args, pool, settings.search.language)
 
 
 # cleanup
@@ -121,11 +122,28 @@ class _Progress:
 # export
 
 
-async def _export(args: argparse.Namespace, pool: Pool) -> int:
-    if args.since is None and not args.session:
-        print("chatd export: give --since WHEN (or --session ID)", file=sys.stderr)
+async def _export(args: argparse.Namespace, pool: Pool, language: str) -> int:
+    narrowed = args.tag or args.query or args.user_id or args.email
+    if args.since is None and not args.session and not narrowed:
+        print(
+            "chatd export: give --since WHEN (or --session, --tag, --query, --user-id, --email)",
+            file=sys.stderr,
+        )
         return 2
-    spec = ExportRange(args.since or EARLIEST, args.until or LATEST, args.session)
+    tag = None
+    if args.tag is not None and (tag := normalise_tag(args.tag)) is None:
+        print(f"chatd export: --tag: {RULE}", file=sys.stderr)
+        return 2
+    spec = ExportRange(
+        args.since or EARLIEST,
+        args.until or LATEST,
+        args.session,
+        user_id=args.user_id,
+        email=args.email.strip().lower() if args.email else None,
+        tag=tag,
+        query=args.query.strip() or None if args.query else None,
+        language=language,
+    )
     if spec.since >= spec.until:
         print("chatd export: --since must be before --until", file=sys.stderr)
         return 2
@@ -144,7 +162,10 @@ async def _export(args: argparse.Namespace, pool: Pool) -> int:
 
 
 def _jsonl(t: Transcript) -> str:
-    return json.dumps(transcript_json(t.session, t.messages), ensure_ascii=False) + "\n"
+    body = transcript_json(t.session, t.messages)
+    # The export reads no ratings: no "rating": null that would read as "not rated".
+    body.pop("rating", None)
+    return json.dumps(body, ensure_ascii=False) + "\n"
 
 
 def _text(t: Transcript) -> str:

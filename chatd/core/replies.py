@@ -75,7 +75,9 @@ class _Attachment(_Model):
 
 
 class _Action(_Model):
-    type: Literal["redirect", "open_modal", "trigger_event"]
+    # "tag": payload.tags label the conversation for staff; the database takes such actions (and
+    # metadata.tags) out of the reply as it stores it (sql/migrations/0009_insights.sql).
+    type: Literal["redirect", "open_modal", "trigger_event", "tag"]
     payload: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("payload")

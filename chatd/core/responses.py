@@ -114,10 +114,14 @@ class SessionCreated(Out):
 
 class SessionView(Out):
     sessionId: IdText
-    status: SessionStatus
+    status: SessionStatus = Field(description="closed or expired: the conversation has ended")
     messages: list[MessageOut] = Field(description="the most recent ones, oldest first")
     metadata: dict[str, Any] | None
     expiresAt: Timestamp
+    ratingRequested: bool = Field(
+        default=False, description="it ended and the shopper should be asked for a rating"
+    )
+    rated: bool = Field(default=False, description="the shopper rated this conversation")
 
 
 class MessageAccepted(Out):

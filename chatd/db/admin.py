@@ -186,11 +186,12 @@ class AdminStore:
             cur = await conn.execute(query("admin_purge_dead_job"), {"job_id": job_id})
             return await cur.fetchone() is not None
 
-    async def sessions(self, *, limit: int, live_only: bool, q: str | None) -> list[SessionSummary]:
+    async def sessions(
+        self, *, limit: int, live_only: bool, q: str | None, tag: str | None = None
+    ) -> list[SessionSummary]:
+        params = {"limit": limit, "live_only": live_only, "q": q, "tag": tag}
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                query("admin_sessions"), {"limit": limit, "live_only": live_only, "q": q}
-            )
+            cur = await conn.execute(query("admin_sessions"), params)
             return [_summary(row) for row in await cur.fetchall()]
 
     async def transcript(self, session_id: str) -> Transcript | None:

@@ -1,6 +1,7 @@
 """Cleanup: expired and old sessions (with their messages, jobs and files), old completed jobs,
 old dead letters and uploads that never finished, deleted in short batches. A session with a
-job still to deliver is never deleted.
+job still to deliver is never deleted, nor one whose last activity is not rolled up into the
+analytics yet (rolled up first, here).
 
 Files in PostgreSQL go with their rows (ON DELETE CASCADE). Files on disk (`files`) are deleted
 after the transaction that deleted their rows commits: a crash in between leaves files nobody
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime
 from functools import partial
 from typing import Any, LiteralString, Protocol
 
@@ -21,6 +23,7 @@ import psycopg
 import structlog
 import trio
 
+from chatd.db.analytics import AnalyticsStore
 from chatd.db.bridge import translate
 from chatd.db.pool import Pool
 from chatd.db.queries import query
@@ -143,11 +146,15 @@ async def run_cleanup(
     when attachments.directory is set. Database errors, whatever their kind, raise
     DatabaseUnavailable."""
     started = trio.current_time()
+    analytics = AnalyticsStore(pool)
     try:
+        # Numbers first: a session goes only once its last activity is rolled up.
         if dry_run:
-            removed, batches = await _count(pool, config), 0
+            rolled_until = await analytics.rollup_target()
+            removed, batches = await _count(pool, config, rolled_until), 0
         else:
-            removed, batches = await _delete(pool, config, on_progress, files)
+            rolled_until = (await analytics.roll_up()).rolled_until
+            removed, batches = await _delete(pool, config, rolled_until, on_progress, files)
             if files is not None:
                 await files.sweep_orphans(partial(_existing, pool))
         async with pool.connection() as conn:
@@ -170,19 +177,23 @@ async def run_cleanup(
     return summary
 
 
-async def _count(pool: Pool, config: MaintenanceSettings) -> dict[str, Removed]:
+async def _count(
+    pool: Pool, config: MaintenanceSettings, rolled_until: datetime
+) -> dict[str, Removed]:
     session_age = config.session_retention_days * DAY_SECONDS
-    sessions = {"older_than_seconds": session_age}
+    sessions = {"older_than_seconds": session_age, "rolled_until": rolled_until}
     completed = {
         "older_than_seconds": config.completed_job_retention_days * DAY_SECONDS,
         "session_older_than_seconds": session_age,
+        "rolled_until": rolled_until,
     }
     dead = {
         "older_than_seconds": config.dead_letter_retention_days * DAY_SECONDS,
         "session_older_than_seconds": session_age,
+        "rolled_until": rolled_until,
     }
-    counts = {
-        "expired_sessions": (query("count_expired_sessions"), {}),
+    counts: dict[str, tuple[LiteralString, dict[str, Any]]] = {
+        "expired_sessions": (query("count_expired_sessions"), {"rolled_until": rolled_until}),
         "old_sessions": (query("count_old_sessions"), sessions),
         "completed_jobs": (query("count_completed_jobs"), completed),
         "dead_letters": (query("count_dead_jobs"), dead),
@@ -208,11 +219,16 @@ async def _count(pool: Pool, config: MaintenanceSettings) -> dict[str, Removed]:
 async def _delete(
     pool: Pool,
     config: MaintenanceSettings,
+    rolled_until: datetime,
     on_progress: OnProgress | None,
     files: FileDeleter | None,
 ) -> tuple[dict[str, Removed], int]:
     limit = config.batch_size
-    old = {"limit": limit, "older_than_seconds": config.session_retention_days * DAY_SECONDS}
+    old = {
+        "limit": limit,
+        "older_than_seconds": config.session_retention_days * DAY_SECONDS,
+        "rolled_until": rolled_until,
+    }
     completed = {
         "limit": limit,
         "older_than_seconds": config.completed_job_retention_days * DAY_SECONDS,
@@ -220,7 +236,8 @@ async def _delete(
     dead = {"limit": limit, "older_than_seconds": config.dead_letter_retention_days * DAY_SECONDS}
 
     async def expired_sessions() -> tuple[int, Removed]:
-        return await _sessions_batch(pool, query("lock_expired_sessions"), {"limit": limit}, files)
+        expired = {"limit": limit, "rolled_until": rolled_until}
+        return await _sessions_batch(pool, query("lock_expired_sessions"), expired, files)
 
     async def old_sessions() -> tuple[int, Removed]:
         return await _sessions_batch(pool, query("lock_old_sessions"), old, files)

@@ -51,6 +51,11 @@ class MessageStore:
         self._target = target
         self._links = links  # signs the URLs of the files messages carry, as they are read
 
+    @property
+    def target(self) -> QueueTarget:
+        """Where the messages' jobs go (events of the conversation go there too)."""
+        return self._target
+
     async def send(self, session_id: str, token_hash: bytes, message: NewMessage) -> StoredMessage:
         """Store a user message and its job, unless the session's rate limit is reached (429;
         a clientMessageId replay is answered all the same: it stores nothing new)."""

@@ -13,11 +13,14 @@ from chatd.http.errors import register_error_handlers
 from chatd.http.keepalive import KeepConnectionUsable
 from chatd.http.openapi import openapi_routes
 from chatd.http.routes_admin import admin_routes
+from chatd.http.routes_analytics import analytics_routes
 from chatd.http.routes_chat import chat_routes
+from chatd.http.routes_csat import csat_routes, staff_close_routes
 from chatd.http.routes_demo_bot import demo_bot_routes
 from chatd.http.routes_events import events_routes
 from chatd.http.routes_files import UPLOAD_PATH, files_routes, upload_limit
 from chatd.http.routes_health import health_routes
+from chatd.http.routes_insights import insights_routes
 from chatd.http.routes_metrics import metrics_routes
 from chatd.http.routes_n8n_chat import n8n_chat_routes
 from chatd.http.routes_web import web_routes
@@ -30,6 +33,8 @@ from chatd.http.streaming import STREAMED_BODIES, StreamingHTTPConnection, relea
 def create_app(services: Services) -> QuartTrio:
     app = _base_app("chatd", services)
     app.register_blueprint(chat_routes(services))
+    app.register_blueprint(csat_routes(services))
+    app.register_blueprint(staff_close_routes(services))
     app.register_blueprint(files_routes(services))
     # Uploads stream with backpressure, under their own limit (chatd/http/streaming.py).
     max_file_bytes = services.settings.attachments.max_file_bytes
@@ -39,6 +44,8 @@ def create_app(services: Services) -> QuartTrio:
     app.register_blueprint(ws_routes(services))
     app.register_blueprint(events_routes(services))
     app.register_blueprint(admin_routes(services))
+    app.register_blueprint(insights_routes(services))
+    app.register_blueprint(analytics_routes(services))
     app.register_blueprint(n8n_chat_routes(services))
     demo = not services.settings.n8n.webhook_url
     if demo:

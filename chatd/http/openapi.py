@@ -59,10 +59,20 @@ _SECURITY: dict[Auth, list[dict[str, list[str]]]] = {
 }
 # Path parts, by the name a route gives them: what the document calls them and their schema.
 _ID_SCHEMA = {"type": "string", "format": "uuid", "pattern": ID_PATTERN}
-_PATH_PARAMETERS = {
-    "session_id": ("sessionId", "The session's id (UUID text; either case)."),
-    "job_id": ("jobId", "The dead letter's job id (UUID text; either case)."),
-    "attachment_id": ("attachmentId", "The file's attachment id (UUID text; either case)."),
+_PATH_PARAMETERS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "session_id": ("sessionId", "The session's id (UUID text; either case).", _ID_SCHEMA),
+    "job_id": ("jobId", "The dead letter's job id (UUID text; either case).", _ID_SCHEMA),
+    "tag": (
+        "tag",
+        "A tag; stored in its normal form (chatd/core/tags.py), e.g. 'Refund request' as"
+        " 'refund-request'.",
+        {"type": "string", "minLength": 1, "maxLength": 200},
+    ),
+    "attachment_id": (
+        "attachmentId",
+        "The file's attachment id (UUID text; either case).",
+        _ID_SCHEMA,
+    ),
 }
 _MEDIA_SCHEMAS: dict[str, dict[str, Any]] = {
     # One event of the stream: the fields of the WebSocket's events (chatd/PROTOCOL.md).
@@ -213,13 +223,13 @@ def _operation(
 
 
 def _path_parameter(argument: str) -> dict[str, Any]:
-    name, description = _PATH_PARAMETERS[argument]
+    name, description, schema = _PATH_PARAMETERS[argument]
     return {
         "name": name,
         "in": "path",
         "required": True,
         "description": description,
-        "schema": _ID_SCHEMA,
+        "schema": schema,
     }
 
 

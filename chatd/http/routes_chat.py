@@ -10,6 +10,7 @@ import structlog
 import trio
 from quart import Blueprint, request
 
+from chatd.core.csat import rating_requested, wire_status
 from chatd.core.identity import prove_identity
 from chatd.core.ids import parse_id
 from chatd.core.messages import Message, NewMessage
@@ -94,19 +95,34 @@ def chat_routes(services: Services) -> Blueprint:
         )
 
     @bp.get("/session/<session_id>")
-    @documented(Doc("A session and its recent messages", "chat", SessionView, auth="session"))
+    @documented(
+        Doc(
+            "A session and its recent messages, also once it ended (then: rate it?)",
+            "chat",
+            SessionView,
+            auth="session",
+        )
+    )
     async def get_session(session_id: str) -> dict[str, Any]:
         session_id = parse_id(session_id, "sessionId")
         structlog.contextvars.bind_contextvars(session_id=session_id)
-        session = await services.sessions.authorize(session_id, request_token_hash())
+        session = await services.conversations.state(session_id, request_token_hash())
         messages = await services.messages.recent(session_id, limit=RECENT_ON_SESSION)
+        csat = services.settings.csat  # reloadable: read now
         return wire(
             SessionView(
                 sessionId=session.id,
-                status=session.status,
+                status=wire_status(session.status, session.ending),
                 messages=[m.to_out() for m in messages],
                 metadata=session.metadata,
                 expiresAt=iso(session.expires_at),
+                ratingRequested=rating_requested(
+                    session.ending,
+                    session.rating is not None,
+                    enabled=csat.enabled,
+                    ask_on=csat.endings,
+                ),
+                rated=session.rating is not None,
             )
         )
 

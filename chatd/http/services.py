@@ -15,6 +15,7 @@ from chatd.actors.client import SessionClient
 from chatd.actors.registry import SessionRegistry
 from chatd.actors.session import SessionCommand
 from chatd.core.wire import Limits
+from chatd.db.conversations import ConversationStore
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore
 from chatd.db.owner import Owner
@@ -56,6 +57,7 @@ class Services:
     sessions: SessionStore
     messages: MessageStore
     queue: QueueStore
+    conversations: ConversationStore  # ends and ratings (changes go through the actors)
     registry: SessionRegistry[SessionCommand]  # the actors' supervisor (run by run_services)
     actors: SessionClient  # how the edges talk to the registry's actors
     session_creation: AddressLimit  # per client IP, cluster-wide

@@ -187,7 +187,7 @@
     }
   }
 
-  /** SSE and long-poll: GETs with the token (sends go by POST); 401 or 404: the session is gone. */
+  /** SSE and long-poll: GETs with the token (sends go by POST); 401, 404, 410: the session is gone. */
   class HttpTransport {
     constructor(chat) { this.chat = chat; this.abort = null; this.opened = false; }
     async start() {
@@ -197,7 +197,7 @@
       const get = async (path) => {
         const response = await fetch(`${chat.server}${path}`,
           { headers: chat.auth(), signal: abort.signal, cache: "no-store" });
-        fatal = response.status === 401 || response.status === 404;
+        fatal = [401, 404, 410].includes(response.status); // 410: it expired or ended
         if (!response.ok || !response.body) throw Object.assign(new Error(`HTTP ${response.status}`), { status: response.status });
         return response;
       };
@@ -372,9 +372,10 @@
 
     build() {
       const sheet = new CSSStyleSheet();
-      sheet.replaceSync(CSS);
+      sheet.replaceSync(CSS + chatdCsat.css);
       this.root.adoptedStyleSheets = [sheet];
       const ui = this.ui = {};
+      const csat = this.csat = chatdCsat(this, el); // csat.js: End chat, and the rating prompt
       ui.bubble = el("button", { class: "bubble", part: "bubble", "data-testid": "chat-bubble",
         "aria-expanded": "false", "aria-controls": "window", onclick: () => this.open() });
       ui.bubble.append(icon("chat"));
@@ -418,7 +419,7 @@
       ui.window = el("section", { id: "window", class: "window", role: "dialog", "aria-labelledby": "title",
         "data-testid": "chat-window", hidden: true, ondragenter: drag, ondragover: drag, ondragleave: drag, ondrop: drag,
         onkeydown: (e) => { if (e.key === "Escape") { e.stopPropagation(); this.close(); } } },
-      el("header", {}, ui.title, ui.close), ui.error, ui.log, ui.typing, ui.tray, ui.form, ui.note, ui.drop);
+      el("header", {}, ui.title, csat.end, ui.close), ui.error, ui.log, ui.typing, csat.panel, ui.tray, ui.form, ui.note, ui.drop);
       // An image enlarged: a modal dialog over the page; focus stays in it until it closes.
       ui.boxClose = el("button", { class: "icon", type: "button", "data-testid": "lightbox-close", onclick: () => this.shut() }, icon("close"));
       ui.boxBody = el("figure");
@@ -550,6 +551,7 @@
       this.transport = null;
       this.connected = false;
       if (fatal) { // the session is gone (expired, or the server forgot it): start a new one
+        this.csat.lost(this.session);
         this.session = null;
         this.save();
         this.createSession();
@@ -610,6 +612,7 @@
       this.messages.set(message.id, known ? { ...message, status: later(known.status, message.status) } : message);
       if (message.seq > this.lastSeq) this.lastSeq = message.seq;
       this.streams.delete(message.id); // a streamed reply, stored: it takes the bubble's place
+      this.csat.seen(message);
       if (message.senderType !== "user") this.botTyping = false;
       if (message.senderType === "user") { // ours, maybe before its ack: the oldest in flight like it
         const same = String(Array.isArray(message.attachments) ? message.attachments.map((a) => a && a.id) : "");
@@ -918,6 +921,7 @@
       ui.drop.textContent = t.drop;
       ui.typing.hidden = !this.botTyping;
       ui.typing.lastChild.textContent = this.botTyping ? t.typing : "";
+      this.csat.render();
       const offline = !navigator.onLine;
       const lost = this.session && !this.connected && (offline || this.failures > 0 || this.everConnected);
       if (this.connected) this.everConnected = true;

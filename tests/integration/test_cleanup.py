@@ -31,7 +31,7 @@ async def seed_session(
     pool: Pool,
     sid: str,
     *,
-    created_days: float = 0.0,
+    created_days: float = 0.1,  # and last active: before the hours the analytics roll up next
     expires_hours: float | None = 1.0,  # negative: expired; None: no expiry at all
     jobs: tuple[Job, ...] = (),
     bot_messages: int = 0,
@@ -219,6 +219,27 @@ async def test_a_full_last_batch_is_followed_by_an_empty_one(pool: Pool) -> None
     assert summary.categories()["expired_sessions"].sessions == 4
 
 
+async def test_a_session_active_since_the_last_rollup_is_kept_until_rolled_up(pool: Pool) -> None:
+    await seed_session(pool, "recent", created_days=0, expires_hours=-1)  # active now
+    await seed_session(pool, "earlier", expires_hours=-1)
+    summary = await run_cleanup(pool, CONFIG)
+    assert summary.categories()["expired_sessions"].sessions == 1
+    assert await ids(pool, "sessions") == {"recent"}
+    async with pool.connection() as conn:
+        state = await (
+            await conn.execute("SELECT rolled_until FROM chat_analytics_state")
+        ).fetchone()
+        assert state is not None
+        # Rolled up to the last hour that is over; "recent" was active after it.
+        await conn.execute(
+            "UPDATE chat_sessions SET updated_at = %s - interval '1 second' WHERE id = 'recent'",
+            [state["rolled_until"]],
+        )
+    again = await run_cleanup(pool, CONFIG)
+    assert again.categories()["expired_sessions"].sessions == 1
+    assert await ids(pool, "sessions") == set()
+
+
 async def test_one_cleanup_at_a_time(settings: Settings, pool: Pool) -> None:
     await seed_session(pool, "expired", expires_hours=-1)
     async with open_pool(PoolConfig(settings.database.url)) as other:
@@ -257,8 +278,8 @@ async def test_the_maintenance_loop_survives_database_errors(pool: Pool) -> None
         await trio.sleep(0.3)
         async with pool.connection() as conn:
             await conn.execute(
-                "INSERT INTO chat_sessions_away (id, token_hash, expires_at)"
-                " VALUES ('second', '\\x00', now() - interval '1 hour')"
+                "INSERT INTO chat_sessions_away (id, token_hash, expires_at, updated_at)"
+                " VALUES ('second', '\\x00', now() - interval '1 hour', now() - interval '2 hours')"
             )
             await conn.execute("ALTER TABLE chat_sessions_away RENAME TO chat_sessions")
         # ... and once repaired, the next round cleans up again.
