@@ -221,6 +221,15 @@ class N8nSettings(_Section):
         return tuple(s for s in (self.webhook_secret, *older) if s)
 
 
+class N8nChatSettings(_Section):
+    enabled: bool = False  # POST/GET /api/n8n-chat for n8n's own widget (@n8n/chat); off: 404
+    reply_timeout_seconds: float = Field(30.0, gt=0, le=300)
+    timeout_reply: str = Field(
+        "Thanks! Your answer is taking a little longer; it will be here when you reopen the chat.",
+        min_length=1,
+    )
+
+
 class QueueSettings(_Section):
     dispatch: bool = True  # false: take messages, leave delivery to other chatd processes
     concurrency: int = Field(5, ge=1, le=256)
@@ -367,6 +376,7 @@ class Settings(_Section):
     actors: ActorSettings = ActorSettings()
     identity: IdentitySettings = IdentitySettings()
     n8n: N8nSettings = N8nSettings()
+    n8n_chat: N8nChatSettings = N8nChatSettings()
     queue: QueueSettings = QueueSettings()
     websocket: WebsocketSettings = WebsocketSettings()
     log: LogSettings = LogSettings()

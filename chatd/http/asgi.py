@@ -22,6 +22,7 @@ from chatd.http.routes_files import UPLOAD_PATH, files_routes, upload_limit
 from chatd.http.routes_health import health_routes
 from chatd.http.routes_insights import insights_routes
 from chatd.http.routes_metrics import metrics_routes
+from chatd.http.routes_n8n_chat import n8n_chat_routes
 from chatd.http.routes_web import web_routes
 from chatd.http.routes_webhook import webhook_routes
 from chatd.http.routes_ws import ws_routes
@@ -45,6 +46,7 @@ def create_app(services: Services) -> QuartTrio:
     app.register_blueprint(admin_routes(services))
     app.register_blueprint(insights_routes(services))
     app.register_blueprint(analytics_routes(services))
+    app.register_blueprint(n8n_chat_routes(services))
     demo = not services.settings.n8n.webhook_url
     if demo:
         app.register_blueprint(demo_bot_routes(services.settings))
