@@ -57,11 +57,11 @@ from chatd.db.messages import MessageStore, QueueTarget
 from chatd.db.owner import Owner
 from chatd.db.pool import Pool, open_pool
 from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
-from chatd.db.search import apply_search_language
+from chatd.db.search import keep_search_language
 from chatd.db.sessions import SessionStore
 from chatd.db.startup import open_database_url, pool_config, prepare_schema, wait_for_database
 from chatd.errors import ConfigError
-from chatd.files.attachments import Attachments
+from chatd.files.attachments import FIRST_TRY_SECONDS, Attachments
 from chatd.http.address_limits import AddressLimit
 from chatd.http.asgi import create_app, create_metrics_app
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
@@ -210,8 +210,6 @@ async def run_services(
     """
     notifier = notifier or Notifier(None)
     settings = services.settings
-    # New messages are indexed in the configured language (ConfigError if PostgreSQL lacks it).
-    await apply_search_language(services.pool, settings.search.language)
     relay = StreamRelay(services.hub, services.messages, services.process_tag)
     router = EventRouter(services.hub, services.messages, own_prefix=relay.prefix)
     # An empty webhook_url is the built-in demo bot on our own port: local, so no proxy.
@@ -220,6 +218,12 @@ async def run_services(
     )
     async with to_n8n as senders, trio.open_nursery() as background:
         await background.start(services.attachments.load_key)  # signs file URLs
+        # New messages are indexed in the configured language (ConfigError if PostgreSQL lacks it).
+        await background.start(
+            partial(keep_search_language, first_try=FIRST_TRY_SECONDS, retry_every=1.0),
+            services.pool,
+            settings.search.language,
+        )
         await background.start(services.registry.run)
         await background.start(router.run)
         await background.start(relay.run)

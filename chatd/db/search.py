@@ -14,11 +14,12 @@ from datetime import datetime
 from typing import Any, Literal
 
 import structlog
+import trio
 
 from chatd.core.search import START, STOP
 from chatd.db.pool import Connection, Pool
 from chatd.db.queries import query
-from chatd.errors import BadRequest, ConfigError
+from chatd.errors import BadRequest, ConfigError, DatabaseUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -178,6 +179,35 @@ async def apply_search_language(pool: Pool, language: str) -> None:
             language=language,
             hint="stored messages keep the previous one until `chatd search reindex`",
         )
+
+
+async def keep_search_language(
+    pool: Pool,
+    language: str,
+    *,
+    first_try: float,
+    retry_every: float,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """apply_search_language, retried while the database is away: chatd serves meanwhile
+    (/livez, and /readyz says why it is not ready). Started once the first try has ended, or
+    after `first_try` seconds; a ConfigError before that stops chatd's start."""
+    started = False
+    with trio.move_on_after(first_try):
+        started = await _try_language(pool, language)
+    task_status.started()
+    while not started:
+        await trio.sleep(retry_every)
+        started = await _try_language(pool, language)
+
+
+async def _try_language(pool: Pool, language: str) -> bool:
+    try:
+        await apply_search_language(pool, language)
+    except DatabaseUnavailable as exc:
+        log.warning("search_language_unavailable", error=str(exc))
+        return False
+    return True
 
 
 async def check_search_language(conn: Connection, language: str) -> None:

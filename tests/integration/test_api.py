@@ -63,7 +63,15 @@ async def test_get_session_returns_recent_messages_oldest_first(chatd: RunningCh
         for i in range(3):
             assert (await send(client, session, f"m{i}")).status_code == 200
         body = (await client.get(f"/api/chat/session/{session.id}", headers=session.auth)).json()
-        assert set(body) == {"sessionId", "status", "messages", "metadata", "expiresAt"}
+        assert set(body) == {
+            "sessionId",
+            "status",
+            "messages",
+            "metadata",
+            "expiresAt",
+            "rated",
+            "ratingRequested",
+        }
         assert [m["content"] for m in body["messages"]] == ["m0", "m1", "m2"]
         assert body["metadata"] == {"lang": "de"}
         first = body["messages"][0]

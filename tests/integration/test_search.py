@@ -377,3 +377,20 @@ async def test_the_search_answer_matches_its_model(searching: RunningChatd) -> N
         "page",
         "limit",
     }
+
+
+async def test_a_language_postgresql_lacks_stops_the_start(database_url: str) -> None:
+    refused: list[str] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            await start(nursery, database_url, "klingon")
+    except* ConfigError as group:
+        refused = [str(e) for e in leaves(group)]
+    assert len(refused) == 1
+    assert refused[0].startswith("search.language: PostgreSQL has no text search configuration")
+
+
+def leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in leaves(inner)]
+    return [error]
