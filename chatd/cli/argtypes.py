@@ -6,6 +6,7 @@ import argparse
 from datetime import UTC, datetime
 
 from chatd.core.durations import parse_duration, parse_when
+from chatd.core.rating_filter import RatingFilter, parse_rating_filter
 
 
 def duration(text: str) -> float:
@@ -18,6 +19,13 @@ def duration(text: str) -> float:
 def when(text: str) -> datetime:
     try:
         return parse_when(text, datetime.now(UTC))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def rating_filter(text: str) -> RatingFilter | None:
+    try:
+        return parse_rating_filter(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -123,10 +123,11 @@ class _Progress:
 
 
 async def _export(args: argparse.Namespace, pool: Pool, language: str) -> int:
-    narrowed = args.tag or args.query or args.user_id or args.email
+    narrowed = args.tag or args.rating or args.query or args.user_id or args.email
     if args.since is None and not args.session and not narrowed:
         print(
-            "chatd export: give --since WHEN (or --session, --tag, --query, --user-id, --email)",
+            "chatd export: give --since WHEN (or --session, --tag, --rating, --query, --user-id,"
+            " --email)",
             file=sys.stderr,
         )
         return 2
@@ -141,6 +142,7 @@ async def _export(args: argparse.Namespace, pool: Pool, language: str) -> int:
         user_id=args.user_id,
         email=args.email.strip().lower() if args.email else None,
         tag=tag,
+        rating=args.rating,
         query=args.query.strip() or None if args.query else None,
         language=language,
     )

@@ -12,7 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chatd.cli.argtypes import count, duration, non_negative, positive, share, when
+from chatd.cli.argtypes import (
+    count,
+    duration,
+    non_negative,
+    positive,
+    rating_filter,
+    share,
+    when,
+)
 
 DESCRIPTION = """\
 chatd: the chat back end of an online shop. Shoppers' messages are stored in PostgreSQL, queued
@@ -79,8 +87,8 @@ Print one JSON line per session, oldest first: {"session": {...}, "messages": [.
 of the HTTP API (never the session token or its hash). A session is included when its lifetime
 (created to last updated) overlaps [--since, --until). WHEN is a date (2026-11-01, midnight UTC),
 a date and time (2026-11-01T10:00:00Z; without a zone, UTC) or a duration back from now (7d,
-12h, 30m). --tag, --query, --user-id and --email narrow it further (all must match); any of
-them, --since or --session is needed. Sessions are read page by page: any range fits in memory.
+12h, 30m). --tag, --rating, --query, --user-id and --email narrow it further (all must
+match); any of them, --since or --session is needed. Sessions are read page by page: any range fits in memory.
 """
 
 BENCH_DESCRIPTION = """\
@@ -269,6 +277,12 @@ def _ops(command: Command) -> None:
     )
     export.add_argument(
         "--tag", metavar="TAG", help="only conversations with this tag (e.g. refund)"
+    )
+    export.add_argument(
+        "--rating",
+        type=rating_filter,
+        metavar="RATING",
+        help="only conversations the shopper rated RATING (1-5), or: rated, unrated",
     )
     export.add_argument(
         "--query",

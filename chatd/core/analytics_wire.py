@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from chatd.core.insights import Figures, Hourly, Window, merge
 from chatd.core.responses import Count, Out, Timestamp
 
-Chart = Literal["activity", "answer_time", "delivery", "csat", "ratings", "intents"]
+Chart = Literal["activity", "answer_time", "delivery", "csat", "ratings", "intents", "tags"]
 TOP_INTENTS = 10
+TOP_TAGS = 10
 _DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
@@ -67,6 +68,11 @@ class NamedCount(Out):
     count: Count
 
 
+class TagCount(Out):
+    tag: str
+    sessions: Count
+
+
 class Analytics(Out):
     start: Timestamp
     end: Timestamp
@@ -79,6 +85,9 @@ class Analytics(Out):
     totals: Point = Field(description="the whole window (start: the window's)")
     csat: Csat
     topIntents: list[NamedCount] = Field(description="metadata.n8n.intent of bot replies")
+    topTags: list[TagCount] = Field(
+        description="tags on most conversations started in the window (those still stored)"
+    )
 
 
 def analytics_report(
@@ -86,6 +95,7 @@ def analytics_report(
     rolled_until: datetime | None,
     rows: list[Hourly],
     intents: list[tuple[str, int]],
+    tags: list[tuple[str, int]],
 ) -> Analytics:
     zone = zoneinfo.ZoneInfo(window.tz)
     buckets, total = merge(window, rows)
@@ -107,6 +117,7 @@ def analytics_report(
             average=total.rating_average,
         ),
         topIntents=[NamedCount(name=name, count=n) for name, n in intents],
+        topTags=[TagCount(tag=tag, sessions=n) for tag, n in tags],
     )
 
 
@@ -158,6 +169,10 @@ def chart_csv(report: Analytics, chart: Chart) -> str:
         writer.writerow(["rating", "count"])
         for value, n in report.csat.distribution.items():
             writer.writerow([value, n])
+    elif chart == "tags":
+        writer.writerow(["tag", "sessions"])
+        for tagged in report.topTags:
+            writer.writerow([_cell(tagged.tag), tagged.sessions])
     else:
         writer.writerow(["intent", "count"])
         for named in report.topIntents:

@@ -52,6 +52,10 @@ class SearchQuery(_Request):
         ),
     ] = "any"
     sender: Literal["any", "user", "bot", "system"] = "any"
+    rating: Annotated[
+        Literal["", "1", "2", "3", "4", "5", "rated", "unrated"],
+        Field(description="only conversations the shopper rated so (1-5), rated at all, or not"),
+    ] = ""
     shopper: Annotated[
         Printable, Field(description="only this shopper's conversations: user id or guest email")
     ] = ""

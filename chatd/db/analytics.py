@@ -96,6 +96,16 @@ class AnalyticsStore:
             [(row["intent"], int(row["n"])) for row in named],
         )
 
+    async def top_tags(
+        self, since: datetime, until: datetime, *, limit: int
+    ) -> list[tuple[str, int]]:
+        """(tag, conversations) for the `limit` tags on most conversations started in
+        [since, until), most first."""
+        params = {"since": since, "until": until, "limit": limit}
+        async with self._pool.connection() as conn:
+            rows = await (await conn.execute(query("analytics_tags"), params)).fetchall()
+        return [(row["tag"], int(row["sessions"])) for row in rows]
+
 
 def hourly_from_row(row: Mapping[str, Any]) -> Hourly:
     """A row of chatd_analytics_hours (or of the rollup table, the same columns)."""

@@ -1,5 +1,5 @@
 """Bulk export: sessions active in a time range with their messages, page by page, oldest first,
-optionally only those with a tag, of one shopper, or with a message matching a search.
+optionally only those with a tag, a rating, of one shopper, or with a message matching a search.
 
 Keyset pagination by (created_at, id): each page is one short query for the sessions and one for
 their messages, so memory holds one page whatever the range.
@@ -14,11 +14,13 @@ from datetime import UTC, datetime
 import psycopg
 
 from chatd.core.messages import Message
+from chatd.core.rating_filter import RatingFilter
 from chatd.core.transcript import SessionRecord
 from chatd.db.bridge import translate
 from chatd.db.messages import message_from_row
 from chatd.db.pool import Pool
 from chatd.db.queries import query
+from chatd.db.search import rating_params
 from chatd.db.sessions import session_record_from_row
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -35,6 +37,7 @@ class ExportRange:
     user_id: str | None = None  # only this shopper's sessions (by user id ...
     email: str | None = None  # ... or by guest email, ignoring case)
     tag: str | None = None  # only sessions with this tag (normalised: chatd.core.tags)
+    rating: RatingFilter | None = None  # only sessions rated (that value), or not rated
     query: str | None = None  # only sessions with a message matching it (websearch syntax)
     language: str = "simple"  # the text search configuration `query` is read with
 
@@ -73,6 +76,7 @@ async def _page(
         "user_id": spec.user_id,
         "email": spec.email,
         "tag": spec.tag,
+        **rating_params(spec.rating),
         "q": spec.query,
         "config": spec.language,
         "after_created_at": after[0],

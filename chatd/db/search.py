@@ -16,6 +16,7 @@ from typing import Any, Literal
 import structlog
 import trio
 
+from chatd.core.rating_filter import RatingFilter
 from chatd.core.search import START, STOP
 from chatd.db.pool import Connection, Pool
 from chatd.db.queries import query
@@ -40,6 +41,7 @@ class SearchFilters:
     sender: str | None = None  # "user", "bot" or "system"
     tag: str | None = None  # its conversation has this tag (normal form)
     failed: bool = False  # its conversation has a message whose delivery failed
+    rating: RatingFilter | None = None  # its conversation is rated (that value) or not
     user_id: str | None = None  # its conversation is this shopper's, by user id ...
     email: str | None = None  # ... or by guest email (ignoring case)
 
@@ -145,7 +147,15 @@ def _filter_params(filters: SearchFilters) -> dict[str, Any]:
         "sender": filters.sender,
         "tag": filters.tag,
         "failed": filters.failed,
+        **rating_params(filters.rating),
     }
+
+
+def rating_params(rating: RatingFilter | None) -> dict[str, Any]:
+    """The rating filter's two query parameters (sql/queries/search.sql, maintenance.sql)."""
+    if rating is None:
+        return {"rated": None, "rating": None}
+    return {"rated": rating.rated, "rating": rating.rating}
 
 
 def _hit(row: dict[str, Any], details: dict[str, Any]) -> SearchHit:

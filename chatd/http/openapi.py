@@ -88,7 +88,8 @@ _MEDIA_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 # Request headers a Doc may name, with what they hold.
 _HEADER_SCHEMAS: dict[str, dict[str, Any]] = {
-    "Last-Event-ID": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+    # Empty is allowed: resume_seq (routes_events.py) reads it as absent.
+    "Last-Event-ID": {"type": "string", "pattern": "^[0-9]{0,19}$"},
 }
 _REASONS = {
     200: "OK",

@@ -16,6 +16,7 @@ from quart import Blueprint, Response, request
 
 from chatd.core.analytics_wire import (
     TOP_INTENTS,
+    TOP_TAGS,
     Analytics,
     AnalyticsQuery,
     analytics_report,
@@ -60,7 +61,7 @@ def analytics_routes(services: Services) -> Blueprint:
     @bp.get("/analytics")
     @documented(
         Doc(
-            "Conversations, messages, answer times, delivery failures, ratings and intents",
+            "Conversations, messages, answer times, delivery failures, ratings, intents and tags",
             "admin",
             Analytics,
             query=AnalyticsQuery,
@@ -88,7 +89,8 @@ def analytics_routes(services: Services) -> Blueprint:
         rolled_until, hours, intents = await store.figures(
             window.start, window.end, intents=TOP_INTENTS
         )
-        report = analytics_report(window, rolled_until, hours, intents)
+        tags = await store.top_tags(window.start, window.end, limit=TOP_TAGS)
+        report = analytics_report(window, rolled_until, hours, intents, tags)
         if args.chart is None:
             return wire(report)
         name = re.sub(r"[^0-9A-Za-z-]", "", f"{args.chart}-{report.start[:10]}-{report.end[:10]}")

@@ -35,6 +35,7 @@ from chatd.core.insights_wire import (
     TagsQuery,
 )
 from chatd.core.query import parse_query
+from chatd.core.rating_filter import parse_rating_filter
 from chatd.core.responses import wire
 from chatd.core.search import segments, snippet, terms
 from chatd.core.tags import RULE, normalise_tag
@@ -229,6 +230,7 @@ def search_filters(args: SearchQuery) -> SearchFilters:
         sender=None if args.sender == "any" else args.sender,
         tag=query_tag(args.tag),
         failed=args.status == "failed",
+        rating=parse_rating_filter(args.rating),
         user_id=shopper,
         email=shopper,
     )

@@ -108,6 +108,8 @@
       field("Tag", select("insight-tag", [["", "Any tag"]])),
       field("Status", select("insight-status", [["any", "Any"], ["bot_only", "Bot only"], ["failed", "Failed deliveries"]])),
       field("Sender", select("insight-sender", [["any", "Anyone"], ["user", "Shopper"], ["bot", "Bot"]])),
+      field("Rating", select("insight-rating", [["", "Any rating"], ["rated", "Rated"], ["unrated", "Not rated"],
+        ["5", "5 stars"], ["4", "4 stars"], ["3", "3 stars"], ["2", "2 stars"], ["1", "1 star"]])),
       field("Shopper", el("input", { id: "insight-shopper", type: "text", autocomplete: "off", placeholder: "user id or email" })),
       field("Order", select("insight-sort", [["newest", "Newest first"], ["relevance", "Most relevant"]])),
       el("div", { className: "field submit" }, el("button", { type: "submit", text: "Search" })));
@@ -188,7 +190,7 @@
 
   function searchParams() {
     const params = new URLSearchParams({ q: $("insight-q").value, sort: $("insight-sort").value, page: String(page), limit: String(PAGE_SIZE) });
-    const optional = { since: $("insight-since").value, until: $("insight-until").value, tag: $("insight-tag").value, shopper: $("insight-shopper").value.trim() };
+    const optional = { since: $("insight-since").value, until: $("insight-until").value, tag: $("insight-tag").value, rating: $("insight-rating").value, shopper: $("insight-shopper").value.trim() };
     for (const [name, value] of Object.entries(optional)) if (value) params.set(name, value);
     if ($("insight-until").value) {  // the day chosen is included
       const next = new Date(`${$("insight-until").value}T00:00:00Z`);

@@ -30,7 +30,12 @@
         .map(([value, n]) => [`${value} ${value === "1" ? "star" : "stars"}`, n]) },
     { id: "intents", title: "Top intents", kind: "bars", empty: "No intents in n8n's replies in this period.",
       rows: (data) => data.topIntents.map((i) => [i.name, i.count]) },
+    { id: "tags", title: "Top tags", kind: "bars", empty: "No tagged conversations started in this period.",
+      rows: (data) => data.topTags.map((t) => [t.tag, t.sessions]) },
   ];
+
+  // The bar charts' table headings: what a row names, what it counts.
+  const HEADS = { ratings: ["Rating", "Count"], intents: ["Intent", "Count"], tags: ["Tag", "Conversations"] };
 
   let query = { range: "7d" };
   let timer = 0;
@@ -174,8 +179,8 @@
     const rows = chart.rows(data);
     if (!rows.length) return null;
     return el("table", {},
-      el("thead", {}, el("tr", {}, el("th", { scope: "col", text: chart.id === "intents" ? "Intent" : "Rating" }),
-        el("th", { scope: "col", text: "Count" }))),
+      el("thead", {}, el("tr", {}, el("th", { scope: "col", text: HEADS[chart.id][0] }),
+        el("th", { scope: "col", text: HEADS[chart.id][1] }))),
       el("tbody", {}, ...rows.map(([name, n]) => el("tr", {}, el("th", { scope: "row", text: name }), el("td", { text: n.toLocaleString() })))));
   }
 

@@ -55,3 +55,15 @@ SELECT intent, sum(n)::bigint AS n
  GROUP BY intent
  ORDER BY n DESC, intent
  LIMIT %(limit)s
+
+-- name: analytics_tags
+-- The `limit` tags on most conversations started in [since, until), on the created_at index.
+-- Counted from the conversations still stored: cleanup takes a conversation's tags with it (the
+-- hourly figures outlive it, these do not).
+SELECT t.tag, count(*)::bigint AS sessions
+  FROM chat_sessions s
+  JOIN chat_tags t ON t.session_id = s.id
+ WHERE s.created_at >= %(since)s AND s.created_at < %(until)s
+ GROUP BY t.tag
+ ORDER BY sessions DESC, t.tag
+ LIMIT %(limit)s

@@ -169,7 +169,8 @@ SELECT count(*) AS sessions
 -- (created_at, id) order after the last page's last row. The plain created_at bound lets the
 -- index do the work; the row comparison breaks ties between equal timestamps. Optional filters
 -- (NULL: not applied; run unprepared, so they fold away): named sessions, one shopper (user id,
--- or guest email ignoring case), a tag, a full-text query matching one of their messages.
+-- or guest email ignoring case), a tag, a rating (rated: has one, or not; rating: that value),
+-- a full-text query matching one of their messages.
 SELECT s.id, s.user_id, s.guest_email, s.status, s.metadata, s.created_at, s.updated_at,
        s.expires_at, s.last_seq,
        ARRAY(SELECT t.tag FROM chat_tags t WHERE t.session_id = s.id ORDER BY t.tag) AS tags
@@ -180,6 +181,11 @@ SELECT s.id, s.user_id, s.guest_email, s.status, s.metadata, s.created_at, s.upd
    AND (%(email)s::text IS NULL OR lower(s.guest_email) = lower(%(email)s::text))
    AND (%(tag)s::text IS NULL
         OR EXISTS (SELECT 1 FROM chat_tags t WHERE t.session_id = s.id AND t.tag = %(tag)s::text))
+   AND (%(rated)s::boolean IS NULL
+        OR EXISTS (SELECT 1 FROM chat_ratings r
+                    WHERE r.session_id = s.id
+                      AND (%(rating)s::smallint IS NULL OR r.rating = %(rating)s::smallint))
+           = %(rated)s::boolean)
    AND (%(q)s::text IS NULL
         OR EXISTS (SELECT 1 FROM chat_messages m
                     WHERE m.session_id = s.id

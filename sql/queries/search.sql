@@ -40,6 +40,11 @@ SELECT count(*) AS n
        AND (NOT %(failed)s::boolean
             OR EXISTS (SELECT 1 FROM chat_messages f
                         WHERE f.session_id = m.session_id AND f.status = 'failed'))
+       AND (%(rated)s::boolean IS NULL
+            OR EXISTS (SELECT 1 FROM chat_ratings r
+                        WHERE r.session_id = m.session_id
+                          AND (%(rating)s::smallint IS NULL OR r.rating = %(rating)s::smallint))
+               = %(rated)s::boolean)
          LIMIT %(cap)s) AS found
 
 -- name: search_newest
@@ -63,6 +68,11 @@ SELECT m.id, m.session_id, m.seq, m.sender_type, m.created_at,
    AND (NOT %(failed)s::boolean
         OR EXISTS (SELECT 1 FROM chat_messages f
                     WHERE f.session_id = m.session_id AND f.status = 'failed'))
+   AND (%(rated)s::boolean IS NULL
+        OR EXISTS (SELECT 1 FROM chat_ratings r
+                    WHERE r.session_id = m.session_id
+                      AND (%(rating)s::smallint IS NULL OR r.rating = %(rating)s::smallint))
+           = %(rated)s::boolean)
  ORDER BY m.created_at DESC, m.id DESC
  LIMIT %(limit)s OFFSET %(offset)s
 
@@ -84,6 +94,11 @@ SELECT m.id, m.session_id, m.seq, m.sender_type, m.created_at,
    AND (NOT %(failed)s::boolean
         OR EXISTS (SELECT 1 FROM chat_messages f
                     WHERE f.session_id = m.session_id AND f.status = 'failed'))
+   AND (%(rated)s::boolean IS NULL
+        OR EXISTS (SELECT 1 FROM chat_ratings r
+                    WHERE r.session_id = m.session_id
+                      AND (%(rating)s::smallint IS NULL OR r.rating = %(rating)s::smallint))
+           = %(rated)s::boolean)
 )
 SELECT * FROM found
  ORDER BY created_at DESC, id DESC
@@ -106,6 +121,11 @@ SELECT m.id, m.session_id, m.seq, m.sender_type, m.created_at,
    AND (NOT %(failed)s::boolean
         OR EXISTS (SELECT 1 FROM chat_messages f
                     WHERE f.session_id = m.session_id AND f.status = 'failed'))
+   AND (%(rated)s::boolean IS NULL
+        OR EXISTS (SELECT 1 FROM chat_ratings r
+                    WHERE r.session_id = m.session_id
+                      AND (%(rating)s::smallint IS NULL OR r.rating = %(rating)s::smallint))
+           = %(rated)s::boolean)
  ORDER BY rank DESC, m.created_at DESC, m.id DESC
  LIMIT %(limit)s OFFSET %(offset)s
 

@@ -109,6 +109,13 @@ async def test_search_tag_filter_and_delete_a_shopper(
         expect(page.get_by_test_id("search-hit")).to_have_count(0)
         expect(page.get_by_text("No message matches.")).to_be_visible()
         page.get_by_label("Sender").select_option("any")
+        page.get_by_label("Rating", exact=True).select_option("unrated")  # nobody rated yet
+        page.get_by_role("button", name="Search", exact=True).click()
+        expect(page.get_by_test_id("search-hit")).to_have_count(2)
+        page.get_by_label("Rating", exact=True).select_option("5")
+        page.get_by_role("button", name="Search", exact=True).click()
+        expect(page.get_by_test_id("search-hit")).to_have_count(0)
+        page.get_by_label("Rating", exact=True).select_option("")
 
         search(page, "trail")
         page.get_by_test_id("search-hit").get_by_role("button").click()

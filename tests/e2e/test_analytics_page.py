@@ -28,7 +28,7 @@ TOKEN = "analytics-page-token-0123456789abcdef"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 DESKTOP = {"width": 1280, "height": 1000}
 PHONE = {"width": 375, "height": 812}
-CHARTS = ("activity", "answer_time", "delivery", "csat", "ratings", "intents")
+CHARTS = ("activity", "answer_time", "delivery", "csat", "ratings", "intents", "tags")
 EXPECTED_401 = "the server responded with a status of 401"
 
 pytestmark = pytest.mark.timeout(120)
@@ -42,7 +42,17 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture
 async def rows(pool: Pool) -> Seeded:
     """What the test inserted, counted by the test (per UTC day)."""
-    return await seed(pool, datetime.now(UTC), 30, random.Random(3))
+    seeded = await seed(pool, datetime.now(UTC), 30, random.Random(3))
+    async with pool.connection() as conn:  # the 3 newest conversations "refund", the newest "vip"
+        await conn.execute(
+            "INSERT INTO chat_tags (session_id, tag, source)"
+            " SELECT id, 'refund', 'staff' FROM chat_sessions ORDER BY created_at DESC LIMIT 3"
+        )
+        await conn.execute(
+            "INSERT INTO chat_tags (session_id, tag, source)"
+            " SELECT id, 'vip', 'staff' FROM chat_sessions ORDER BY created_at DESC LIMIT 1"
+        )
+    return seeded
 
 
 @pytest.fixture
@@ -120,6 +130,7 @@ async def test_the_page_shows_the_inserted_numbers_for_each_period(
         )
         seen["month_rows"] = len(numbers(page, "activity"))
         seen["month_ratings"] = numbers(page, "ratings")
+        seen["month_tags"] = numbers(page, "tags")
         page.get_by_role("button", name="Last 24 hours").click()
         expect(page.get_by_test_id("period")).to_contain_text("per hour")
         seen["day_rows"] = len(numbers(page, "activity"))
@@ -146,6 +157,7 @@ async def test_the_page_shows_the_inserted_numbers_for_each_period(
     assert {name: int(n) for name, n in seen["month_ratings"]} == stars
     assert seen["week"] == f"{sum(rows.conversations[d] for d in days):,}"
     assert seen["charts"] == [1] * len(CHARTS)
+    assert seen["month_tags"] == [["refund", "3"], ["vip", "1"]]
     assert seen["month_rows"] == len(month["series"]) == 30
     assert seen["day_rows"] == len(day["series"]) == 24
     assert [int(r[1]) for r in seen["custom_rows"]] == [

@@ -191,7 +191,7 @@ async def test_shopper_commands_refuse_bad_usage(
     assert (await rows_of(pool, ["ann-1"]))["chat_messages"] == 2
 
 
-async def test_export_by_tag_query_and_shopper(
+async def test_export_by_tag_query_rating_and_shopper(
     pool: Pool, database_url: str, repo_root: Path, tmp_path: Path
 ) -> None:
     await seed(pool, "ann-1", email="ann@shop.example", word="kayak")
@@ -214,9 +214,18 @@ async def test_export_by_tag_query_and_shopper(
     assert await ids("--email", "ANN@shop.example") == ["ann-1"]
     assert await ids("--user-id", "u-bob", "--tag", "orders") == ["bob-1"]
     assert await ids("--since", "1d", "--tag", "refund", "--query", "kayak") == []
+    async with pool.connection() as conn:
+        await conn.execute("INSERT INTO chat_ratings (session_id, rating) VALUES ('ann-1', 4)")
+    assert await ids("--rating", "4") == ["ann-1"]
+    assert await ids("--rating", "5") == []
+    assert await ids("--rating", "unrated") == ["bob-1"]
+    assert await ids("--rating", "rated", "--tag", "orders") == ["ann-1"]
     bad = await chatd("export", "--tag", "no way!", **run)
     assert bad.returncode == 2
     assert b"--tag: a tag is" in bad.stderr
+    bad = await chatd("export", "--rating", "6", **run)
+    assert bad.returncode == 2
+    assert b"--rating" in bad.stderr
 
 
 async def test_search_reindex_moves_messages_to_the_configured_language(

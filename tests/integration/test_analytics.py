@@ -320,3 +320,40 @@ async def test_only_admins_see_analytics(chatd: RunningChatd) -> None:
         wrong = await anyone.get("/api/admin/analytics", headers={"Authorization": "Bearer wrong"})
         assert wrong.status_code == 401
     await trio.lowlevel.checkpoint()
+
+
+async def test_top_tags_count_the_conversations_started_in_the_window(
+    chatd: RunningChatd, client: httpx.AsyncClient, pool: Pool
+) -> None:
+    now = datetime.now(UTC)
+    expected: Counter[str] = Counter()
+    rng = random.Random(21)
+    async with pool.connection() as conn:
+        for n in range(30):
+            inside = n % 5 != 0  # one in five started 40 days ago: outside the 30 days
+            started = now - timedelta(days=40 if not inside else rng.randint(1, 25))
+            tags = rng.sample(["refund", "vip", "order-status", "shipping"], rng.randint(0, 3))
+            await conn.execute(
+                "INSERT INTO chat_sessions (id, token_hash, expires_at, created_at, updated_at)"
+                " VALUES (%s, '\\x00', now() + interval '1 day', %s, %s)",
+                (f"tagged-{n}", started, started),
+            )
+            for tag in tags:
+                await conn.execute(
+                    "INSERT INTO chat_tags (session_id, tag, source) VALUES (%s, %s, 'staff')",
+                    (f"tagged-{n}", tag),
+                )
+            if inside:
+                expected.update(tags)
+    body = (await client.get("/api/admin/analytics", params={"range": "30d"})).json()
+    want = sorted(expected.items(), key=lambda item: (-item[1], item[0]))
+    assert [(t["tag"], t["sessions"]) for t in body["topTags"]] == want
+    assert sum(expected.values()) > 0
+    response = await client.get(
+        "/api/admin/analytics", params={"range": "30d", "format": "csv", "chart": "tags"}
+    )
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert rows[0] == ["tag", "sessions"]
+    assert [(r[0], int(r[1])) for r in rows[1:]] == want
+    empty = (await client.get("/api/admin/analytics", params={"range": "1d"})).json()
+    assert empty["topTags"] == []  # none started in the last day

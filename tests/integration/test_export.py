@@ -1,11 +1,12 @@
 """Export on a real database: sessions active in a range, or named, page by page, oldest first,
-in the transcript shape; filtered by tag, shopper and full-text query."""
+in the transcript shape; filtered by tag, rating, shopper and full-text query."""
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
+from chatd.core.rating_filter import RatingFilter
 from chatd.core.transcript import transcript_json
 from chatd.db.export import ExportRange, Transcript, transcript_pages
 from chatd.db.pool import Pool
@@ -170,6 +171,26 @@ async def test_export_by_query_takes_sessions_with_a_matching_message(pool: Pool
     german = await export(pool, ExportRange(query="Schuh", language="german"))
     assert session_ids(german) == []  # indexed with "simple": no stems
     assert session_ids(await export(pool, ExportRange(query="parcel", tag="refund"))) == []
+
+
+async def test_export_by_rating_takes_rated_unrated_or_one_value(pool: Pool) -> None:
+    for n in range(5):
+        await seed(pool, f"s{n}", T0 + timedelta(minutes=n), messages=1)
+    async with pool.connection() as conn:
+        for sid, rating in (("s0", 1), ("s2", 4), ("s3", 1)):  # s1 and s4 are not rated
+            await conn.execute(
+                "INSERT INTO chat_ratings (session_id, rating) VALUES (%s, %s)", (sid, rating)
+            )
+
+    async def ids(rating: RatingFilter) -> list[str]:
+        return session_ids(await export(pool, ExportRange(rating=rating), page_size=2))
+
+    assert await ids(RatingFilter(rated=True, rating=1)) == ["s0", "s3"]
+    assert await ids(RatingFilter(rated=True, rating=4)) == ["s2"]
+    assert await ids(RatingFilter(rated=True, rating=5)) == []
+    assert await ids(RatingFilter(rated=True)) == ["s0", "s2", "s3"]
+    assert await ids(RatingFilter(rated=False)) == ["s1", "s4"]
+    assert session_ids(await export(pool, ExportRange())) == ["s0", "s1", "s2", "s3", "s4"]
 
 
 async def test_export_by_shopper_takes_their_sessions_only(pool: Pool) -> None:

@@ -248,6 +248,28 @@ async def test_filters_narrow_the_matches(searching: RunningChatd) -> None:
     assert (tagged["guestEmail"], tagged["tags"]) == ("Ann@Shop.example", ["refund"])
 
 
+async def test_rating_filter_takes_conversations_by_their_rating(searching: RunningChatd) -> None:
+    seed = Seeder(searching.services.pool)
+    sids = [await seed.session(f"0b6e2c1f-9a3d-4e5b-8c7f-00000000010{n}") for n in range(4)]
+    said = [await seed.say(sid, f"parcel {n}") for n, sid in enumerate(sids)]
+    async with searching.services.pool.connection() as conn:
+        for sid, rating in ((sids[0], 5), (sids[1], 2), (sids[2], 5)):  # sids[3] is not rated
+            await conn.execute(
+                "INSERT INTO chat_ratings (session_id, rating) VALUES (%s, %s)", (sid, rating)
+            )
+
+    async def ids(**params: Any) -> list[str]:
+        return [h["messageId"] for h in (await search(searching, q="parcel", **params))["results"]]
+
+    assert await ids() == said[::-1]
+    assert await ids(rating="5") == [said[2], said[0]]
+    assert await ids(rating="2") == [said[1]]
+    assert await ids(rating="1") == []
+    assert await ids(rating="rated") == [said[2], said[1], said[0]]
+    assert await ids(rating="unrated") == [said[3]]
+    assert await ids(rating="5", sort="relevance") == [said[2], said[0]]
+
+
 async def test_a_long_message_is_cut_around_its_match_and_marks_cannot_be_faked(
     searching: RunningChatd,
 ) -> None:
@@ -335,6 +357,9 @@ BAD = [
     ({"q": "x", "limit": "51"}, "invalid_query", "limit"),
     ({"q": "x", "page": "51", "limit": "20"}, "page_too_deep", "page"),
     ({"q": "x", "shopper": "\x00"}, "invalid_query", "shopper"),
+    ({"q": "x", "rating": "0"}, "invalid_query", "rating"),
+    ({"q": "x", "rating": "6"}, "invalid_query", "rating"),
+    ({"q": "x", "rating": "good"}, "invalid_query", "rating"),
     ({"q": "x", "user": "ann"}, "unknown_field", "user"),
 ]
 
@@ -370,6 +395,7 @@ async def test_the_search_answer_matches_its_model(searching: RunningChatd) -> N
         "since",
         "until",
         "tag",
+        "rating",
         "status",
         "sender",
         "shopper",

@@ -21,7 +21,8 @@ from tests.pg import DatabaseFactory
 SESSIONS = 20_000
 PER_SESSION = 10  # 200,000 messages
 # "trail": one message in 100 (the benchmark's frequency); "zebra": one in 10,000. A tenth of the
-# conversations are tagged "refund", one in 200 "vip"; one in 500 has a failed delivery.
+# conversations are tagged "refund", one in 200 "vip"; one in 500 has a failed delivery; one in
+# 20 is rated (one in 100 rated 5).
 FILL = f"""
 INSERT INTO chat_sessions (id, token_hash, user_id, guest_email, expires_at, created_at,
                            updated_at)
@@ -42,6 +43,8 @@ INSERT INTO chat_tags (session_id, tag, source)
 SELECT 's' || s, 'refund', 'staff' FROM generate_series(0, {SESSIONS - 1}, 10) AS s;
 INSERT INTO chat_tags (session_id, tag, source)
 SELECT 's' || s, 'vip', 'staff' FROM generate_series(5, {SESSIONS - 1}, 200) AS s;
+INSERT INTO chat_ratings (session_id, rating)
+SELECT 's' || s, 1 + (s / 20) % 5 FROM generate_series(0, {SESSIONS - 1}, 20) AS s;
 """
 
 pytestmark = pytest.mark.timeout(300)
@@ -72,6 +75,8 @@ def params(q: str, **filters: Any) -> dict[str, Any]:
         "session_ids": None,
         "tag": None,
         "failed": False,
+        "rated": None,
+        "rating": None,
         "limit": 21,
         "offset": 0,
         **filters,
@@ -158,6 +163,8 @@ def test_relevance_for_a_frequent_word_reads_only_its_matches(filled: str) -> No
         ("a common tag", {"tag": "refund"}, 600),
         ("a rare tag", {"tag": "vip"}, 3_000),
         ("failed deliveries", {"failed": True}, 3_000),
+        ("rated 5", {"rated": True, "rating": 5}, 3_000),
+        ("not rated", {"rated": False}, 300),
         ("user messages", {"sender": "user"}, 300),
         ("one shopper", {"session_ids": ["s42", "s4242"]}, 100),
     ],
@@ -181,8 +188,9 @@ def test_filters_keep_to_indexes(
         max_blocks = max(max_blocks, 2_300)
     plan, _ = explain(filled, sort, values)
     # chat_tags holds 2,200 rows (a few pages): hashing a common tag's sessions from a scan of
-    # it is the planner's right choice; the bound on blocks read still holds.
+    # it is the planner's right choice (chat_ratings' 1,000 too); the bound on blocks read holds.
     small = frozenset({"chat_tags"} if "tag" in filters else ())
+    small |= {"chat_ratings"} if "rated" in filters else set()  # 1,000 rows: the same choice
     indexes = {GIN, BY_TIME, "chat_messages_session_seq"}
     check(plan, indexes=indexes, max_blocks=max_blocks, small=small)
 
@@ -222,6 +230,8 @@ def test_export_by_query_keeps_to_indexes(filled: str) -> None:
         "user_id": None,
         "email": None,
         "tag": None,
+        "rated": None,
+        "rating": None,
         "q": "zebra",
         "config": "simple",
         "after_created_at": "-infinity",
