@@ -49,6 +49,8 @@ from chatd.component_config import (
     metrics_hypercorn_config,
     sender_config,
 )
+from chatd.db.agents import AgentStore
+from chatd.db.conversations import ConversationStore
 from chatd.db.limits import LimitStore
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore, QueueTarget
@@ -124,12 +126,15 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         user_ttl_seconds=chat.user_session_ttl_seconds,
     )
     queue = QueueStore(pool)
+    conversations = ConversationStore(pool)
     actor_config = SessionActorConfig(settings.actors.idle_timeout_seconds)
     hub = Hub()
     tally = SessionTally()
 
     def spawn(session_id: str, mailbox: trio.MemoryReceiveChannel[SessionCommand]) -> SessionActor:
-        return SessionActor(session_id, mailbox, messages, queue, hub, actor_config, tally)
+        return SessionActor(
+            session_id, mailbox, messages, queue, hub, actor_config, tally, conversations
+        )
 
     registry = SessionRegistry[SessionCommand](
         spawn,
@@ -157,6 +162,8 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         queue=queue,
         registry=registry,
         actors=SessionClient(registry),
+        agents=AgentStore(pool),
+        conversations=conversations,
         session_creation=AddressLimit(
             limits,
             "session_create",

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from chatd.actors.handle import Reply
 from chatd.actors.registry import SessionRegistry
-from chatd.actors.session import Send, SessionCommand, StoreReply
-from chatd.core.messages import BotMessage, MessageStatus, NewMessage
+from chatd.actors.session import AgentSend, ChangeConversation, Send, SessionCommand, StoreReply
+from chatd.core.conversation import ConversationChange
+from chatd.core.messages import BotMessage, Message, MessageStatus, NewMessage
+from chatd.core.staff import Agent
 from chatd.db.messages import StoredMessage
 from chatd.db.queue import Settle, StoredReply
 
@@ -38,3 +40,19 @@ class SessionClient:
             return StoreReply(message, reply_status, settle, reply)
 
         return await self._registry.call(message.session_id, command)
+
+    async def change_conversation(self, session_id: str, change: ConversationChange) -> Message:
+        """Apply a change of who answers, with the system message that tells everyone."""
+
+        def command(reply: Reply[Message]) -> ChangeConversation:
+            return ChangeConversation(change, reply)
+
+        return await self._registry.call(session_id, command)
+
+    async def agent_send(self, session_id: str, agent: Agent, content: str) -> Message:
+        """Store the holding agent's reply and push it to the shopper."""
+
+        def command(reply: Reply[Message]) -> AgentSend:
+            return AgentSend(agent, content, reply)
+
+        return await self._registry.call(session_id, command)

@@ -17,8 +17,11 @@ import structlog
 import trio
 
 from chatd.actors.handle import Reply
+from chatd.core.conversation import ConversationChange
 from chatd.core.histogram import Histogram, HistogramSnapshot
-from chatd.core.messages import BotMessage, MessageStatus, NewMessage
+from chatd.core.messages import BotMessage, Message, MessageStatus, NewMessage
+from chatd.core.staff import Agent
+from chatd.db.conversations import ConversationStore
 from chatd.db.messages import MessageStore, StoredMessage
 from chatd.db.queue import QueueStore, Settle, StoredReply
 from chatd.errors import ClientError, DatabaseUnavailable
@@ -49,7 +52,24 @@ class StoreReply:
     reply: Reply[StoredReply]
 
 
-SessionCommand = Send | StoreReply
+@dataclass(frozen=True)
+class ChangeConversation:
+    """Who answers the conversation changes (handoff, take, hand back, transfer, close)."""
+
+    change: ConversationChange
+    reply: Reply[Message]
+
+
+@dataclass(frozen=True)
+class AgentSend:
+    """A reply from the agent holding the conversation."""
+
+    agent: Agent
+    content: str
+    reply: Reply[Message]
+
+
+SessionCommand = Send | StoreReply | ChangeConversation | AgentSend
 
 
 @dataclass(frozen=True)
@@ -98,8 +118,10 @@ class SessionActor:
         hub: Hub,
         config: SessionActorConfig,
         tally: SessionTally,
+        conversations: ConversationStore,
     ) -> None:
         self.session_id = session_id
+        self._conversations = conversations
         self._mailbox = mailbox
         self._messages = messages
         self._queue = queue
@@ -126,6 +148,10 @@ class SessionActor:
                     await self._answer(command.reply, self._on_send(command))
                 case StoreReply():
                     await self._answer(command.reply, self._on_store_reply(command))
+                case ChangeConversation():
+                    await self._answer(command.reply, self._on_change(command))
+                case AgentSend():
+                    await self._answer(command.reply, self._on_agent_send(command))
 
     async def _answer(self, reply: Reply[T], work: Awaitable[T]) -> None:
         """Expected failures are the caller's answer; anything else crashes the actor."""
@@ -157,3 +183,17 @@ class SessionActor:
             self._hub.publish_message(stored.message)
             log.info("reply_stored", message_id=stored.message.id, seq=stored.message.seq)
         return stored
+
+    async def _on_change(self, command: ChangeConversation) -> Message:
+        message = await self._conversations.change(self.session_id, command.change)
+        self._hub.publish_message(message)
+        log.info("conversation_changed", action=command.change.action, seq=message.seq)
+        return message
+
+    async def _on_agent_send(self, command: AgentSend) -> Message:
+        message = await self._conversations.agent_message(
+            self.session_id, command.agent, command.content
+        )
+        self._hub.publish_message(message)
+        log.info("agent_message_stored", message_id=message.id, seq=message.seq)
+        return message

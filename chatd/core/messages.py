@@ -51,6 +51,7 @@ class BotMessage:
     reply_to: str | None
     reply_key: str
     sender_type: str = "bot"
+    handoff: str | None = None  # the bot asks for a person, with this reason
 
 
 @dataclass(frozen=True, slots=True)

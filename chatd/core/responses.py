@@ -97,8 +97,12 @@ class MessagePage(Out):
 
 class CallbackAccepted(Out):
     success: Literal[True]
-    messageId: IdText
+    messageId: IdText | None = Field(description="null: not stored (see held)")
     duplicate: bool = Field(description="true: this reply was stored before, and not again")
+    held: bool = Field(
+        False,
+        description="true: an agent holds the conversation; the bot's reply is not shown",
+    )
 
 
 # --- health ------------------------------------------------------------------------------------

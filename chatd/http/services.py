@@ -15,6 +15,8 @@ from chatd.actors.client import SessionClient
 from chatd.actors.registry import SessionRegistry
 from chatd.actors.session import SessionCommand
 from chatd.core.wire import Limits
+from chatd.db.agents import AgentStore
+from chatd.db.conversations import ConversationStore
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore
 from chatd.db.owner import Owner
@@ -55,6 +57,8 @@ class Services:
     queue: QueueStore
     registry: SessionRegistry[SessionCommand]  # the actors' supervisor (run by run_services)
     actors: SessionClient  # how the edges talk to the registry's actors
+    agents: AgentStore  # staff accounts and their browser sessions
+    conversations: ConversationStore  # the inbox's reads (changes go through `actors`)
     session_creation: AddressLimit  # per client IP, cluster-wide
     operator_auth_failures: AddressLimit  # wrong admin/metrics tokens, per client IP, cluster-wide
     hub: Hub

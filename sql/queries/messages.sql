@@ -8,9 +8,14 @@
 -- user messages, newest first, at most rate_max of them and none older than the window. A send
 -- is allowed while fewer than rate_max are in the window. It is checked on the row as locked:
 -- a send that waited for another one's lock rechecks against that one's recent_sends.
+-- Only a conversation the bot answers queues a job: while a person is asked for ('waiting') or
+-- holds it ('human') the message is stored for the staff (delivered) and n8n is not called. A
+-- message to a closed conversation reopens it to the bot.
 WITH s AS (
     UPDATE chat_sessions
        SET last_seq = last_seq + 1,
+           conversation_state = CASE WHEN conversation_state = 'closed' THEN 'bot'
+                                     ELSE conversation_state END,
            updated_at = now(),
            expires_at = greatest(expires_at, now() + make_interval(secs =>
                CASE WHEN user_id IS NULL THEN %(guest_ttl_seconds)s ELSE %(user_ttl_seconds)s END)),
@@ -24,12 +29,13 @@ WITH s AS (
        AND (cardinality(recent_sends) < %(rate_max)s
             OR recent_sends[%(rate_max)s]
                <= now() - make_interval(secs => %(rate_window_seconds)s))
- RETURNING id, last_seq, user_id, guest_email, metadata, user_context
+ RETURNING id, last_seq, user_id, guest_email, metadata, user_context, conversation_state
 ), m AS (
     INSERT INTO chat_messages (id, session_id, sender_type, content, message_type, metadata,
                                status, seq, client_message_id)
     SELECT %(message_id)s, s.id, 'user', %(content)s, %(message_type)s, %(metadata)s,
-           'pending', s.last_seq, %(client_message_id)s
+           CASE WHEN s.conversation_state = 'bot' THEN 'pending' ELSE 'delivered' END,
+           s.last_seq, %(client_message_id)s
       FROM s
  RETURNING id, session_id, sender_type, content, message_type, metadata, status, seq, created_at,
            client_message_id
@@ -52,6 +58,7 @@ WITH s AS (
                'sessionMetadata', coalesce(s.metadata, '{}'::jsonb)),
            %(max_attempts)s
       FROM m, s
+     WHERE s.conversation_state = 'bot'
 )
 -- Wakes the dispatchers of every chatd process when the transaction commits.
 SELECT m.* FROM m, LATERAL (SELECT pg_notify('chatd_jobs', '')) AS wake
