@@ -60,7 +60,7 @@ class Message:
 
     id: str
     session_id: str
-    sender_type: str  # "user", "bot" or "system"
+    sender_type: str  # "user", "bot", "system" or "agent"
     content: str
     message_type: str
     metadata: dict[str, Any] | None

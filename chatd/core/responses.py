@@ -53,7 +53,9 @@ class MessageOut(Out):
 
     id: IdText
     sessionId: IdText
-    senderType: Literal["user", "bot", "system"]
+    senderType: Literal["user", "bot", "system", "agent"] = Field(
+        description="agent: a person from the shop; metadata.agentName is their name"
+    )
     content: str
     messageType: Literal["text", "quick_reply", "rich_content"]
     metadata: dict[str, Any] | None

@@ -59,6 +59,7 @@ from chatd.http.body import client_ip, json_body
 from chatd.http.openapi import Doc, documented
 from chatd.http.routes_health import webhook_check
 from chatd.http.services import Services
+from chatd.http.staff_auth import COOKIE, require_admin, signed_in_agent
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +72,13 @@ def admin_routes(services: Services) -> Blueprint:
 
     @bp.before_request
     async def authorize() -> None:
+        if "Authorization" not in request.headers and COOKIE in request.cookies:
+            # A signed-in admin (the inbox's sign-in, with its CSRF token); not an agent.
+            agent, _ = await signed_in_agent(
+                services, request.cookies, request.method, request.headers
+            )
+            require_admin(agent)
+            return
         ip = client_ip(services.settings.server.proxy_trust)
         try:
             await check_admin_token(
