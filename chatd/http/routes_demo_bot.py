@@ -50,10 +50,13 @@ def demo_bot_routes(settings: Settings) -> Blueprint:
         }
         if reply.quick_replies:
             response["quickReplies"] = reply.quick_replies
-        return {
+        answered: dict[str, Any] = {
             "sessionId": body.get("sessionId"),
             "response": response,
             "metadata": {"intent": reply.intent, "confidence": 0.9},
         }
+        if reply.handoff:
+            answered["actions"] = [{"type": "handoff", "reason": "the shopper asked for a person"}]
+        return answered
 
     return bp
