@@ -60,9 +60,12 @@ async def run_agent_command(
     match args.agent_command:
         case "add":
             assert password_hash is not None
-            name = args.name.strip()
+            name, email = args.name.strip(), args.email.strip()
             if not 1 <= len(name) <= 80:
                 raise AgentCommandError("--name needs 1 to 80 characters")
+            local, _, domain = email.partition("@")
+            if not local or not domain or len(email) > 254 or any(c.isspace() for c in email):
+                raise AgentCommandError(f"{email!r} is not an email address")
             agent = await store.add(
                 name=name,
                 email=args.email.strip(),

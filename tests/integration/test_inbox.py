@@ -10,12 +10,15 @@ from typing import Any
 import pytest
 import trio
 from structlog.testing import capture_logs
+from trio_websocket import ConnectionRejected
 
 from chatd.core.staff import Role
 from tests.chat import Session, new_session, send, table_counts
-from tests.integration.test_delivery import SECRET, Pipeline, open_pipeline
+from tests.conftest import make_settings, start_chatd
+from tests.integration.test_delivery import SECRET, Pipeline, _pool, open_pipeline
 from tests.sink import Reply, sign
 from tests.staff import PASSWORD, Staff, add_agent, sign_in
+from tests.ws import join, open_ws, receive_type
 
 UNKNOWN = "0b6e2c1f-9a3d-4e5b-8c7f-1d2e3f4a5b6c"
 
@@ -276,4 +279,58 @@ async def test_bad_input_is_a_clear_4xx_and_changes_nothing(
         assert error["code"] == code
     assert await table_counts(pipe.chatd.services.pool) == before
     assert await state(pipe, chat.id) == ("bot", None)
+    await anna.client.aclose()
+
+
+async def test_agent_and_shopper_on_two_processes(
+    nursery: trio.Nursery, pipe: Pipeline, database_url: str
+) -> None:
+    """The shopper on process A, the agent on process B: each sees the other at once."""
+    pool_b = await nursery.start(_pool, database_url)
+    b = await start_chatd(nursery, make_settings(database_url), pool_b)
+    agent = await add_agent(pipe.chatd.services.pool, "Anna")
+    anna = await sign_in(b.client(), agent)
+    cookie = f"chatd_staff={anna.client.cookies['chatd_staff']}"
+    async with (
+        pipe.chatd.client() as shopper,
+        open_ws(b.url, path="/api/inbox/ws", cookie=cookie) as inbox,
+    ):
+        chat = await new_session(shopper)
+        async with open_ws(pipe.chatd.url) as widget:
+            await join(widget, chat)
+            await shopper.post("/api/chat/handoff", headers=chat.auth, json={"sessionId": chat.id})
+            seen = await receive_type(inbox, "new_message")
+            assert seen["sessionId"] == chat.id
+            assert seen["message"]["metadata"]["conversation"]["state"] == "waiting"
+            await receive_type(widget, "new_message")  # the shopper's own notice
+            assert (await anna.post(f"/api/inbox/conversations/{chat.id}/take")).status_code == 200
+            joined = await receive_type(widget, "new_message")
+            assert joined["message"]["content"] == "Anna joined the chat"
+            await anna.post(f"/api/inbox/conversations/{chat.id}/messages", {"content": "Hello!"})
+            reply = await receive_type(widget, "new_message")
+            assert reply["message"]["senderType"] == "agent"
+            assert reply["message"]["metadata"] == {"agentName": "Anna"}
+            await send(shopper, chat, "hi Anna")
+            while (event := await receive_type(inbox, "new_message"))["message"][
+                "senderType"
+            ] != "user":
+                pass
+            assert event["message"]["content"] == "hi Anna"
+    await anna.client.aclose()
+    b.stop.set()
+
+
+async def test_inbox_socket_refuses_strangers(pipe: Pipeline) -> None:
+    anna = await staff(pipe, "Anna")
+    cookie = f"chatd_staff={anna.client.cookies['chatd_staff']}"
+    refusals = [
+        ({}, 401),
+        ({"cookie": "chatd_staff=forged"}, 401),
+        ({"cookie": cookie, "origin": "http://evil.example"}, 403),
+    ]
+    for kwargs, status in refusals:
+        with pytest.RaisesGroup(ConnectionRejected, flatten_subgroups=True) as caught:
+            async with open_ws(pipe.chatd.url, path="/api/inbox/ws", **kwargs):
+                pass
+        assert caught.value.exceptions[0].status_code == status  # type: ignore[union-attr]
     await anna.client.aclose()
