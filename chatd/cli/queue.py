@@ -10,6 +10,8 @@ from pathlib import Path
 import trio
 
 from chatd.cli.database import command_settings, open_command_pool
+from chatd.core.responses import wire
+from chatd.db.admin import AdminStore
 from chatd.db.pool import Pool
 from chatd.db.queue import QueueStore
 from chatd.settings import Settings
@@ -45,19 +47,17 @@ async def run_queue_command(args: argparse.Namespace, pool: Pool) -> int:
                     jobs, age = stats.get(status, (0, 0.0))
                     print(f"{status:<12}{jobs:>10}{age:>13.0f}s")
         case "dead":
-            rows = await store.dead_letters(args.limit)
-            for row in rows:
+            dead = await AdminStore(pool).dead_letters(args.limit)
+            for letter in dead:
                 if args.json:
-                    print(
-                        json.dumps({k: str(v) if k == "updated_at" else v for k, v in row.items()})
-                    )
+                    print(json.dumps(wire(letter.to_out())))
                 else:
                     print(
-                        f"{row['id']}  session {row['session_id']}  attempts {row['attempts']}"
-                        f"  HTTP {row['last_status'] or '-'}  {row['last_error'] or ''}"
+                        f"{letter.id}  session {letter.session_id}  attempts {letter.attempts}"
+                        f"  HTTP {letter.last_status or '-'}  {letter.last_error or ''}"
                     )
             if not args.json:
-                print(f"{len(rows)} dead letter(s)", file=sys.stderr)
+                print(f"{len(dead)} dead letter(s)", file=sys.stderr)
         case "retry":
             count = await store.retry_dead(None if args.all else args.job_id)
             print(f"{count} dead letter(s) queued again")

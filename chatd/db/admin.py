@@ -11,8 +11,10 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from chatd.core.admin_wire import DeadLetterOut
 from chatd.core.messages import JobStatus
 from chatd.core.transcript import SessionRecord
+from chatd.core.wire import iso
 from chatd.db.export import Transcript
 from chatd.db.messages import message_from_row
 from chatd.db.pool import Pool
@@ -95,6 +97,20 @@ class DeadLetter:
     created_at: datetime
     updated_at: datetime  # when it died
     content: str  # of the message that could not be delivered
+
+    def to_out(self) -> DeadLetterOut:
+        return DeadLetterOut(
+            jobId=self.id,
+            sessionId=self.session_id,
+            messageId=self.message_id,
+            content=self.content,
+            attempts=self.attempts,
+            maxAttempts=self.max_attempts,
+            httpStatus=self.last_status,
+            lastError=self.last_error,
+            createdAt=iso(self.created_at),
+            deadAt=iso(self.updated_at),
+        )
 
 
 @dataclass(frozen=True)

@@ -178,10 +178,6 @@ class QueueStore:
             rows = await (await conn.execute(query("queue_stats"))).fetchall()
         return {r["status"]: (int(r["jobs"]), float(r["oldest_seconds"])) for r in rows}
 
-    async def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
-        async with self._pool.connection() as conn:
-            return await (await conn.execute(query("dead_jobs"), {"limit": limit})).fetchall()
-
     async def retry_dead(self, job_id: str | None) -> int:
         """Replay one dead letter (or all, with None); returns how many."""
         async with self._pool.connection() as conn:

@@ -22,7 +22,6 @@ from chatd.core.admin_wire import (
     BroadcastRequest,
     Bucket,
     ClusterWebhook,
-    DeadLetterOut,
     DeadLetters,
     DeadQuery,
     LastMessage,
@@ -50,7 +49,7 @@ from chatd.core.responses import wire
 from chatd.core.transcript import transcript_json, transcript_text
 from chatd.core.urls import without_secrets
 from chatd.core.wire import check_content, check_metadata, iso
-from chatd.db.admin import BUCKET_SECONDS, AdminStore, DeadLetter, SessionSummary
+from chatd.db.admin import BUCKET_SECONDS, AdminStore, SessionSummary
 from chatd.db.admin import Overview as OverviewData
 from chatd.errors import NotFound, RateLimited, Unauthorized
 from chatd.http.address_limits import AddressLimit
@@ -115,7 +114,7 @@ def admin_routes(services: Services) -> Blueprint:
     async def dead_letters() -> dict[str, Any]:
         limit = parse_query(DeadQuery, request.args).limit
         dead = await store.dead_letters(limit)
-        return wire(DeadLetters(deadLetters=[dead_letter_to_wire(d) for d in dead], limit=limit))
+        return wire(DeadLetters(deadLetters=[d.to_out() for d in dead], limit=limit))
 
     @bp.post("/dead/<job_id>/retry")
     @documented(Doc("Retry one dead letter", "admin", Retried, auth="admin"))
@@ -335,21 +334,6 @@ def webhook_target(url: str) -> WebhookTarget:
     if url:
         return WebhookTarget(kind="n8n", url=without_secrets(url))
     return WebhookTarget(kind="demo", url=None)
-
-
-def dead_letter_to_wire(dead: DeadLetter) -> DeadLetterOut:
-    return DeadLetterOut(
-        jobId=dead.id,
-        sessionId=dead.session_id,
-        messageId=dead.message_id,
-        content=dead.content,
-        attempts=dead.attempts,
-        maxAttempts=dead.max_attempts,
-        httpStatus=dead.last_status,
-        lastError=dead.last_error,
-        createdAt=iso(dead.created_at),
-        deadAt=iso(dead.updated_at),
-    )
 
 
 def summary_to_wire(summary: SessionSummary, connected_here: bool) -> SessionSummaryOut:

@@ -170,14 +170,6 @@ SELECT status, count(*) AS jobs,
   FROM chat_webhook_queue
  GROUP BY status
 
--- name: dead_jobs
-SELECT j.id, j.session_id, j.message_id, j.attempts, j.last_status, j.last_error, j.updated_at,
-       m.content
-  FROM chat_webhook_queue j JOIN chat_messages m ON m.id = j.message_id
- WHERE j.status = 'dead'
- ORDER BY j.updated_at
- LIMIT %(limit)s
-
 -- name: retry_dead_job
 -- Replay a dead letter: pending again with fresh attempts; its message is 'pending' again.
 WITH job AS (

@@ -5,6 +5,9 @@ nothing.
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -298,6 +301,30 @@ async def test_dead_letters_list_with_content_and_error_and_retry_delivers(
     assert messages[-1]["content"] == "Delivered after all."
     assert admin.sink.requests[-1].json["messageId"] == message_id
     admin.chatd.stop.set()
+
+
+async def test_the_queue_command_lists_the_same_dead_letters_as_the_api(
+    admin: Pipeline, database_url: str
+) -> None:
+    chat, _ = await dead_letter(admin, "Listed twice")
+    async with client(admin) as c:
+        (letter,) = (await c.get("/api/admin/dead")).json()["deadLetters"]
+    env = {**os.environ, "DATABASE_URL": database_url}
+    listed = await trio.run_process(
+        [sys.executable, "-m", "chatd", "queue", "dead", "--json"],
+        env=env,
+        capture_stdout=True,
+        capture_stderr=True,
+    )
+    assert [json.loads(line) for line in listed.stdout.decode().splitlines()] == [letter]
+    text = await trio.run_process(
+        [sys.executable, "-m", "chatd", "queue", "dead"],
+        env=env,
+        capture_stdout=True,
+        capture_stderr=True,
+    )
+    assert text.stdout.decode().startswith(f"{letter['jobId']}  session {chat.id}  attempts 1")
+    assert text.stderr.decode().strip().endswith("1 dead letter(s)")
 
 
 async def test_retry_all_replays_every_dead_letter(admin: Pipeline) -> None:
