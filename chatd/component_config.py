@@ -10,6 +10,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
 
 from chatd.core.frames import loopback_spellings, normalize_origin
+from chatd.core.n8n_request import n8n_target
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
 from chatd.ops.sd_notify import activation_binds
 from chatd.queue.dispatcher import DispatchConfig
@@ -20,8 +21,15 @@ from chatd.settings import Settings
 def dispatch_config(settings: Settings, base_url: str) -> DispatchConfig:
     """`base_url`: how n8n reaches us (public_url, else the address we bound)."""
     n8n, queue = settings.n8n, settings.queue
+    target = n8n_target(
+        n8n.webhook_url or f"{base_url}{DEMO_WEBHOOK_PATH}",
+        basic_auth_user=n8n.basic_auth_user,
+        basic_auth_password=n8n.basic_auth_password,
+        auth_header_name=n8n.auth_header_name,
+        auth_header_value=n8n.auth_header_value,
+    )
     return DispatchConfig(
-        target_url=n8n.webhook_url or f"{base_url}{DEMO_WEBHOOK_PATH}",
+        target_url=target.url,
         concurrency=queue.concurrency,
         lease_seconds=queue.lease_seconds,
         poll_interval=queue.poll_interval_seconds,
@@ -33,12 +41,19 @@ def dispatch_config(settings: Settings, base_url: str) -> DispatchConfig:
         fallback_reply=n8n.fallback_reply,
         max_reply_length=n8n.max_reply_length,
         grace_seconds=settings.server.shutdown_grace_seconds,
+        auth_headers=target.auth_headers,
     )
 
 
 def sender_config(settings: Settings) -> SenderConfig:
     n8n = settings.n8n
-    return SenderConfig(n8n.timeout_seconds, n8n.connect_timeout_seconds, n8n.max_response_bytes)
+    return SenderConfig(
+        n8n.timeout_seconds,
+        n8n.connect_timeout_seconds,
+        n8n.max_response_bytes,
+        n8n.stream_idle_timeout_seconds,
+        n8n.stream_max_seconds,
+    )
 
 
 class _HypercornConfig(HypercornConfig):

@@ -49,6 +49,7 @@ from chatd.component_config import (
     metrics_hypercorn_config,
     sender_config,
 )
+from chatd.core.urls import without_secrets
 from chatd.db.agents import AgentStore
 from chatd.db.conversations import ConversationStore
 from chatd.db.limits import LimitStore
@@ -77,10 +78,15 @@ from chatd.queue.sender import open_senders
 from chatd.realtime.admission import LiveConnections
 from chatd.realtime.hub import Hub
 from chatd.realtime.liveness import Liveness
+from chatd.realtime.relay import StreamRelay
 from chatd.realtime.router import EventRouter
 from chatd.settings import Settings, reload_settings
 
 log = structlog.get_logger(__name__)
+
+# A stream's text so far is forgotten this long after n8n.stream_max_seconds, if nothing ended it
+# (its reader died): its reader stops by then, and the withdrawal may take a moment to arrive.
+STREAM_TTL_MARGIN = 30.0
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
     messages = MessageStore(
         pool,
         QueueTarget(
-            webhook_url=settings.n8n.webhook_url or DEMO_WEBHOOK_PATH,
+            webhook_url=without_secrets(settings.n8n.webhook_url) or DEMO_WEBHOOK_PATH,
             max_attempts=settings.queue.max_attempts,
             guest_ttl_seconds=chat.guest_session_ttl_seconds,
             user_ttl_seconds=chat.user_session_ttl_seconds,
@@ -128,7 +134,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
     queue = QueueStore(pool)
     conversations = ConversationStore(pool)
     actor_config = SessionActorConfig(settings.actors.idle_timeout_seconds)
-    hub = Hub()
+    hub = Hub(stream_ttl=settings.n8n.stream_max_seconds + STREAM_TTL_MARGIN)
     tally = SessionTally()
 
     def spawn(session_id: str, mailbox: trio.MemoryReceiveChannel[SessionCommand]) -> SessionActor:
@@ -200,7 +206,8 @@ async def run_services(
     """
     notifier = notifier or Notifier(None)
     settings = services.settings
-    router = EventRouter(services.hub, services.messages)
+    relay = StreamRelay(services.hub, services.messages, services.process_tag)
+    router = EventRouter(services.hub, services.messages, own_prefix=relay.prefix)
     # An empty webhook_url is the built-in demo bot on our own port: local, so no proxy.
     to_n8n = open_senders(
         sender_config(settings), settings.n8n.webhook_url, settings.queue.concurrency
@@ -208,6 +215,10 @@ async def run_services(
     async with to_n8n as senders, trio.open_nursery() as background:
         await background.start(services.registry.run)
         await background.start(router.run)
+        await background.start(relay.run)
+        services.state.relay = relay
+        services.metrics.watch_relay(relay)
+        await background.start(services.hub.run)
         await background.start(services.liveness.run)
         await background.start(services.live_connections.run)
         await background.start(
@@ -248,6 +259,7 @@ async def run_services(
                 services.queue,
                 senders,
                 services.actors,
+                relay,
                 dispatch_config(settings, base_url),
                 services.owner,
             )

@@ -144,6 +144,25 @@ class IdentitySettings(_Section):
     secret: str = Field("", pattern=r"^(|.{32,})$")
 
 
+# Headers chatd sets on every request to n8n: an auth header may not replace them.
+RESERVED_HEADERS = frozenset(
+    {
+        "accept-encoding",
+        "connection",
+        "content-length",
+        "content-type",
+        "host",
+        "transfer-encoding",
+        "user-agent",
+        "webhook-id",
+        "webhook-signature",
+        "webhook-timestamp",
+        "x-chatd-attempt",
+        "x-webhook-secret",
+    }
+)
+
+
 class N8nSettings(_Section):
     webhook_url: HttpUrl = ""  # empty: the built-in demo bot answers
     webhook_secret: str = ""
@@ -156,11 +175,42 @@ class N8nSettings(_Section):
     fallback_reply: str = Field(
         "Sorry, I can't answer right now. Please try again in a moment.", min_length=1
     )
+    stream_idle_timeout_seconds: float = Field(60.0, gt=0)
+    stream_max_seconds: float = Field(300.0, gt=0)
+    basic_auth_user: str = Field("", pattern=r"^[^:\r\n]*$")  # RFC 7617: no colon in the user
+    basic_auth_password: str = Field("", pattern=r"^[^\r\n]*$")
+    auth_header_name: str = Field("", pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]*$")  # an HTTP token
+    auth_header_value: str = Field("", pattern=r"^[ -~]*$")  # printable ASCII: an HTTP value
 
     @model_validator(mode="after")
     def _secrets_decode(self) -> N8nSettings:
         for secret in self.secrets:
             decode_secret(secret)  # a "whsec_" secret must be valid base64
+        return self
+
+    @model_validator(mode="after")
+    def _auth(self) -> N8nSettings:
+        if self.basic_auth_password and not self.basic_auth_user:
+            raise ValueError("n8n.basic_auth_password needs n8n.basic_auth_user")
+        if self.basic_auth_user and urlsplit(self.webhook_url).username is not None:
+            raise ValueError(
+                "n8n.webhook_url carries a user and password already: set either those or"
+                " n8n.basic_auth_user, not both"
+            )
+        if bool(self.auth_header_name) != bool(self.auth_header_value):
+            raise ValueError("n8n.auth_header_name and n8n.auth_header_value go together")
+        name = self.auth_header_name.lower()
+        if name in RESERVED_HEADERS:
+            raise ValueError(
+                f"n8n.auth_header_name {self.auth_header_name!r} is a header chatd sets itself"
+                + (
+                    " (n8n.webhook_secret is sent as X-Webhook-Secret)"
+                    if name == "x-webhook-secret"
+                    else ""
+                )
+            )
+        if name == "authorization" and self.basic_auth_user:
+            raise ValueError("set either n8n.basic_auth_user or an Authorization auth header")
         return self
 
     @property
@@ -300,7 +350,19 @@ GUIDE_ENV: dict[str, tuple[str, str, Callable[[str], Any]]] = {
 
 ENV_PREFIX = "CHATD_"
 CREDENTIAL_PREFIX = "chatd_"  # systemd/chatd.service: LoadCredential=chatd:/etc/chatd/credentials
-_SECRET_KEYS = frozenset({"secret", "webhook_secret", "token", "url"})  # never echoed in errors
+# Never echoed in errors (a URL may carry a password: https://user:password@n8n.example/...).
+_SECRET_KEYS = frozenset(
+    {
+        "secret",
+        "webhook_secret",
+        "previous_secrets",
+        "token",
+        "url",
+        "webhook_url",
+        "basic_auth_password",
+        "auth_header_value",
+    }
+)
 
 
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -387,7 +449,10 @@ def _describe(
         if err["type"] == "extra_forbidden":
             lines.append(f"{where}: unknown {'key' if key else 'section'} (see config.toml)")
         else:
-            shown = "hidden" if key in _SECRET_KEYS else repr(err.get("input"))
             message = err["msg"].removeprefix("Value error, ")
+            if not key:  # a rule over the section: its input is every key, secrets included
+                lines.append(f"{where}: {message}")
+                continue
+            shown = "hidden" if key in _SECRET_KEYS else repr(err.get("input"))
             lines.append(f"{where}: {message} (got {shown})")
     return "\n".join(lines)

@@ -47,7 +47,7 @@ def answer_for(question: str) -> str:
     return (
         f'**Thanks for asking!** You wrote: "{quoted}"\n\n'
         "- Orders ship within *2 days*\n"
-        "- Returns are free for 30 days\n\n"
+        "- Returns are free for 30 days: reply `RETURN`\n\n"
         "See [your orders](https://shop.example/orders) for details."
     )
 

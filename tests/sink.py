@@ -7,6 +7,7 @@
     await sink.wait_for(2)                     # sink.requests: list[Received]
     sink.refuse_connections()                  # port closed: connects are refused
     sink.accept_connections()                  # listening again, on the same port
+    sink.behave(Stream(agent("Hel", "lo")))     # n8n's streaming response mode (NDJSON)
     await sink.stop()
 
 Per request: the session's override, else the next queued behaviour, else the default; a
@@ -144,7 +145,49 @@ class Hold:  # wait for sink.release(), then answer `then` (by default Reply("re
     delay: float = 0
 
 
-Behaviour = Reply | Output | Ack | Status | Html | Huge | Callback | Drop | Hold
+@dataclass(frozen=True)
+class Wait:  # in a Stream's chunks: send nothing more until sink.release()
+    pass
+
+
+@dataclass(frozen=True)
+class Stream:
+    """n8n's "Streaming" response mode: 200 and its headers at once (chunked, no length), then
+    each of `chunks` as it comes, `gap` seconds apart; `then` says how it ends: "end" (the
+    response completes), "cut" (the connection closes mid-body), "hang" (silence until the
+    sink stops or the client goes), "endless" (`chunks` again and again)."""
+
+    chunks: Sequence[bytes | Wait]
+    gap: float = 0.0
+    then: Literal["end", "cut", "hang", "endless"] = "end"
+    content_type: str = "application/json; charset=utf-8"
+    status: int = 200
+    delay: float = 0
+    sent: list[float] = field(default_factory=list, compare=False)  # perf_counter per chunk
+
+
+def chunk(kind: str, node: str = "agent", content: str | None = None, run: int = 0) -> bytes:
+    """One NDJSON line as n8n writes it: JSON.stringify(chunk) + "\n"."""
+    data: dict[str, Any] = {"type": kind}
+    if content is not None:
+        data["content"] = content
+    data["metadata"] = {
+        "nodeId": f"{node}-id",
+        "nodeName": node,
+        "itemIndex": 0,
+        "runIndex": run,
+        "timestamp": int(time.time() * 1000),
+    }
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def agent(*tokens: str, node: str = "agent", run: int = 0) -> list[bytes]:
+    """One node run's reply: begin, an item per token, end."""
+    items = [chunk("item", node, token, run) for token in tokens]
+    return [chunk("begin", node, run=run), *items, chunk("end", node, run=run)]
+
+
+Behaviour = Reply | Output | Ack | Status | Html | Huge | Callback | Drop | Hold | Stream
 Rule = Behaviour | Callable[[Received], Behaviour]
 
 
@@ -388,6 +431,32 @@ class Sink:
             case Hold():
                 await release.wait()
                 await self._answer(behaviour.then or Reply("released"), received, send, release)
+            case Stream():
+                await self._stream(behaviour, send)
+
+    async def _stream(self, stream: Stream, send: Send) -> None:
+        headers = [(b"content-type", stream.content_type.encode())]
+        await send({"type": "http.response.start", "status": stream.status, "headers": headers})
+        while True:
+            for number, data in enumerate(stream.chunks):
+                if isinstance(data, Wait):
+                    await self.release_event.wait()
+                    continue
+                if number and stream.gap:
+                    await trio.sleep(stream.gap)
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+                stream.sent.append(time.perf_counter())
+            if stream.then != "endless":
+                break
+            await trio.sleep(stream.gap)
+        match stream.then:
+            case "end":
+                await send({"type": "http.response.body", "body": b""})
+            case "cut":
+                await trio.sleep(0.05)  # let the last chunk leave before the socket closes
+                await _drop(send)
+            case "hang":
+                await trio.sleep_forever()
 
     async def _callback(self, callback: Callback, received: Received) -> None:
         await trio.sleep(callback.callback_delay)

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 from chatd.actors.handle import Reply
 from chatd.actors.registry import SessionRegistry
-from chatd.actors.session import AgentSend, ChangeConversation, Send, SessionCommand, StoreReply
+from chatd.actors.session import (
+    AgentSend,
+    ChangeConversation,
+    Send,
+    SessionCommand,
+    StoreReply,
+    StoreStream,
+)
 from chatd.core.conversation import ConversationChange
-from chatd.core.messages import BotMessage, Message, MessageStatus, NewMessage
+from chatd.core.messages import BotMessage, Message, MessageStatus, NewMessage, StreamedPart
 from chatd.core.staff import Agent
 from chatd.db.messages import StoredMessage
-from chatd.db.queue import Settle, StoredReply
+from chatd.db.queue import Settle, StoredReply, StoredStream
 
 
 class SessionClient:
@@ -56,3 +63,13 @@ class SessionClient:
             return AgentSend(agent, content, reply)
 
         return await self._registry.call(session_id, command)
+
+    async def store_stream(
+        self, reply_to: str, parts: list[StreamedPart], settle: Settle
+    ) -> StoredStream:
+        """Store a streamed reply's messages in one step with the completion of its job."""
+
+        def command(reply: Reply[StoredStream]) -> StoreStream:
+            return StoreStream(reply_to, tuple(parts), settle, reply)
+
+        return await self._registry.call(settle.job.session_id, command)

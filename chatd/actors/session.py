@@ -19,11 +19,11 @@ import trio
 from chatd.actors.handle import Reply
 from chatd.core.conversation import ConversationChange
 from chatd.core.histogram import Histogram, HistogramSnapshot
-from chatd.core.messages import BotMessage, Message, MessageStatus, NewMessage
+from chatd.core.messages import BotMessage, Message, MessageStatus, NewMessage, StreamedPart
 from chatd.core.staff import Agent
 from chatd.db.conversations import ConversationStore
 from chatd.db.messages import MessageStore, StoredMessage
-from chatd.db.queue import QueueStore, Settle, StoredReply
+from chatd.db.queue import QueueStore, Settle, StoredReply, StoredStream
 from chatd.errors import ClientError, DatabaseUnavailable
 from chatd.realtime.hub import Hub
 
@@ -69,7 +69,17 @@ class AgentSend:
     reply: Reply[Message]
 
 
-SessionCommand = Send | StoreReply | ChangeConversation | AgentSend
+@dataclass(frozen=True)
+class StoreStream:
+    """A streamed reply's messages (one per run, in the order they began), stored together."""
+
+    reply_to: str  # the user message they answer
+    parts: tuple[StreamedPart, ...]
+    settle: Settle  # the job they complete, fenced on its lease
+    reply: Reply[StoredStream]
+
+
+SessionCommand = Send | StoreReply | StoreStream | ChangeConversation | AgentSend
 
 
 @dataclass(frozen=True)
@@ -152,6 +162,8 @@ class SessionActor:
                     await self._answer(command.reply, self._on_change(command))
                 case AgentSend():
                     await self._answer(command.reply, self._on_agent_send(command))
+                case StoreStream():
+                    await self._answer(command.reply, self._on_store_stream(command))
 
     async def _answer(self, reply: Reply[T], work: Awaitable[T]) -> None:
         """Expected failures are the caller's answer; anything else crashes the actor."""
@@ -171,6 +183,9 @@ class SessionActor:
             self._hub.publish_message(message)  # this process's clients need no notification
             log.info("message_stored", message_id=message.id, seq=message.seq)
         return stored
+
+    # Bot replies are stored and shown here, and only here: the place where a later rule (a
+    # person holds the conversation: a bot reply is not shown) decides.
 
     async def _on_store_reply(self, command: StoreReply) -> StoredReply:
         stored = await self._queue.store_bot_message(
@@ -197,3 +212,17 @@ class SessionActor:
         self._hub.publish_message(message)
         log.info("agent_message_stored", message_id=message.id, seq=message.seq)
         return message
+
+    async def _on_store_stream(self, command: StoreStream) -> StoredStream:
+        stored = await self._queue.store_bot_messages(
+            command.reply_to, list(command.parts), command.settle
+        )
+        for number, message in enumerate(stored.messages):
+            self._tally.reply_stored(
+                duplicate=False, response_seconds=stored.response_seconds if number == 0 else None
+            )
+            self._hub.publish_message(message)  # takes its streamed text's place
+            log.info("reply_stored", message_id=message.id, seq=message.seq, streamed=True)
+        for _ in range(stored.duplicates):
+            self._tally.reply_stored(duplicate=True, response_seconds=None)
+        return stored

@@ -8,12 +8,15 @@ argument.
 
 from __future__ import annotations
 
+import json
 import re
 import zlib
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 MADE_UP = "(This is chatd's demo bot: the order and its status are made up.)"
+# Who the demo bot's streamed chunks say they come from: an n8n node of its own.
+NODE = {"nodeId": "chatd-demo-bot", "nodeName": "chatd demo bot", "itemIndex": 0, "runIndex": 0}
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _MONTHS = (
     "January", "February", "March", "April", "May", "June",
@@ -133,3 +136,22 @@ def order_status(number: str, today: date) -> str:
 def _day(day: date) -> str:
     """ "Monday 3 June", in English whatever the process's locale."""
     return f"{_DAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]}"
+
+
+def words(text: str) -> list[str]:
+    """The pieces a reply streams in: each word with the whitespace before it."""
+    return re.findall(r"\s*\S+", text)
+
+
+def stream_chunks(text: str, now_ms: int) -> list[bytes]:
+    """`text` as n8n's streaming response mode writes it: newline-delimited JSON, a begin, an
+    item per word, an end (chatd/core/n8n_stream.py reads it). `now_ms`: the timestamp."""
+    metadata = {**NODE, "timestamp": now_ms}
+    chunks = [
+        {"type": "begin", "metadata": metadata},
+        *({"type": "item", "content": word, "metadata": metadata} for word in words(text)),
+        {"type": "end", "metadata": metadata},
+    ]
+    return [
+        json.dumps(c, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for c in chunks
+    ]

@@ -54,6 +54,15 @@ class BotMessage:
     handoff: str | None = None  # the bot asks for a person, with this reason
 
 
+@dataclass(frozen=True)
+class StreamedPart:
+    """One run of a streamed reply: a bot message, stored under the id its pieces carried."""
+
+    message_id: str
+    content: str
+    reply_key: str
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """A stored message, built once where it is read and shared by everyone it is sent to."""

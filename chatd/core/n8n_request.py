@@ -8,10 +8,12 @@ the shared secret n8n's Webhook node checks and a Standard Webhooks signature pe
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from chatd.core.signing import sign_headers
 
@@ -24,6 +26,40 @@ class N8nRequest:
     headers: dict[str, str]
 
 
+@dataclass(frozen=True)
+class N8nTarget:
+    """Where chatd posts, and the credentials it shows there (secrets: never logged)."""
+
+    url: str  # without user:password
+    auth_headers: dict[str, str] = field(default_factory=dict)
+
+
+def n8n_target(
+    url: str,
+    *,
+    basic_auth_user: str = "",
+    basic_auth_password: str = "",
+    auth_header_name: str = "",
+    auth_header_value: str = "",
+) -> N8nTarget:
+    """n8n's URL without its userinfo, and the auth headers: HTTP Basic from the URL's
+    user:password (percent-decoded, as browsers and httpx read it) or from the settings, and
+    the extra header. chatd posts with a bare HTTP transport, which sends no userinfo itself."""
+    parts = urlsplit(url)
+    headers: dict[str, str] = {}
+    user, password = basic_auth_user, basic_auth_password
+    if parts.username is not None:
+        user, password = unquote(parts.username), unquote(parts.password or "")
+        netloc = parts.netloc.rpartition("@")[2]
+        url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    if user:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        headers["Authorization"] = f"Basic {token}"
+    if auth_header_name:
+        headers[auth_header_name] = auth_header_value
+    return N8nTarget(url, headers)
+
+
 def n8n_request(
     payload: Mapping[str, Any],
     *,
@@ -34,6 +70,7 @@ def n8n_request(
     mode: N8nMode,
     secrets: Sequence[str],  # the first goes in X-Webhook-Secret; all sign (rotation)
     now: int,  # Unix seconds: the signature's timestamp
+    auth_headers: Mapping[str, str] | None = None,  # N8nTarget.auth_headers
 ) -> N8nRequest:
     """The POST for attempt `attempt` of delivery `delivery_id` (the job's id)."""
     document = request_body(
@@ -48,6 +85,10 @@ def n8n_request(
         "Content-Type": "application/json",
         "User-Agent": "chatd",
         "X-Chatd-Attempt": str(attempt),
+        # n8n gzips a streamed reply when asked to: plain text is read as it comes, with no
+        # inflater between the socket and the shopper.
+        "Accept-Encoding": "identity",
+        **(auth_headers or {}),
     }
     if secrets:
         headers["X-Webhook-Secret"] = secrets[0]

@@ -92,9 +92,26 @@ class Pagination(Out):
     total: Count
 
 
+class StreamingReply(Out):
+    """A reply streaming now: all its text so far (chatd/PROTOCOL.md)."""
+
+    messageId: IdText = Field(description="the id the stored reply will have")
+    replyTo: IdText | None = Field(description="the shopper's message it answers")
+    index: Annotated[int, Field(ge=0)] = Field(description="of the last piece in `text`")
+    text: str
+
+
 class MessagePage(Out):
     messages: list[MessageOut]
     pagination: Pagination
+    streaming: list[StreamingReply] | None = Field(
+        default=None,
+        description="with streamVersion: every reply of the session streaming now, in the"
+        " order they began",
+    )
+    streamVersion: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="with streamVersion: the version to send next"
+    )
 
 
 class CallbackAccepted(Out):

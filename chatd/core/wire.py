@@ -129,12 +129,14 @@ class PageQuery:
     limit: int
     after_seq: int | None
     wait: int  # long-poll: seconds to hold the request when nothing is after after_seq
+    stream_version: int | None = None  # long-poll: the streamed replies' version the client has
 
 
 MAX_PAGE_LIMIT = 100
 MAX_PAGE = 100_000
 MAX_SEQ = 2**62
 MAX_WAIT = 60
+MAX_STREAM_VERSION = (1 << 53) - 1
 
 
 class PageParams(_Request):
@@ -146,6 +148,19 @@ class PageParams(_Request):
     wait: Annotated[
         int, Field(ge=0, le=MAX_WAIT, description="seconds to hold the request; needs afterSeq")
     ] = 0
+    streamVersion: (
+        Annotated[
+            int,
+            Field(
+                ge=0,
+                le=MAX_STREAM_VERSION,
+                description="the streamed replies the client has (0 at first, then the last"
+                " streamVersion answered): the answer lists the replies streaming now, and a"
+                " wait also ends when they change; needs afterSeq",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class EventsParams(_Request):
@@ -158,9 +173,13 @@ def parse_page_query(args: Mapping[str, str], *, default_limit: int = 50) -> Pag
     """?page=&limit=&afterSeq=&wait= as bounded integers; a 400 naming the parameter otherwise."""
     params = parse_query(PageParams, args)
     limit = params.limit if "limit" in args else default_limit
-    query = PageQuery(params.page, limit, params.afterSeq, params.wait)
+    query = PageQuery(params.page, limit, params.afterSeq, params.wait, params.streamVersion)
     if query.wait and query.after_seq is None:
         raise BadRequest("wait needs afterSeq", code="invalid_query", field="wait")
+    if query.stream_version is not None and query.after_seq is None:
+        raise BadRequest(
+            "streamVersion needs afterSeq", code="invalid_query", field="streamVersion"
+        )
     return query
 
 

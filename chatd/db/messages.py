@@ -132,6 +132,11 @@ class MessageStore:
         async with self._pool.connection() as conn:
             await conn.execute(query("notify_event"), {"payload": json.dumps(event)})
 
+    async def notify_events(self, payloads: list[str]) -> None:
+        """Several notifications in one transaction, delivered in this order."""
+        async with self._pool.connection() as conn:
+            await conn.execute(query("notify_events"), {"payloads": payloads})
+
     async def by_ids(self, ids: list[str]) -> list[Message]:
         async with self._pool.connection() as conn:
             cur = await conn.execute(query("messages_by_ids"), {"ids": ids})

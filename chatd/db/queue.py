@@ -11,7 +11,7 @@ from typing import Any, LiteralString
 import psycopg
 from psycopg.types.json import Jsonb
 
-from chatd.core.messages import BotMessage, JobStatus, Message, MessageStatus
+from chatd.core.messages import BotMessage, JobStatus, Message, MessageStatus, StreamedPart
 from chatd.core.tokens import new_id
 from chatd.db.messages import message_from_row
 from chatd.db.owner import OWNER_LOCK_NAMESPACE
@@ -64,6 +64,14 @@ class StoredReply:
     settled: bool  # the job given was settled by this call
     response_seconds: float | None = None  # stored now: since the message it answers was stored
     held: bool = False  # not stored: an agent holds the conversation (the bot is not shown)
+
+
+@dataclass(frozen=True)
+class StoredStream:
+    messages: list[Message]  # as stored, in seq order (none: the lease was lost, or all stored)
+    settled: bool  # the job was completed by this call (False: its lease was lost)
+    duplicates: int  # messages skipped: the same reply was stored before
+    response_seconds: float | None = None  # since the message they answer was stored
 
 
 class QueueStore:
@@ -164,6 +172,45 @@ class QueueStore:
         if existing is None:
             raise NotFound("no such session", code="session_not_found", field="sessionId")
         return StoredReply(message_from_row(existing), duplicate=True, settled=settled)
+
+    async def store_bot_messages(
+        self, reply_to: str, parts: list[StreamedPart], settle: Settle
+    ) -> StoredStream:
+        """A streamed reply's messages, stored together with the completion of its job."""
+        job = settle.job
+        params = {
+            "session_id": job.session_id,
+            "reply_to": reply_to,
+            "ids": [part.message_id for part in parts],
+            "contents": [part.content for part in parts],
+            "reply_keys": [part.reply_key for part in parts],
+            "job_id": job.id,
+            "lease_id": job.lease_id,
+            "last_status": settle.last_status,
+        }
+        async with self._pool.connection() as conn:
+            for _ in range(2):
+                try:
+                    cur = await conn.execute(query("store_bot_messages"), params)
+                    rows = await cur.fetchall()
+                    break
+                except psycopg.errors.UniqueViolation:
+                    continue  # the same reply raced us and won: run again, it will be skipped
+            else:
+                raise AssertionError("store_bot_messages lost the same race twice")
+        settled = bool(rows[0]["settled"])
+        messages = [message_from_row(row) for row in rows if row["id"] is not None]
+        return StoredStream(
+            messages,
+            settled=settled,
+            duplicates=len(parts) - len(messages) if settled else 0,
+            response_seconds=rows[0]["response_seconds"] if messages else None,
+        )
+
+    async def extend_lease(self, job: Job, lease_seconds: float) -> bool:
+        """False if the lease was lost (the job was rescued and belongs to someone else)."""
+        rows = await self._fenced(query("extend_lease"), job, lease_seconds=lease_seconds)
+        return bool(rows)
 
     async def reply_target_exists(self, session_id: str, reply_to: str) -> bool:
         async with self._pool.connection() as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -20,6 +21,7 @@ from chatd.core.responses import (
     Pagination,
     SessionCreated,
     SessionView,
+    StreamingReply,
     wire,
 )
 from chatd.core.tokens import new_id, new_session_token, token_hash
@@ -41,6 +43,9 @@ from chatd.realtime.hub import Closing, SlowConsumer
 from chatd.realtime.stream import SessionStream
 
 RECENT_ON_SESSION = 50
+# A long-poll answered because a streamed reply moved waits this long for more of it (seconds):
+# a client polling while tokens flow polls a few times a second, not once per token.
+STREAM_SETTLE = 0.2
 
 
 def chat_routes(services: Services) -> Blueprint:
@@ -161,10 +166,13 @@ def chat_routes(services: Services) -> Blueprint:
             return wire(HandoffAccepted(state=state, message=None))
         return wire(HandoffAccepted(state="waiting", message=message.to_out()))
 
-    async def long_poll(session_id: str, after_seq: int, limit: int, wait: float) -> list[Message]:
-        """Hold until a message after `after_seq` is stored (or `wait` seconds pass): the first
-        `limit` of them, like the WebSocket's stream (subscribed before it reads, so a message
-        stored in between is not missed)."""
+    async def long_poll(
+        session_id: str, after_seq: int, limit: int, wait: float, stream_version: int | None
+    ) -> list[Message]:
+        """Hold until a message after `after_seq` is stored (or `wait` seconds pass, or, given
+        `stream_version`, the session's streamed replies change): the first `limit` of them,
+        like the WebSocket's stream (subscribed before it reads, so a message stored in between
+        is not missed)."""
         stream = SessionStream(
             services.hub,
             services.messages,
@@ -175,12 +183,14 @@ def chat_routes(services: Services) -> Blueprint:
             page=limit,
         )
         ip = client_ip(settings.server.proxy_trust)
+        streams = services.hub.streams
+        settle_until = math.inf  # once the streams changed: a moment for more pieces to come
         # A waiting long-poll is a live connection: it counts against the address's limit.
         async with services.live_connections.hold(ip):
             with stream, trio.move_on_after(wait):
                 while True:
                     try:
-                        events = await stream.next()
+                        events = await stream.next(settle_until - trio.current_time())
                     except SlowConsumer:  # more than a buffer's worth at once: read them
                         return await services.messages.after_seq(session_id, after_seq, limit=limit)
                     except Closing:
@@ -188,12 +198,22 @@ def chat_routes(services: Services) -> Blueprint:
                     messages = [event.message for event in events if event.message is not None]
                     if messages:
                         return messages[:limit]
+                    if trio.current_time() >= settle_until:
+                        break
+                    changed = stream_version is not None
+                    if changed and streams.version(session_id) != stream_version:
+                        settle_until = min(settle_until, trio.current_time() + STREAM_SETTLE)
         return []
+
+    def streaming_now(session_id: str) -> tuple[list[StreamingReply], int]:
+        streams = services.hub.streams
+        views = [StreamingReply(**s.view()) for s in streams.of_session(session_id)]
+        return views, streams.version(session_id)
 
     @bp.get("/messages/<session_id>")
     @documented(
         Doc(
-            "A page of messages, or those after a seq (long poll with wait)",
+            "A page of messages, or those after a seq (long poll with wait, and streamVersion)",
             "chat",
             MessagePage,
             query=PageParams,
@@ -205,25 +225,42 @@ def chat_routes(services: Services) -> Blueprint:
         structlog.contextvars.bind_contextvars(session_id=session_id)
         page = parse_page_query(request.args)
         await services.sessions.authorize(session_id, request_token_hash())
+        known = page.stream_version
+        streaming: tuple[list[StreamingReply], int] | None = None
         if page.after_seq is not None:
             if page.page != 1:
                 raise BadRequest(
                     "use either page or afterSeq, not both", code="invalid_query", field="afterSeq"
                 )
+            # The streams before the messages: a reply stored in between is in both, and a
+            # client takes the stored one (never neither: then its bubble would flicker).
+            streaming = streaming_now(session_id) if known is not None else None
             found = await services.messages.after_seq(session_id, page.after_seq, limit=page.limit)
             wait = min(page.wait, settings.websocket.long_poll_max_wait_seconds)
-            if not found and wait > 0:
-                found = await long_poll(session_id, page.after_seq, page.limit, wait)
+            if not found and wait > 0 and (streaming is None or streaming[1] == known):
+                found = await long_poll(session_id, page.after_seq, page.limit, wait, known)
+                if known is not None:
+                    streaming = streaming_now(session_id)
+                    if not found:
+                        found = await services.messages.after_seq(
+                            session_id, page.after_seq, limit=page.limit
+                        )
         else:
             found = await services.messages.recent(
                 session_id, limit=page.limit, offset=(page.page - 1) * page.limit
             )
         total = await services.messages.count(session_id)
-        return wire(
-            MessagePage(
-                messages=[m.to_out() for m in found],
-                pagination=Pagination(page=page.page, limit=page.limit, total=total),
-            )
+        body = MessagePage(
+            messages=[m.to_out() for m in found],
+            pagination=Pagination(page=page.page, limit=page.limit, total=total),
         )
+        if streaming is not None:
+            body = MessagePage(
+                messages=body.messages,
+                pagination=body.pagination,
+                streaming=streaming[0],
+                streamVersion=streaming[1],
+            )
+        return wire(body)
 
     return bp

@@ -31,6 +31,7 @@ from chatd.queue.dispatcher import Dispatcher
 from chatd.realtime.admission import LiveConnections
 from chatd.realtime.hub import Hub
 from chatd.realtime.liveness import Liveness
+from chatd.realtime.relay import StreamRelay
 from chatd.settings import Settings
 
 
@@ -41,6 +42,7 @@ class ServingState:
     settings: Settings  # replaced whole by SIGHUP (reload_settings): read it where it is used
     listener: Listener | None = None  # the LISTEN connection, once started
     dispatcher: Dispatcher | None = None  # once delivering (queue.dispatch; needs the bound URL)
+    relay: StreamRelay | None = None  # streamed pieces to this process's and others' clients
     # Pages that may open a WebSocket; set once bound (the default is the bound origin).
     allowed_origins: tuple[str, ...] = ()
     metrics_urls: list[str] = field(default_factory=list)  # metrics.listen, once bound
@@ -77,6 +79,11 @@ class Services:
     def settings(self) -> Settings:
         """The settings now (SIGHUP may have replaced them since the last request)."""
         return self.state.settings
+
+    @property
+    def process_tag(self) -> str:
+        """This process, among every chatd process on the database."""
+        return self._process_tag
 
     def connection_id(self) -> str:
         """Unique across processes: a relayed `typing` must not come back to its sender."""

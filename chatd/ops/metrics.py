@@ -36,6 +36,7 @@ from chatd.http.tally import CallbackTally, WebSocketTally
 from chatd.queue.dispatcher import Dispatcher
 from chatd.realtime.admission import LiveConnections
 from chatd.realtime.hub import Hub
+from chatd.realtime.relay import StreamRelay
 
 SNAPSHOT_TIMEOUT_SECONDS = 3.0
 
@@ -64,6 +65,7 @@ class Metrics(Collector):
         self._admissions = admissions
         self._listener: Listener | None = None
         self._dispatcher: Dispatcher | None = None
+        self._relay: StreamRelay | None = None
         self._since = time.time()  # the counters' `_created`: they count from this process's start
         self._prometheus = CollectorRegistry()
         self._prometheus.register(self)
@@ -74,6 +76,9 @@ class Metrics(Collector):
     def watch_dispatcher(self, dispatcher: Dispatcher) -> None:
         """Only a process that delivers (queue.dispatch) has one."""
         self._dispatcher = dispatcher
+
+    def watch_relay(self, relay: StreamRelay) -> None:
+        self._relay = relay
 
     async def refresh(self) -> None:
         try:
@@ -192,6 +197,26 @@ class Metrics(Collector):
             stats.settle_failures,
         )
         yield _gauge("chatd_dispatch_in_flight", "Calls to n8n in progress.", stats.in_flight)
+        yield _counter(
+            "chatd_streamed_replies",
+            "Replies n8n streamed, stored whole (one count per stream, however many messages).",
+            stats.streamed,
+        )
+        yield _counter(
+            "chatd_stream_failures",
+            "Streamed replies that failed (withdrawn; retried, then the fallback).",
+            stats.stream_failures,
+        )
+        if self._relay is not None:
+            relay = self._relay.statistics()
+            yield _counter(
+                "chatd_stream_pieces", "Pieces of streamed replies passed on.", relay.pieces
+            )
+            yield _counter(
+                "chatd_stream_notifications",
+                "Notifications that carried streamed pieces to the other chatd processes.",
+                relay.notifications,
+            )
 
     def _connections(self) -> Iterator[Metric]:
         websockets = self._websockets.statistics()

@@ -1,34 +1,34 @@
 """Dispatchers: N workers delivering webhook jobs to n8n, fed by one claimer.
 
 The claimer is woken by NOTIFY on enqueue (LISTEN is only a hint) with a slow poll as the safety
-net. No transaction is open across the HTTP call: claim, call, then one fenced update. On stop,
-claiming ends at once; calls in flight get the grace period, then their jobs are released
-untouched.
+net. No transaction is open across the HTTP call: claim, call, then one fenced update. A call
+that outlasts a third of the lease (a streamed reply) renews it, and stops if it was lost. On
+stop, claiming ends at once; calls in flight get the grace period, then their jobs are released
+untouched (and what they streamed is withdrawn).
 """
 
 from __future__ import annotations
 
 import os
-import random
 import socket
 import time
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 import trio
 
 from chatd.actors.client import SessionClient
-from chatd.core.delivery import Verdict, decide, parse_retry_after
-from chatd.core.messages import BotMessage, JobStatus, MessageStatus
 from chatd.core.n8n_request import N8nMode, n8n_request
-from chatd.core.replies import BotReply, InvalidReply, parse_reply_body, reply_key
+from chatd.core.n8n_stream import MAX_LINE_BYTES
 from chatd.db.owner import Owner
-from chatd.db.queue import Job, QueueStore, Settle
+from chatd.db.queue import Job, QueueStore
 from chatd.errors import ChatdError
+from chatd.queue.outcomes import OutcomeConfig, Outcomes
 from chatd.queue.sender import Attempt, WebhookSender
+from chatd.queue.stream_reader import StreamReader
+from chatd.realtime.relay import StreamRelay
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +50,7 @@ class DispatchConfig:
     fallback_reply: str
     max_reply_length: int
     grace_seconds: float
+    auth_headers: dict[str, str] = field(default_factory=dict)  # Basic or Header Auth for n8n
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class DispatchStatistics:
     rescued: int  # claims taken back because their lease ran out (a frozen or dead process)
     owner_rescues: int  # claims taken back at once because their owner process had died
     invalid_replies: int
+    streamed: int  # replies that came as a stream, stored whole
+    stream_failures: int  # streams that failed (withdrawn; retried or dead like any failure)
     in_flight: int
     success_rate: float | None  # share of the last 100 attempts n8n accepted; None before any
     last_error: str | None
@@ -81,6 +84,7 @@ class Dispatcher:
         store: QueueStore,
         senders: Sequence[WebhookSender],  # one per worker (config.concurrency)
         actors: SessionClient,
+        relay: StreamRelay,  # where a streamed reply's pieces go
         config: DispatchConfig,
         owner: Owner | None = None,  # this process's owner lock, recorded on every claim
     ) -> None:
@@ -90,34 +94,46 @@ class Dispatcher:
             )
         self._store = store
         self._senders = senders
-        self._actors = actors
+        self._relay = relay
         self._config = config
+        self._outcomes = Outcomes(
+            store,
+            actors,
+            relay,
+            OutcomeConfig(
+                config.retry_base_delay,
+                config.retry_max_delay,
+                config.fallback_reply,
+                config.max_reply_length,
+                config.mode,
+            ),
+        )
         self._owner = owner
         # Claimed jobs go straight to workers waiting in receive(): never more are claimed.
         self._jobs_send, self._jobs_receive = trio.open_memory_channel[Job](config.concurrency)
         self._due = True  # a job may be due: the claimer looks as soon as a worker is idle
         self._bell = trio.Event()  # rung on a hint and when a worker becomes idle
         self._worker = f"{socket.gethostname()}:{os.getpid()}"
-        self._delivered = self._retried = self._dead = self._lost_leases = 0
-        self._settle_failures = self._rescued = self._invalid_replies = self._in_flight = 0
-        self._owner_rescues = 0
-        self._recent: deque[bool] = deque(maxlen=100)  # the last attempts; True: delivered
-        self._last_error: str | None = None
+        self._settle_failures = self._rescued = self._owner_rescues = self._in_flight = 0
+        self._calls: dict[trio.CancelScope, tuple[Job, StreamReader]] = {}  # calls in flight
 
     def statistics(self) -> DispatchStatistics:
-        recent = self._recent
+        outcomes = self._outcomes
+        recent = outcomes.recent
         return DispatchStatistics(
-            delivered=self._delivered,
-            retried=self._retried,
-            dead=self._dead,
-            lost_leases=self._lost_leases,
+            delivered=outcomes.delivered,
+            retried=outcomes.retried,
+            dead=outcomes.dead,
+            lost_leases=outcomes.lost_leases,
             settle_failures=self._settle_failures,
             rescued=self._rescued,
             owner_rescues=self._owner_rescues,
-            invalid_replies=self._invalid_replies,
+            invalid_replies=outcomes.invalid_replies,
+            streamed=outcomes.streamed,
+            stream_failures=outcomes.stream_failures,
             in_flight=self._in_flight,
             success_rate=sum(recent) / len(recent) if recent else None,
-            last_error=self._last_error,
+            last_error=outcomes.last_error,
         )
 
     def wake(self) -> None:
@@ -132,6 +148,7 @@ class Dispatcher:
                 nursery.start_soon(self._work, n)
             nursery.start_soon(self._claim, stop)
             nursery.start_soon(self._rescue, stop)
+            nursery.start_soon(self._keep_leases, stop)
             task_status.started()
             await stop.wait()
             self.wake()
@@ -208,9 +225,16 @@ class Dispatcher:
             delivery_id=job.id,
             attempt=job.attempts,
         )
+        config = self._config
+        reader = StreamReader(
+            job,
+            self._relay,
+            max_reply_length=config.max_reply_length,
+            max_line_bytes=max(MAX_LINE_BYTES, 12 * config.max_reply_length + 4096),
+        )
         self._in_flight += 1
         try:
-            attempt = await self._call(job, sender)
+            attempt = await self._call(job, sender, reader)
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
                 try:
@@ -219,12 +243,20 @@ class Dispatcher:
                     bound.warning("dispatch_release_failed", error=str(exc))
                 else:
                     bound.info("dispatch_released", released=released)
+                await self._outcomes.withdraw(reader, "stopping", wait=1.0)
             raise
         finally:
             self._in_flight -= 1
-        await self._settle_or_leave(job, attempt, bound)
+        if attempt is None:  # our lease was rescued while n8n streamed: the job is not ours
+            self._outcomes.lease_held(False)
+            bound.warning("dispatch_lease_lost_while_streaming", pieces=reader.pieces)
+            await self._outcomes.withdraw(reader, "failed")
+            return
+        await self._settle_or_leave(job, attempt, reader, bound)
 
-    async def _settle_or_leave(self, job: Job, attempt: Attempt, bound: Any) -> None:
+    async def _settle_or_leave(
+        self, job: Job, attempt: Attempt, reader: StreamReader, bound: Any
+    ) -> None:
         """Record the outcome, retrying briefly if the database is away; failing that, leave the
         job to be rescued when its lease ends (n8n then sees it again, with the same webhook-id).
         """
@@ -233,14 +265,16 @@ class Dispatcher:
                 await trio.sleep(pause)  # a stop interrupts the pauses, never a settle in progress
             try:
                 with trio.CancelScope(shield=True):  # the outcome is known: record it whole
-                    await self._settle(job, attempt, bound)
+                    await self._outcomes.settle(job, attempt, reader, bound)
                 return
             except ChatdError as exc:
                 self._settle_failures += 1
                 bound.warning("dispatch_settle_failed", error=str(exc))
         bound.error("dispatch_settle_abandoned", rescue_after_seconds=self._config.lease_seconds)
+        await self._outcomes.withdraw(reader, "failed")  # a new attempt will show its own
 
-    async def _call(self, job: Job, sender: WebhookSender) -> Attempt:
+    async def _call(self, job: Job, sender: WebhookSender, reader: StreamReader) -> Attempt | None:
+        """The attempt, or None if our lease was lost meanwhile (the call is then stopped)."""
         config = self._config
         request = n8n_request(
             job.payload,
@@ -251,97 +285,35 @@ class Dispatcher:
             mode=config.mode,
             secrets=config.secrets,
             now=int(time.time()),
+            auth_headers=config.auth_headers,
         )
-        return await sender.post(config.target_url, request.body, request.headers)
-
-    async def _settle(self, job: Job, attempt: Attempt, bound: Any) -> None:
-        decision = decide(
-            status=attempt.status,
-            error=attempt.error,
-            attempt=job.attempts,
-            max_attempts=job.max_attempts,
-            retry_after=parse_retry_after(attempt.headers.get("retry-after"), now=time.time()),
-            base=self._config.retry_base_delay,
-            cap=self._config.retry_max_delay,
-            rand=random.random(),
-        )
-        self._recent.append(decision.verdict is Verdict.DELIVERED)
-        match decision.verdict:
-            case Verdict.DELIVERED:
-                await self._settle_delivered(job, attempt, bound)
-            case Verdict.RETRY:
-                self._last_error = decision.reason
-                kept = await self._store.retry(
-                    job, delay=decision.delay, error=decision.reason, last_status=attempt.status
+        with trio.CancelScope() as call:  # cancelled by _keep_leases if our lease was lost
+            self._calls[call] = (job, reader)
+            try:
+                attempt = await sender.post(
+                    config.target_url, request.body, request.headers, reader
                 )
-                if self._lease_held(kept):
-                    self._retried += 1
-                bound.info(
-                    "dispatch_retry",
-                    reason=decision.reason,
-                    delay_seconds=round(decision.delay, 3),
-                    lease_kept=kept,
-                )
-            case Verdict.DEAD:
-                self._last_error = decision.reason
-                # Dead letter: the job, the user message ('failed') and the fallback, at once.
-                fallback = BotReply(self._config.fallback_reply, "text", {"fallback": True})
-                settle = Settle(job, JobStatus.DEAD, attempt.status, decision.reason)
-                kept = await self._store_reply(
-                    job, fallback, MessageStatus.FAILED, f"fallback:{job.message_id}", settle
-                )
-                if self._lease_held(kept):
-                    self._dead += 1
-                bound.warning("dispatch_dead_letter", reason=decision.reason, lease_kept=kept)
+            finally:
+                del self._calls[call]
+        return None if call.cancelled_caught else attempt
 
-    async def _settle_delivered(self, job: Job, attempt: Attempt, bound: Any) -> None:
-        reply: BotReply | None = None
-        note = None
-        try:
-            if attempt.truncated:
-                raise InvalidReply("response body too large")
-            reply = parse_reply_body(
-                attempt.body, mode=self._config.mode, max_content=self._config.max_reply_length
-            )
-        except InvalidReply as exc:
-            self._invalid_replies += 1
-            note = f"n8n accepted the message but its reply was unusable: {exc.reason}"
-            bound.warning("dispatch_invalid_reply", reason=exc.reason, status=attempt.status)
-        if reply is None:
-            kept = await self._store.complete(job, last_status=attempt.status, note=note)
-        else:
-            settle = Settle(job, JobStatus.COMPLETED, attempt.status, None)
-            kept = await self._store_reply(
-                job, reply, MessageStatus.DELIVERED, reply_key(job.message_id, reply), settle
-            )
-        if self._lease_held(kept):
-            self._delivered += 1
-        bound.info(
-            "dispatch_delivered",
-            status=attempt.status,
-            replied=reply is not None,
-            seconds=round(attempt.seconds, 4),
-            lease_kept=kept,
-        )
-
-    async def _store_reply(
-        self, job: Job, reply: BotReply, reply_status: MessageStatus, key: str, settle: Settle
-    ) -> bool:
-        """Through the session's actor; True if our lease still held and the job is settled."""
-        message = BotMessage(
-            job.session_id,
-            reply.content,
-            reply.message_type,
-            reply.metadata,
-            job.message_id,
-            key,
-            handoff=reply.handoff,
-        )
-        stored = await self._actors.store_reply(message, reply_status=reply_status, settle=settle)
-        return stored.settled
-
-    def _lease_held(self, kept: bool) -> bool:
-        """`kept`, counting an outcome a rescue made void (a rescuer owns the job now)."""
-        if not kept:
-            self._lost_leases += 1
-        return kept
+    async def _keep_leases(self, stop: trio.Event) -> None:
+        """Every third of the lease, renew it for each call read as a stream may be (for
+        minutes); a call whose lease was lost (the job rescued by another process) is stopped.
+        A whole reply is bounded by n8n.timeout_seconds, well within the lease. On stop, calls
+        get the grace period, shorter than what is left of any lease."""
+        lease = self._config.lease_seconds
+        while True:
+            with trio.move_on_after(lease / 3):
+                await stop.wait()
+                return
+            for call, (job, reader) in list(self._calls.items()):
+                if not reader.open or call.cancel_called:
+                    continue
+                try:
+                    held = await self._store.extend_lease(job, lease)
+                except ChatdError as exc:  # a next try comes before the lease runs out
+                    log.warning("dispatch_lease_not_renewed", delivery_id=job.id, error=str(exc))
+                    continue
+                if not held:
+                    call.cancel()

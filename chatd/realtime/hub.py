@@ -1,4 +1,5 @@
-"""The fan-out of one process: a Feed per session with local clients, a Subscriber per client.
+"""The fan-out of one process: a Feed per session with local clients, a Subscriber per client,
+and the replies streaming now (realtime/streams.py), whose pieces are events like any other.
 
 Publishing never awaits, so an event enters every subscriber's buffer in one step and all of a
 session's clients see events in the order they were published. Buffers are bounded: a client
@@ -16,6 +17,10 @@ import trio
 
 from chatd.core.frames import encode_event
 from chatd.core.messages import Message
+from chatd.realtime.streams import LiveStreams, end_event, snapshot_event
+
+DEFAULT_STREAM_TTL = 330.0  # n8n.stream_max_seconds and a margin
+EXPIRY_PERIOD = 5.0  # seconds between looks for abandoned streams
 
 # The staff inbox's feed: every session's events, for signed-in agents (not an id: no session's).
 INBOX_FEED = "inbox"
@@ -148,11 +153,12 @@ class Feed:
 
 
 class Hub:
-    def __init__(self) -> None:
+    def __init__(self, stream_ttl: float = DEFAULT_STREAM_TTL) -> None:
         self._feeds: dict[str, Feed] = {}
         self._closing = False
         # While agents are connected: the highest seq of each session sent to the inbox feed.
         self._inbox_seqs: dict[str, int] = {}
+        self.streams = LiveStreams(stream_ttl)
 
     def subscribe(self, session_id: str, subscriber: Subscriber) -> None:
         self._feeds.setdefault(session_id, Feed()).subscribers[subscriber.id] = subscriber
@@ -198,6 +204,7 @@ class Hub:
     def publish_message(self, message: Message) -> None:
         """A stored message (from this process's actor, or read after a notification)."""
         event = None
+        self.streams.drop(message.id)  # a streamed reply, stored: its text so far is moot
         feed = self._feeds.get(message.session_id)
         if feed is not None and message.seq > feed.last_seq:
             feed.last_seq = message.seq
@@ -210,6 +217,54 @@ class Hub:
             event = event or Event.new_message(message)
             for subscriber in list(inbox.subscribers.values()):
                 subscriber.put(event)
+
+    def publish_pieces(
+        self,
+        session_id: str,
+        message_id: str,
+        reply_to: str | None,
+        attempt: str,
+        index: int,
+        texts: list[str],
+        *,
+        local: bool,
+    ) -> None:
+        """Pieces of a streamed reply, read here (`local`) or notified by another process."""
+        events = self.streams.pieces(
+            session_id,
+            message_id,
+            reply_to,
+            attempt,
+            index,
+            texts,
+            local=local,
+            now=trio.current_time(),
+        )
+        if session_id in self._feeds:
+            for data in events:
+                self.publish(session_id, Event(data))
+
+    def publish_stream_end(self, session_id: str, message_id: str, reason: str) -> None:
+        """A streamed reply withdrawn: its text so far is shown no more."""
+        self.streams.withdraw(message_id, trio.current_time())
+        self.publish(session_id, Event(end_event(session_id, message_id, reason)))
+
+    def stream_stored(self, message_id: str) -> None:
+        """A message is stored (notified; maybe never read here): if it was a stream, it ended."""
+        self.streams.drop(message_id)
+
+    def stream_snapshots(self, session_id: str) -> list[Event]:
+        """A `message_stream` of each reply of the session streaming now, in the order they began."""
+        return [Event(snapshot_event(s)) for s in self.streams.of_session(session_id)]
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """End streams whose reader died without withdrawing them, once past their time."""
+        task_status.started()
+        while True:
+            await trio.sleep(EXPIRY_PERIOD)
+            for stream in self.streams.expire(trio.current_time()):
+                event = end_event(stream.session_id, stream.message_id, "expired")
+                self.publish(stream.session_id, Event(event))
 
     def publish(self, session_id: str, event: Event) -> None:
         for key in (session_id, INBOX_FEED):

@@ -4,7 +4,11 @@ Notifications carry ids only (sql/migrations/0003_events.sql); the messages they
 in one query per batch, so a burst of thousands costs a handful of queries. Only sessions with
 local clients are read. A notification is a hint: when some may have been lost (the LISTEN
 connection dropped, the inbox overflowed, a read failed) every feed is re-read from its last
-seq.
+seq, and the streams read elsewhere are no longer given as snapshots (pieces may be missing).
+
+Streamed pieces come whole in their notifications (chatd/realtime/relay.py); every process keeps
+the text so far of every stream it hears of, local clients or not, for a client that resumes
+here. Our own process's notifications are skipped unread: its pieces were published already.
 """
 
 from __future__ import annotations
@@ -30,11 +34,17 @@ RETRY_SECONDS = 0.5  # pause before re-reading after a failed read
 
 class EventRouter:
     def __init__(
-        self, hub: Hub, messages: MessageStore, *, reread_feeds: int = REREAD_FEEDS
+        self,
+        hub: Hub,
+        messages: MessageStore,
+        *,
+        reread_feeds: int = REREAD_FEEDS,
+        own_prefix: str | None = None,  # how our own relay's notifications begin
     ) -> None:
         self._hub = hub
         self._messages = messages
         self._reread_feeds = reread_feeds
+        self._own_prefix = own_prefix
         self._send, self._receive = trio.open_memory_channel[str | None](INBOX)
         self._resync = False
         self.routed = 0
@@ -42,11 +52,14 @@ class EventRouter:
 
     def on_notify(self, payload: str) -> None:
         """The Listener's handler for the events channel: never blocks."""
+        if self._own_prefix is not None and payload.startswith(self._own_prefix):
+            return
         self._queue(payload)
 
     def on_connect(self) -> None:
         """LISTEN is (again) active: whatever happened while it was not must be re-read."""
         self._resync = True
+        self._hub.streams.heard_gap()
         self._queue(None)
 
     def _queue(self, item: str | None) -> None:
@@ -81,7 +94,10 @@ class EventRouter:
             note = parse_notification(payload)
             if note is None:
                 log.warning("events_bad_notification", payload=payload[:200])
+            elif note["type"] == "stream":
+                self._stream(note["items"])
             elif note["type"] == "new_message":
+                self._hub.stream_stored(note["messageId"])
                 # Most were published by this process's actor already: those need no read.
                 if not self._hub.published(note["sessionId"], note["seq"]):
                     notes.append(note)
@@ -98,6 +114,22 @@ class EventRouter:
                 self._hub.publish(note["sessionId"], Event(note, origin=origin))
         self.routed += len(notes)
 
+    def _stream(self, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            if "end" in item:
+                self._hub.publish_stream_end(item["sessionId"], item["messageId"], item["end"])
+            else:
+                self._hub.publish_pieces(
+                    item["sessionId"],
+                    item["messageId"],
+                    item["replyTo"],
+                    item["attempt"],
+                    item["index"],
+                    item["pieces"],
+                    local=False,
+                )
+        self.routed += len(items)
+
     async def _reread(self) -> None:
         self.resyncs += 1
         feeds = list(self._hub.last_seqs().items())
@@ -107,7 +139,7 @@ class EventRouter:
                 self._hub.publish_message(message)
 
 
-KINDS = ("new_message", "message_status", "bot_typing", "typing")
+KINDS = ("new_message", "message_status", "bot_typing", "typing", "stream")
 
 
 def parse_notification(payload: str) -> dict[str, Any] | None:
@@ -119,6 +151,11 @@ def parse_notification(payload: str) -> dict[str, Any] | None:
         return None
     if not isinstance(note, dict) or note.get("type") not in KINDS:
         return None
+    if note["type"] == "stream":
+        items = note.get("items")
+        if not isinstance(items, list) or not all(_stream_item(item) for item in items):
+            return None
+        return note
     if not isinstance(note.get("sessionId"), str):
         return None
     if note["type"] == "new_message" and not (
@@ -126,3 +163,23 @@ def parse_notification(payload: str) -> dict[str, Any] | None:
     ):
         return None
     return note
+
+
+def _stream_item(item: Any) -> bool:
+    """A relay's item: some pieces of a stream, or its end (chatd/realtime/relay.py)."""
+    if not isinstance(item, dict):
+        return False
+    if not (isinstance(item.get("sessionId"), str) and isinstance(item.get("messageId"), str)):
+        return False
+    if "end" in item:
+        return isinstance(item["end"], str)
+    index, pieces = item.get("index"), item.get("pieces")
+    return (
+        (item.get("replyTo") is None or isinstance(item.get("replyTo"), str))
+        and isinstance(item.get("attempt"), str)
+        and type(index) is int
+        and index >= 0
+        and isinstance(pieces, list)
+        and bool(pieces)
+        and all(isinstance(piece, str) for piece in pieces)
+    )

@@ -154,6 +154,62 @@ SELECT m.*, (SELECT count(*) FROM job) AS settled,
          WHERE u.id = %(reply_to)s AND EXISTS (SELECT 1 FROM m)) AS response_seconds
   FROM (SELECT 1) AS one LEFT JOIN m ON true
 
+-- name: store_bot_messages
+-- A streamed reply's messages (one per run, in the order the runs began; `ids` are those their
+-- pieces streamed under), in one transaction with what they settle, like store_bot_message: the
+-- job, fenced on its lease (a late finisher stores nothing), consecutive seqs under the session
+-- row lock, skipping a message whose reply_key is stored already, and the answered user message
+-- 'delivered'. A racing identical reply can make this fail on the unique key: everything rolls
+-- back and the caller runs it again. One row per message stored (none: a lone summary row).
+WITH job AS (
+    UPDATE chat_webhook_queue
+       SET status = 'completed', lease_id = NULL, locked_until = NULL, updated_at = now(),
+           completed_at = now(), last_status = %(last_status)s, last_error = NULL
+     WHERE id = %(job_id)s AND lease_id = %(lease_id)s AND status = 'processing'
+ RETURNING message_id, attempts
+), part AS (
+    SELECT p.id, p.content, p.reply_key, p.n
+      FROM unnest(%(ids)s::text[], %(contents)s::text[], %(reply_keys)s::text[])
+           WITH ORDINALITY AS p(id, content, reply_key, n)
+     WHERE EXISTS (SELECT 1 FROM job)
+       AND NOT EXISTS (SELECT 1 FROM chat_messages e
+                        WHERE e.session_id = %(session_id)s AND e.reply_key = p.reply_key)
+       -- Not while an agent holds the conversation (the job still completes).
+       AND NOT EXISTS (SELECT 1 FROM chat_sessions h
+                        WHERE h.id = %(session_id)s AND h.conversation_state = 'human')
+), s AS (
+    UPDATE chat_sessions SET last_seq = last_seq + (SELECT count(*) FROM part), updated_at = now()
+     WHERE id = %(session_id)s AND EXISTS (SELECT 1 FROM part)
+ RETURNING id, last_seq
+), m AS (
+    INSERT INTO chat_messages (id, session_id, sender_type, content, message_type, metadata,
+                               status, seq, reply_to, reply_key)
+    SELECT part.id, s.id, 'bot', part.content, 'text', '{}'::jsonb, 'delivered',
+           s.last_seq - (SELECT count(*) FROM part) + row_number() OVER (ORDER BY part.n),
+           %(reply_to)s, part.reply_key
+      FROM part, s
+     ORDER BY part.n
+ RETURNING id, session_id, sender_type, content, message_type, metadata, status, seq, created_at
+), answered AS (
+    UPDATE chat_messages u
+       SET status = 'delivered', updated_at = now(), webhook_attempts = job.attempts
+      FROM job
+     WHERE u.id = %(reply_to)s AND u.session_id = %(session_id)s AND u.status <> 'delivered'
+)
+SELECT m.*, (SELECT count(*) FROM job) AS settled,
+       (SELECT extract(epoch FROM now() - u.created_at)::float8 FROM chat_messages u
+         WHERE u.id = %(reply_to)s) AS response_seconds
+  FROM (SELECT 1) AS one LEFT JOIN m ON true
+ ORDER BY m.seq
+
+-- name: extend_lease
+-- A streamed reply outlasting a third of the lease keeps it: fenced, so a rescued job (someone
+-- else's now) is not extended; no status change, so no event.
+UPDATE chat_webhook_queue
+   SET locked_until = now() + make_interval(secs => %(lease_seconds)s)
+ WHERE id = %(job_id)s AND lease_id = %(lease_id)s AND status = 'processing'
+RETURNING id
+
 -- name: reply_by_key
 SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at
   FROM chat_messages

@@ -28,6 +28,7 @@ def test_answer_is_markdown_quoting_the_question() -> None:
     for markdown in (
         "**Thanks for asking!**",
         "\n- ",
+        "`RETURN`",
         "[your orders](https://shop.example/orders)",
     ):
         assert markdown in answer

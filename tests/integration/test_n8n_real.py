@@ -2,8 +2,9 @@
 
 The agent's model is tests/llm_standin.py: it streams its answer token by token and stops after
 a few tokens until the test has seen one come out of n8n, so a reply n8n held back until the end
-would fail here. The requests are the ones chatd sends (chatd.core.signing); what chatd will do
-with the stream is not tested here.
+would fail here. The requests are the ones chatd sends (chatd.core.signing); what chatd does
+with the stream is tested at the end: chatd delivering to the agent workflows, a real WebSocket
+client of the session receiving the reply piece by piece.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ import trio
 from chatd.core.replies import parse_callback, parse_reply_body
 from chatd.core.signing import sign_headers, verify_callback
 from chatd.n8n import agent_workflow
+from tests.chat import new_session, send
+from tests.integration.test_delivery import open_pipeline
 from tests.llm_standin import LlmStandin, answer_for, tokens_of
 from tests.n8n import ChatdN8n
 from tests.sink import Sink
+from tests.ws import join, open_ws, receive
 
 # Long: the first test waits for n8n's start (imports, publishing: 40-90 s on 2 busy cores).
 pytestmark = [pytest.mark.n8n, pytest.mark.timeout(400)]
@@ -277,3 +281,64 @@ async def test_callback_workflow_posts_a_signed_reply(
     parsed = parse_callback(json.loads(callback.body))
     assert (parsed.session_id, parsed.reply_to) == (payload["sessionId"], payload["messageId"])
     assert parsed.reply.content == "I can help with your order. What is your order number?"
+
+
+# -- through chatd: n8n's stream to the shopper's WebSocket ---------------------------------------
+
+
+@pytest.mark.parametrize("workflow", ["agent", "chat_trigger"])
+async def test_chatd_streams_the_agents_reply_to_the_shopper_as_n8n_writes_it(
+    workflow: str,
+    real_n8n: ChatdN8n,
+    llm_socket: socket.socket,
+    nursery: trio.Nursery,
+    database_url: str,
+) -> None:
+    standin = await LlmStandin.start(nursery, sock=llm_socket)
+    standin.hold_after(HELD_TOKENS)
+    if workflow == "agent":
+        n8n = {"webhook_url": real_n8n.url("agent")}
+    else:  # Basic Auth in the URL, as the workflow's notes say
+        n8n = {"webhook_url": real_n8n.chat_trigger_url_with_auth(), "mode": "chat_trigger"}
+    pipe = await open_pipeline(
+        nursery,
+        database_url,
+        n8n={**n8n, "webhook_secret": real_n8n.secret, "timeout_seconds": 30},
+    )
+    question = "Where is my order?"
+    answer = answer_for(question)
+    held: list[dict[str, Any]] = []  # pieces the shopper had while the model held back the rest
+    async with pipe.chatd.client() as client:
+        session = await new_session(client)
+        async with open_ws(pipe.chatd.url) as ws:
+            await join(ws, session)
+            sent = (await send(client, session, question)).json()
+            events: list[dict[str, Any]] = []
+            with trio.fail_after(90):
+                while not any(e["type"] == "new_message" and e["message"]["senderType"] == "bot"
+                              for e in events):  # fmt: skip
+                    event = await receive(ws, 90)
+                    events.append(event)
+                    if event["type"] == "message_delta" and not standin.finished[0]:
+                        held.append(event)
+                        standin.release()
+    assert held, "no piece reached the shopper before the model finished its answer"
+    deltas = [e for e in events if e["type"] == "message_delta"]
+    (bot,) = [
+        e["message"]
+        for e in events
+        if e["type"] == "new_message" and e["message"]["senderType"] == "bot"
+    ]
+    assert [d["text"] for d in deltas] == tokens_of(answer)
+    assert [d["index"] for d in deltas] == list(range(len(deltas)))
+    assert {d["messageId"] for d in deltas} == {bot["id"]}
+    assert {d["replyTo"] for d in deltas} == {sent["messageId"]}
+    assert bot["content"] == answer
+    assert [e for e in events if e["type"] == "message_stream_end"] == []
+    messages = await pipe.messages(session)
+    assert [(m["senderType"], m["content"], m["status"]) for m in messages] == [
+        ("user", question, "delivered"),
+        ("bot", answer, "delivered"),
+    ]
+    assert len(standin.requests) == 1  # one delivery, one model call
+    pipe.chatd.stop.set()

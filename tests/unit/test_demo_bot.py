@@ -3,7 +3,16 @@ from datetime import date, timedelta
 
 import pytest
 
-from chatd.core.demo_bot import MADE_UP, DemoAnswer, answer, order_number, order_status
+from chatd.core.demo_bot import (
+    MADE_UP,
+    DemoAnswer,
+    answer,
+    order_number,
+    order_status,
+    stream_chunks,
+    words,
+)
+from chatd.core.n8n_stream import Piece, StreamParser, starts_stream
 
 TODAY = date(2025, 6, 4)  # a Wednesday
 
@@ -134,3 +143,15 @@ def test_no_answer_offers_a_person_and_asking_for_one_is_answered_honestly() -> 
     assert "colleague" in human.content
     assert "/inbox" in human.content
     assert not reply("hello").handoff
+
+
+def test_a_streamed_answer_is_n8ns_stream_of_its_words() -> None:
+    text = "Sure: what's your order number?  (Any number.)"
+    chunks = stream_chunks(text, 1765000000000)
+    parser = StreamParser(max_reply_length=4000)
+    events = [event for chunk in chunks for event in parser.feed(chunk)] + parser.close()
+    assert [run.text for run in parser.result()] == [text]
+    assert [e.text for e in events if isinstance(e, Piece)] == words(text)
+    assert words(text) == ["Sure:", " what's", " your", " order", " number?", "  (Any", " number.)"]
+    assert all(chunk.endswith(b"\n") and chunk.count(b"\n") == 1 for chunk in chunks)
+    assert starts_stream(chunks[0].rstrip(b"\n"))

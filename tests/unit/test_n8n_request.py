@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
-from chatd.core.n8n_request import N8nMode, N8nRequest, n8n_request
+from chatd.core.n8n_request import N8nMode, N8nRequest, N8nTarget, n8n_request, n8n_target
 from chatd.core.signing import standard_signature, verify_callback
 
 CALLBACK = "https://chat.example.com/api/chat/webhook"
@@ -71,4 +72,51 @@ def test_headers_carry_the_attempt_the_secret_and_a_signature_per_secret() -> No
 
 def test_without_secrets_nothing_is_signed() -> None:
     headers = request(secrets=()).headers
-    assert set(headers) == {"Content-Type", "User-Agent", "X-Chatd-Attempt"}
+    assert set(headers) == {"Content-Type", "User-Agent", "X-Chatd-Attempt", "Accept-Encoding"}
+
+
+def test_a_streamed_reply_is_asked_for_uncompressed() -> None:
+    assert request().headers["Accept-Encoding"] == "identity"
+
+
+def test_basic_auth_in_the_url_becomes_a_header_and_leaves_the_url() -> None:
+    target = n8n_target("https://chatd:p%40ss%3Aw0rd@n8n.example:5678/webhook/x/chat?a=1")
+    assert target.url == "https://n8n.example:5678/webhook/x/chat?a=1"
+    assert target.auth_headers == {
+        "Authorization": "Basic " + base64.b64encode(b"chatd:p@ss:w0rd").decode()
+    }
+
+
+def test_basic_auth_and_a_header_from_the_settings() -> None:
+    target = n8n_target(
+        "https://n8n.example/webhook/x",
+        basic_auth_user="chatd",
+        basic_auth_password="sécret",
+        auth_header_name="X-Shop-Key",
+        auth_header_value="k-123",
+    )
+    assert target.url == "https://n8n.example/webhook/x"
+    assert target.auth_headers == {
+        "Authorization": "Basic " + base64.b64encode("chatd:sécret".encode()).decode(),
+        "X-Shop-Key": "k-123",
+    }
+    sent = n8n_request(
+        PAYLOAD,
+        session_id="s-1",
+        delivery_id="job-9",
+        attempt=1,
+        callback_url=CALLBACK,
+        mode="chat_trigger",
+        secrets=("s3cret",),
+        now=NOW,
+        auth_headers=target.auth_headers,
+    )
+    assert sent.headers["Authorization"] == target.auth_headers["Authorization"]
+    assert sent.headers["X-Shop-Key"] == "k-123"
+    assert sent.headers["X-Webhook-Secret"] == "s3cret"
+
+
+def test_no_auth_means_no_auth_header() -> None:
+    assert n8n_target("http://127.0.0.1:5678/webhook/chatd") == N8nTarget(
+        "http://127.0.0.1:5678/webhook/chatd", {}
+    )

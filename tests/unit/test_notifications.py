@@ -36,3 +36,47 @@ def test_the_triggers_payloads_are_accepted() -> None:
 )
 def test_anything_else_is_refused(payload: str) -> None:
     assert parse_notification(payload) is None
+
+
+def test_a_relays_stream_notification_is_accepted() -> None:
+    note = {
+        "type": "stream",
+        "origin": "p1",
+        "items": [
+            {"sessionId": "s", "messageId": "m", "replyTo": "u", "attempt": "a", "index": 0,
+             "pieces": ["Hel", "lo"]},
+            {"sessionId": "s", "messageId": "m", "replyTo": None, "attempt": "a", "index": 2,
+             "pieces": ["!"]},
+            {"sessionId": "s", "messageId": "m", "end": "failed"},
+        ],
+    }  # fmt: skip
+    assert parse_notification(json.dumps(note)) == note
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        "not an object",
+        {"messageId": "m", "end": "failed"},
+        {"sessionId": "s", "messageId": 1, "end": "failed"},
+        {"sessionId": "s", "messageId": "m", "end": 3},
+        {"sessionId": "s", "messageId": "m", "attempt": "a", "index": 0, "pieces": []},
+        {"sessionId": "s", "messageId": "m", "attempt": "a", "index": -1, "pieces": ["x"]},
+        {"sessionId": "s", "messageId": "m", "attempt": "a", "index": True, "pieces": ["x"]},
+        {"sessionId": "s", "messageId": "m", "attempt": "a", "index": 0, "pieces": [1]},
+        {"sessionId": "s", "messageId": "m", "index": 0, "pieces": ["x"]},
+        {
+            "sessionId": "s",
+            "messageId": "m",
+            "replyTo": 5,
+            "attempt": "a",
+            "index": 0,
+            "pieces": ["x"],
+        },
+    ],
+)
+def test_a_stream_notification_with_a_bad_item_is_refused_whole(item: object) -> None:
+    good = {"sessionId": "s", "messageId": "m", "end": "failed"}
+    payload = json.dumps({"type": "stream", "origin": "p", "items": [good, item]})
+    assert parse_notification(payload) is None
+    assert parse_notification(json.dumps({"type": "stream", "items": "x"})) is None

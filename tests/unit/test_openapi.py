@@ -128,4 +128,5 @@ def test_admin_operations_need_the_admin_token_and_open_ones_none() -> None:
         "limit",
         "afterSeq",
         "wait",
+        "streamVersion",
     ]

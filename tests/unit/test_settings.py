@@ -347,3 +347,58 @@ def test_trusted_proxies_and_hops_together_are_refused(tmp_path: Path) -> None:
         {"CHATD_SERVER__TRUST_FORWARDED_FOR": "true", "CHATD_SERVER__TRUSTED_PROXIES": "::1"},
         "not both",
     )
+
+
+def test_n8n_auth_from_systemd_credentials_and_its_rules(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "n8n.basic_auth_user").write_text("chatd\n")
+    (creds / "n8n.basic_auth_password").write_text("s3cret-pässword\n")
+    n8n = load_settings(None, {"CREDENTIALS_DIRECTORY": str(creds)}).n8n
+    assert (n8n.basic_auth_user, n8n.basic_auth_password) == ("chatd", "s3cret-pässword")
+    url = "CHATD_N8N__WEBHOOK_URL"
+    for environ, needle in [
+        ({"CHATD_N8N__BASIC_AUTH_PASSWORD": "hunter2"}, "needs n8n.basic_auth_user"),
+        (
+            {url: "https://u:hunter2@n8n.example/webhook/x", "CHATD_N8N__BASIC_AUTH_USER": "u"},
+            "carries a user and password already",
+        ),
+        ({"CHATD_N8N__AUTH_HEADER_NAME": "X-Key"}, "go together"),
+        ({"CHATD_N8N__AUTH_HEADER_VALUE": "hunter2"}, "go together"),
+        (
+            {
+                "CHATD_N8N__AUTH_HEADER_NAME": "x-webhook-secret",
+                "CHATD_N8N__AUTH_HEADER_VALUE": "hunter2",
+            },
+            "n8n.webhook_secret is sent as X-Webhook-Secret",
+        ),
+        (
+            {
+                "CHATD_N8N__AUTH_HEADER_NAME": "Content-Type",
+                "CHATD_N8N__AUTH_HEADER_VALUE": "hunter2",
+            },
+            "a header chatd sets itself",
+        ),
+        (
+            {"CHATD_N8N__AUTH_HEADER_NAME": "X Key", "CHATD_N8N__AUTH_HEADER_VALUE": "hunter2"},
+            "CHATD_N8N__AUTH_HEADER_NAME",
+        ),
+        (
+            {"CHATD_N8N__AUTH_HEADER_NAME": "X-Key", "CHATD_N8N__AUTH_HEADER_VALUE": "hünter2"},
+            "CHATD_N8N__AUTH_HEADER_VALUE",
+        ),
+        (
+            {"CHATD_N8N__BASIC_AUTH_USER": "a:b", "CHATD_N8N__BASIC_AUTH_PASSWORD": "hunter2"},
+            "USER",
+        ),
+    ]:
+        message = config_error(None, environ, needle)
+        assert "hunter2" not in message
+        assert "hünter2" not in message
+
+
+def test_stream_limits_are_positive_seconds() -> None:
+    n8n = load_settings(None, {}).n8n
+    assert (n8n.stream_idle_timeout_seconds, n8n.stream_max_seconds) == (60.0, 300.0)
+    config_error(None, {"CHATD_N8N__STREAM_IDLE_TIMEOUT_SECONDS": "0"}, "greater than 0")
+    config_error(None, {"CHATD_N8N__STREAM_MAX_SECONDS": "-1"}, "greater than 0")
