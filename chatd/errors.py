@@ -11,12 +11,15 @@
         ├── Unauthorized             401  (missing/wrong token, unproven identity)
         ├── NotFound                 404
         ├── MethodNotAllowed         405
+        ├── Forbidden                403  (origin not allowed; a file link not valid or expired)
         ├── Conflict                 409  (clientMessageId reused with other content)
         ├── Gone                     410  (expired or closed session)
+        ├── RequestTimeout           408  (an upload that stopped sending)
         ├── PayloadTooLarge          413
         ├── UnsupportedMediaType     415
+        ├── RangeNotSatisfiable      416  (a Range past a file's end; with Content-Range)
         ├── RateLimited              429  (with Retry-After)
-        └── Overloaded               503  (full mailbox, actor restarting; with Retry-After)
+        └── Overloaded               503  (full mailbox, actor restarting, storage full; with Retry-After)
 
 Outside errors (psycopg, pydantic, json) are translated where they enter: chatd/db/ and
 chatd/http/body.py. The JSON body is always {"error": {"code", "message", "field"?}}.
@@ -114,6 +117,11 @@ class MethodNotAllowed(ClientError):
     default_code = "method_not_allowed"
 
 
+class RequestTimeout(ClientError):
+    status = 408
+    default_code = "request_timeout"
+
+
 class Conflict(ClientError):
     status = 409
     default_code = "conflict"
@@ -132,6 +140,18 @@ class PayloadTooLarge(ClientError):
 class UnsupportedMediaType(ClientError):
     status = 415
     default_code = "unsupported_media_type"
+
+
+class RangeNotSatisfiable(ClientError):
+    status = 416
+    default_code = "range_not_satisfiable"
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the file has {size} bytes; the range asked for lies past its end")
+        self.size = size
+
+    def headers(self) -> dict[str, str]:
+        return {"Content-Range": f"bytes */{self.size}"}
 
 
 class RateLimited(ClientError):

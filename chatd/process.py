@@ -58,9 +58,12 @@ from chatd.db.messages import MessageStore, QueueTarget
 from chatd.db.owner import Owner
 from chatd.db.pool import Pool, open_pool
 from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
+from chatd.db.search import apply_search_language
 from chatd.db.sessions import SessionStore
 from chatd.db.startup import open_database_url, pool_config, prepare_schema, wait_for_database
+from chatd.db.takeover import TakeoverStore
 from chatd.errors import ConfigError
+from chatd.files.attachments import Attachments
 from chatd.http.address_limits import AddressLimit
 from chatd.http.asgi import create_app, create_metrics_app
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
@@ -115,6 +118,7 @@ class Ready:
 
 def build_services(settings: Settings, pool: Pool) -> Services:
     chat = settings.chat
+    attachments = Attachments(pool, settings.attachments, base_url=settings.server.public_url)
     messages = MessageStore(
         pool,
         QueueTarget(
@@ -125,6 +129,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
             rate_limit_max=chat.rate_limit_max,
             rate_limit_window_seconds=chat.rate_limit_window_seconds,
         ),
+        attachments.links,
     )
     sessions = SessionStore(
         pool,
@@ -132,14 +137,15 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         user_ttl_seconds=chat.user_session_ttl_seconds,
     )
     queue = QueueStore(pool)
-    conversations = ConversationStore(pool)
+    conversations = ConversationStore(pool, messages.target)
+    takeover = TakeoverStore(pool)
     actor_config = SessionActorConfig(settings.actors.idle_timeout_seconds)
     hub = Hub(stream_ttl=settings.n8n.stream_max_seconds + STREAM_TTL_MARGIN)
     tally = SessionTally()
 
     def spawn(session_id: str, mailbox: trio.MemoryReceiveChannel[SessionCommand]) -> SessionActor:
         return SessionActor(
-            session_id, mailbox, messages, queue, hub, actor_config, tally, conversations
+            session_id, mailbox, messages, queue, hub, actor_config, tally, conversations, takeover
         )
 
     registry = SessionRegistry[SessionCommand](
@@ -160,16 +166,18 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         websockets=websockets,
         callbacks=callbacks,
         admissions=live_connections,
+        attachments=attachments,
     )
     return Services(
         pool=pool,
         sessions=sessions,
         messages=messages,
         queue=queue,
+        conversations=conversations,
         registry=registry,
         actors=SessionClient(registry),
         agents=AgentStore(pool),
-        conversations=conversations,
+        takeover=takeover,
         session_creation=AddressLimit(
             limits,
             "session_create",
@@ -190,6 +198,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         metrics=metrics,
         state=ServingState(settings),
         owner=owner,
+        attachments=attachments,
     )
 
 
@@ -206,6 +215,8 @@ async def run_services(
     """
     notifier = notifier or Notifier(None)
     settings = services.settings
+    # New messages are indexed in the configured language (ConfigError if PostgreSQL lacks it).
+    await apply_search_language(services.pool, settings.search.language)
     relay = StreamRelay(services.hub, services.messages, services.process_tag)
     router = EventRouter(services.hub, services.messages, own_prefix=relay.prefix)
     # An empty webhook_url is the built-in demo bot on our own port: local, so no proxy.
@@ -213,6 +224,7 @@ async def run_services(
         sender_config(settings), settings.n8n.webhook_url, settings.queue.concurrency
     )
     async with to_n8n as senders, trio.open_nursery() as background:
+        await background.start(services.attachments.load_key)  # signs file URLs
         await background.start(services.registry.run)
         await background.start(router.run)
         await background.start(relay.run)
@@ -243,6 +255,8 @@ async def run_services(
                     shutdown_trigger=stop.wait,
                 )
             )
+            base_url = settings.server.public_url.rstrip("/") or urls[0]
+            services.attachments.links.configure(base_url=base_url)  # file URLs are absolute
             services.state.allowed_origins = allowed_origins(settings, urls)
             if settings.metrics.listen:
                 services.state.metrics_urls = await front.start(
@@ -254,7 +268,6 @@ async def run_services(
                     )
                 )
                 log.info("metrics_listening", urls=services.state.metrics_urls)
-            base_url = settings.server.public_url.rstrip("/") or urls[0]
             dispatcher = Dispatcher(
                 services.queue,
                 senders,
@@ -262,6 +275,7 @@ async def run_services(
                 relay,
                 dispatch_config(settings, base_url),
                 services.owner,
+                services.attachments,
             )
             dispatch = settings.queue.dispatch
 
@@ -303,7 +317,12 @@ async def run_services(
                 run_status, notifier, services.metrics, services.hub, listener, stop
             )
             background.start_soon(
-                run_maintenance, services.pool, lambda: services.settings.maintenance
+                partial(
+                    run_maintenance,
+                    services.pool,
+                    lambda: services.settings.maintenance,
+                    files=services.attachments.disk,
+                )
             )
             background.start_soon(
                 partial(

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from chatd.core.csat import Ending, parse_ask_on
 from chatd.core.forwarded import ProxyTrust, parse_networks
 from chatd.core.signing import decode_secret
 from chatd.errors import ConfigError
@@ -220,6 +221,15 @@ class N8nSettings(_Section):
         return tuple(s for s in (self.webhook_secret, *older) if s)
 
 
+class N8nChatSettings(_Section):
+    enabled: bool = False  # POST/GET /api/n8n-chat for n8n's own widget (@n8n/chat); off: 404
+    reply_timeout_seconds: float = Field(30.0, gt=0, le=300)
+    timeout_reply: str = Field(
+        "Thanks! Your answer is taking a little longer; it will be here when you reopen the chat.",
+        min_length=1,
+    )
+
+
 class QueueSettings(_Section):
     dispatch: bool = True  # false: take messages, leave delivery to other chatd processes
     concurrency: int = Field(5, ge=1, le=256)
@@ -286,6 +296,84 @@ class MaintenanceSettings(_Section):
     dead_letter_retention_days: float = Field(30.0, gt=0)
 
 
+class SearchSettings(_Section):
+    # A PostgreSQL text search configuration (SELECT cfgname FROM pg_ts_config); checked there
+    # at start. Not reloadable: `chatd search reindex` moves stored messages to a new one.
+    language: str = Field("simple", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class CsatSettings(_Section):
+    enabled: bool = True  # false: no rating is asked for or accepted
+    ask_on: str = "shopper,staff,expired"  # the endings after which the widget asks (any of these)
+    _ask_on: frozenset[Ending] = PrivateAttr(default_factory=frozenset)
+
+    @field_validator("ask_on")
+    @classmethod
+    def _endings(cls, value: str) -> str:
+        parse_ask_on(value)
+        return value
+
+    @model_validator(mode="after")
+    def _parse(self) -> CsatSettings:
+        self._ask_on = parse_ask_on(self.ask_on)
+        return self
+
+    @property
+    def endings(self) -> frozenset[Ending]:
+        """The endings after which a rating is asked for."""
+        return self._ask_on
+
+
+ATTACHMENT_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "application/pdf",
+    "text/plain",
+)
+
+
+class AttachmentSettings(_Section):
+    enabled: bool = True
+    storage: Literal["postgres", "disk"] = "postgres"
+    directory: str = ""  # storage = "disk": an absolute path, created if missing
+    max_file_bytes: int = Field(10 * 1024 * 1024, ge=1, le=1 << 40)
+    max_files_per_message: int = Field(5, ge=1, le=20)
+    session_bytes_per_day: int = Field(50 * 1024 * 1024, ge=1)
+    max_total_bytes: int = Field(0, ge=0)  # 0: unlimited
+    allowed_types: str = ",".join(ATTACHMENT_TYPES)  # comma-separated, a subset of those
+    url_ttl_seconds: float = Field(3600.0, ge=60, le=7 * 86400)
+    url_secret: str = Field("", pattern=r"^(|.{32,})$")  # empty: generated once, in the database
+    thumbnail_pixels: int = Field(320, ge=16, le=2048)
+    max_image_pixels: int = Field(50_000_000, ge=1)
+    image_threads: int = Field(2, ge=1, le=64)
+
+    @field_validator("allowed_types")
+    @classmethod
+    def _known_types(cls, value: str) -> str:
+        unknown = [t for t in _split(value) if t not in ATTACHMENT_TYPES]
+        if unknown:
+            raise ValueError(
+                f"unknown type(s) {', '.join(unknown)}; choose among {', '.join(ATTACHMENT_TYPES)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _directory(self) -> AttachmentSettings:
+        if self.storage == "disk" and not Path(self.directory).is_absolute():
+            raise ValueError('storage = "disk" needs attachments.directory, an absolute path')
+        return self
+
+    @property
+    def types(self) -> frozenset[str]:
+        return frozenset(_split(self.allowed_types))
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip().lower() for item in value.split(",") if item.strip()]
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -293,6 +381,7 @@ class Settings(_Section):
     actors: ActorSettings = ActorSettings()
     identity: IdentitySettings = IdentitySettings()
     n8n: N8nSettings = N8nSettings()
+    n8n_chat: N8nChatSettings = N8nChatSettings()
     queue: QueueSettings = QueueSettings()
     websocket: WebsocketSettings = WebsocketSettings()
     log: LogSettings = LogSettings()
@@ -301,6 +390,9 @@ class Settings(_Section):
     metrics: MetricsSettings = MetricsSettings()
     alerts: AlertSettings = AlertSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
+    search: SearchSettings = SearchSettings()
+    csat: CsatSettings = CsatSettings()
+    attachments: AttachmentSettings = AttachmentSettings()
 
     @property
     def public_url(self) -> str:
@@ -309,7 +401,7 @@ class Settings(_Section):
 
 # What SIGHUP (`systemctl reload chatd`) may change in a running chatd: what is read where it is
 # used. Loggers are cached on first use, so [log] is not among them.
-RELOADABLE = ("admin", "inbox", "metrics.token", "alerts", "maintenance")
+RELOADABLE = ("admin", "inbox", "metrics.token", "alerts", "maintenance", "csat")
 
 
 def reload_settings(current: Settings, new: Settings) -> tuple[Settings, list[str]]:
@@ -361,6 +453,7 @@ _SECRET_KEYS = frozenset(
         "webhook_url",
         "basic_auth_password",
         "auth_header_value",
+        "url_secret",
     }
 )
 

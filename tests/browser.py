@@ -22,6 +22,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 T = TypeVar("T")
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chatd-tests"
 AXE_VERSION = "4.10.3"
+N8N_CHAT_VERSION = "1.37.0"  # n8n's own chat widget, @n8n/chat (tests/e2e/test_n8n_chat_widget.py)
 
 
 def chromium_path() -> str:
@@ -57,6 +58,24 @@ def axe_source() -> str:
             assert member is not None
             script.write_bytes(member.read())
     return script.read_text()
+
+
+def n8n_chat_dist() -> Path:
+    """@n8n/chat's dist/ (chat.bundle.es.js and the chunks it imports, style.css), fetched once
+    from the npm registry (npm pack: the package alone, not its dependency tree) and cached."""
+    root = CACHE / f"n8n-chat-{N8N_CHAT_VERSION}"
+    dist = root / "package" / "dist"
+    if not (dist / "chat.bundle.es.js").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["npm", "pack", f"@n8n/chat@{N8N_CHAT_VERSION}", "--silent", "--pack-destination", "."],
+            cwd=root,
+            check=True,
+            capture_output=True,
+        )
+        with tarfile.open(root / f"n8n-chat-{N8N_CHAT_VERSION}.tgz") as archive:
+            archive.extractall(root, filter="data")
+    return dist
 
 
 class BrowserThread:

@@ -12,14 +12,18 @@ from chatd.actors.registry import SessionRegistry
 from chatd.actors.session import (
     AgentSend,
     ChangeConversation,
+    Close,
+    Rate,
     Send,
     SessionCommand,
     StoreReply,
     StoreStream,
 )
 from chatd.core.conversation import ConversationChange
+from chatd.core.csat import Ending
 from chatd.core.messages import BotMessage, Message, MessageStatus, NewMessage, StreamedPart
 from chatd.core.staff import Agent
+from chatd.db.conversations import Conversation, Rated
 from chatd.db.messages import StoredMessage
 from chatd.db.queue import Settle, StoredReply, StoredStream
 
@@ -73,3 +77,30 @@ class SessionClient:
             return StoreStream(reply_to, tuple(parts), settle, reply)
 
         return await self._registry.call(settle.job.session_id, command)
+
+    async def close(
+        self, session_id: str, *, by: Ending, token_hash: bytes | None = None
+    ) -> Conversation:
+        """End a live conversation (a no-op for an ended one): the shopper's, proven by their
+        token's hash, or staff's (no token: the caller authorized them)."""
+
+        def command(reply: Reply[Conversation]) -> Close:
+            return Close(by, token_hash, reply)
+
+        return await self._registry.call(session_id, command)
+
+    async def rate(
+        self,
+        session_id: str,
+        token_hash: bytes,
+        rating: int,
+        comment: str | None,
+        *,
+        notify_n8n: bool,
+    ) -> Rated:
+        """The shopper's rating of their ended conversation, once."""
+
+        def command(reply: Reply[Rated]) -> Rate:
+            return Rate(token_hash, rating, comment, notify_n8n, reply)
+
+        return await self._registry.call(session_id, command)

@@ -18,12 +18,14 @@ import trio
 
 from chatd.actors.handle import Reply
 from chatd.core.conversation import ConversationChange
+from chatd.core.csat import Ending
 from chatd.core.histogram import Histogram, HistogramSnapshot
 from chatd.core.messages import BotMessage, Message, MessageStatus, NewMessage, StreamedPart
 from chatd.core.staff import Agent
-from chatd.db.conversations import ConversationStore
+from chatd.db.conversations import Conversation, ConversationStore, Rated
 from chatd.db.messages import MessageStore, StoredMessage
 from chatd.db.queue import QueueStore, Settle, StoredReply, StoredStream
+from chatd.db.takeover import TakeoverStore
 from chatd.errors import ClientError, DatabaseUnavailable
 from chatd.realtime.hub import Hub
 
@@ -79,7 +81,27 @@ class StoreStream:
     reply: Reply[StoredStream]
 
 
-SessionCommand = Send | StoreReply | StoreStream | ChangeConversation | AgentSend
+@dataclass(frozen=True)
+class Close:
+    """End the conversation: the shopper's (with their token's hash) or staff's (None)."""
+
+    by: Ending
+    token_hash: bytes | None
+    reply: Reply[Conversation]
+
+
+@dataclass(frozen=True)
+class Rate:
+    """The shopper's rating of the ended conversation, once."""
+
+    token_hash: bytes
+    rating: int
+    comment: str | None
+    notify_n8n: bool  # also queue it for n8n as an event
+    reply: Reply[Rated]
+
+
+SessionCommand = Send | StoreReply | StoreStream | ChangeConversation | AgentSend | Close | Rate
 
 
 @dataclass(frozen=True)
@@ -129,12 +151,14 @@ class SessionActor:
         config: SessionActorConfig,
         tally: SessionTally,
         conversations: ConversationStore,
+        takeover: TakeoverStore,
     ) -> None:
         self.session_id = session_id
-        self._conversations = conversations
+        self._takeover = takeover
         self._mailbox = mailbox
         self._messages = messages
         self._queue = queue
+        self._conversations = conversations
         self._hub = hub
         self._config = config
         self._tally = tally
@@ -164,6 +188,10 @@ class SessionActor:
                     await self._answer(command.reply, self._on_agent_send(command))
                 case StoreStream():
                     await self._answer(command.reply, self._on_store_stream(command))
+                case Close():
+                    await self._answer(command.reply, self._on_close(command))
+                case Rate():
+                    await self._answer(command.reply, self._on_rate(command))
 
     async def _answer(self, reply: Reply[T], work: Awaitable[T]) -> None:
         """Expected failures are the caller's answer; anything else crashes the actor."""
@@ -200,13 +228,13 @@ class SessionActor:
         return stored
 
     async def _on_change(self, command: ChangeConversation) -> Message:
-        message = await self._conversations.change(self.session_id, command.change)
+        message = await self._takeover.change(self.session_id, command.change)
         self._hub.publish_message(message)
         log.info("conversation_changed", action=command.change.action, seq=message.seq)
         return message
 
     async def _on_agent_send(self, command: AgentSend) -> Message:
-        message = await self._conversations.agent_message(
+        message = await self._takeover.agent_message(
             self.session_id, command.agent, command.content
         )
         self._hub.publish_message(message)
@@ -226,3 +254,24 @@ class SessionActor:
         for _ in range(stored.duplicates):
             self._tally.reply_stored(duplicate=True, response_seconds=None)
         return stored
+
+    async def _on_close(self, command: Close) -> Conversation:
+        conversation, ended = await self._conversations.close(
+            self.session_id, command.by, command.token_hash
+        )
+        if ended is not None:
+            self._hub.publish_message(ended)
+            log.info("session_closed", by=command.by.value, seq=ended.seq)
+        return conversation
+
+    async def _on_rate(self, command: Rate) -> Rated:
+        rated = await self._conversations.rate(
+            self.session_id,
+            command.token_hash,
+            command.rating,
+            command.comment,
+            notify_n8n=command.notify_n8n,
+        )
+        self._hub.publish_message(rated.message)
+        log.info("session_rated", rating=command.rating, seq=rated.message.seq)
+        return rated

@@ -22,6 +22,8 @@ RUNNERS = {
     "agent": "chatd.cli.agents",
     "cleanup": "chatd.cli.ops",
     "export": "chatd.cli.ops",
+    "shopper": "chatd.cli.shopper",
+    "search": "chatd.cli.shopper",
     "bench": "chatd.bench.cli",
     "n8n-workflow": "chatd.cli.n8n",
     "n8n-check": "chatd.cli.n8n",

@@ -14,11 +14,13 @@ from typing import Any
 import trio
 
 from chatd.cli.database import command_settings, open_command_pool
+from chatd.core.tags import RULE, normalise_tag
 from chatd.core.transcript import transcript_json, transcript_text
-from chatd.db.cleanup import LABELS, CleanupProgress, CleanupSummary, run_cleanup
+from chatd.db.cleanup import LABELS, CleanupProgress, CleanupSummary, FileDeleter, run_cleanup
 from chatd.db.export import EARLIEST, LATEST, ExportRange, Transcript, transcript_pages
 from chatd.db.leader import leadership
 from chatd.db.pool import Pool
+from chatd.files.disk import DiskBlobs
 from chatd.ops.maintenance import LOCK
 from chatd.settings import MaintenanceSettings, Settings
 
@@ -40,18 +42,27 @@ async def _run(settings: Settings, state_dir: Path, args: argparse.Namespace) ->
 
 async def run_ops_command(args: argparse.Namespace, pool: Pool, settings: Settings) -> int:
     if args.command == "cleanup":
-        return await _cleanup(args, pool, settings.maintenance)
-    return await _export(args, pool)
+        directory = settings.attachments.directory
+        files = DiskBlobs(Path(directory)) if directory else None
+        return await _cleanup(args, pool, settings.maintenance, files)
+    return await _export(args, pool, settings.search.language)
 
 
 # cleanup
 
 
-async def _cleanup(args: argparse.Namespace, pool: Pool, config: MaintenanceSettings) -> int:
+async def _cleanup(
+    args: argparse.Namespace,
+    pool: Pool,
+    config: MaintenanceSettings,
+    files: FileDeleter | None = None,
+) -> int:
     if args.dry_run:  # deletes nothing, so it needs no lock
         summary: CleanupSummary | None = await run_cleanup(pool, config, dry_run=True)
     else:
-        summary = await cleanup_as_leader(pool, config, wait=args.wait, on_progress=_Progress())
+        summary = await cleanup_as_leader(
+            pool, config, wait=args.wait, on_progress=_Progress(), files=files
+        )
     if summary is None:
         print(
             f"chatd cleanup: another chatd is still cleaning up after {args.wait:g}s;"
@@ -69,6 +80,7 @@ async def cleanup_as_leader(
     *,
     wait: float,
     on_progress: Callable[[CleanupProgress], None] | None = None,
+    files: FileDeleter | None = None,
 ) -> CleanupSummary | None:
     """One cleanup under the cleanup lock, waiting up to `wait` seconds for it; None: no lock."""
     deadline = trio.current_time() + wait
@@ -76,7 +88,7 @@ async def cleanup_as_leader(
     while True:
         async with leadership(pool, LOCK) as leader:
             if leader is not None:
-                return await run_cleanup(pool, config, on_progress=on_progress)
+                return await run_cleanup(pool, config, on_progress=on_progress, files=files)
         if trio.current_time() + LOCK_POLL_SECONDS > deadline:
             return None
         if not told:
@@ -110,11 +122,28 @@ class _Progress:
 # export
 
 
-async def _export(args: argparse.Namespace, pool: Pool) -> int:
-    if args.since is None and not args.session:
-        print("chatd export: give --since WHEN (or --session ID)", file=sys.stderr)
+async def _export(args: argparse.Namespace, pool: Pool, language: str) -> int:
+    narrowed = args.tag or args.query or args.user_id or args.email
+    if args.since is None and not args.session and not narrowed:
+        print(
+            "chatd export: give --since WHEN (or --session, --tag, --query, --user-id, --email)",
+            file=sys.stderr,
+        )
         return 2
-    spec = ExportRange(args.since or EARLIEST, args.until or LATEST, args.session)
+    tag = None
+    if args.tag is not None and (tag := normalise_tag(args.tag)) is None:
+        print(f"chatd export: --tag: {RULE}", file=sys.stderr)
+        return 2
+    spec = ExportRange(
+        args.since or EARLIEST,
+        args.until or LATEST,
+        args.session,
+        user_id=args.user_id,
+        email=args.email.strip().lower() if args.email else None,
+        tag=tag,
+        query=args.query.strip() or None if args.query else None,
+        language=language,
+    )
     if spec.since >= spec.until:
         print("chatd export: --since must be before --until", file=sys.stderr)
         return 2
@@ -133,7 +162,10 @@ async def _export(args: argparse.Namespace, pool: Pool) -> int:
 
 
 def _jsonl(t: Transcript) -> str:
-    return json.dumps(transcript_json(t.session, t.messages), ensure_ascii=False) + "\n"
+    body = transcript_json(t.session, t.messages)
+    # The export reads no ratings: no "rating": null that would read as "not rated".
+    body.pop("rating", None)
+    return json.dumps(body, ensure_ascii=False) + "\n"
 
 
 def _text(t: Transcript) -> str:

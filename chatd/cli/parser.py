@@ -79,7 +79,8 @@ Print one JSON line per session, oldest first: {"session": {...}, "messages": [.
 of the HTTP API (never the session token or its hash). A session is included when its lifetime
 (created to last updated) overlaps [--since, --until). WHEN is a date (2026-11-01, midnight UTC),
 a date and time (2026-11-01T10:00:00Z; without a zone, UTC) or a duration back from now (7d,
-12h, 30m). Sessions are read page by page, so any range fits in memory.
+12h, 30m). --tag, --query, --user-id and --email narrow it further (all must match); any of
+them, --since or --session is needed. Sessions are read page by page: any range fits in memory.
 """
 
 BENCH_DESCRIPTION = """\
@@ -105,6 +106,31 @@ duplicated, errors, latencies in ms, throughput, the bench's own CPU); the table
 to stderr. A bench using 90 % of its core or more says so: it may be the bottleneck.
 """
 
+SHOPPER_DESCRIPTION = """\
+A shopper's data on request (a GDPR-style "give me my data" or "delete everything about me").
+Name the shopper by --user-id (the shop's id for them, exact) or --email (the email a guest
+gave, ignoring case). Their conversations are every session with that user id or email.
+Attachments are links in messages (chatd stores no files): they are exported and deleted with
+the messages; the files they point to are the shop's to delete.
+"""
+
+SHOPPER_DELETE_DESCRIPTION = """\
+Delete every conversation of one shopper with all that hangs on it: messages (and their search
+index entries), queued deliveries to n8n, tags. It first says what will go and asks you to type
+yes (--yes: do not ask, for scripts). Then an audit record is written: when, by whom ("cli"),
+whether a user id or an email, a salted hash of it, and how many rows went from each table,
+never the deleted content (GET /api/admin/shoppers/erasures lists them). The tables are vacuumed
+afterwards so the deleted bytes leave the files now. A shopper with nothing stored is recorded
+too: the request was answered. Exit 1 when not confirmed (nothing deleted).
+"""
+
+SEARCH_DESCRIPTION = """\
+Full-text search indexes each message with the language (search.language, a PostgreSQL text
+search configuration) set when it was stored. After changing search.language, reindex moves the
+messages already stored to the new one, in batches of 1,000 (short transactions, safe while
+chatd serves); --all reindexes every message (after a dictionary changed).
+"""
+
 BENCH_SCENARIOS = ("conversation", "throughput", "idle")
 
 
@@ -128,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     _agent(command)
     _bench(command)
     _ops(command)
+    _shopper(command)
     _n8n(command)
     return parser
 
@@ -279,6 +306,18 @@ def _ops(command: Command) -> None:
         help="only this session (repeat for several); with --since/--until, both must match",
     )
     export.add_argument(
+        "--tag", metavar="TAG", help="only conversations with this tag (e.g. refund)"
+    )
+    export.add_argument(
+        "--query",
+        metavar="WORDS",
+        help="only conversations with a message matching this full-text search (search.language;"
+        ' "a phrase", -not, or)',
+    )
+    shopper = export.add_mutually_exclusive_group()
+    shopper.add_argument("--user-id", metavar="ID", help="only this shopper's (by user id)")
+    shopper.add_argument("--email", metavar="EMAIL", help="only this guest's (by email)")
+    export.add_argument(
         "--format",
         choices=["jsonl", "text"],
         default="jsonl",
@@ -290,6 +329,54 @@ def _ops(command: Command) -> None:
         metavar="FILE",
         help="write here (atomically: a temporary file renamed when complete) instead of stdout",
     )
+
+
+def _shopper(command: Command) -> None:
+    shopper = command(
+        "shopper",
+        help="a shopper's data on request: export it, or delete it with an audit record",
+        description=SHOPPER_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = shopper.add_subparsers(dest="shopper_command", required=True, metavar="ACTION")
+    export = actions.add_parser(
+        "export",
+        parents=[_anywhere(), _who()],
+        help="print all their conversations, messages and attachment links",
+        description="Print everything stored about one shopper, oldest conversation first, on"
+        " stdout (a summary on stderr): json (default), one document {shopper, exportedAt,"
+        " sessions: [{session, messages}]}, or text (readable transcripts).",
+    )
+    export.add_argument(
+        "--format", choices=["json", "text"], default="json", help="json (default) or text"
+    )
+    delete = actions.add_parser(
+        "delete",
+        parents=[_anywhere(), _who()],
+        help="delete all their conversations (asks first; --yes for scripts), with an audit record",
+        description=SHOPPER_DELETE_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    search = command("search", help="the full-text search index", description=SEARCH_DESCRIPTION)
+    search_actions = search.add_subparsers(dest="search_command", required=True, metavar="ACTION")
+    reindex = search_actions.add_parser(
+        "reindex",
+        parents=[_anywhere()],
+        help="index stored messages with search.language (after changing it)",
+        description=SEARCH_DESCRIPTION,
+    )
+    reindex.add_argument(
+        "--all", action="store_true", help="every message, also those indexed with it already"
+    )
+
+
+def _who() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    who = parent.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user-id", metavar="ID", help="the shopper's user id (exact)")
+    who.add_argument("--email", metavar="EMAIL", help="the guest's email (ignoring case)")
+    return parent
 
 
 def _n8n(command: Command) -> None:

@@ -8,12 +8,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chatd.core.csat import RatingOut
 from chatd.core.responses import Count, IdText, MessageOut, Out, SessionStatus, Timestamp
+from chatd.core.tags import TAG_PATTERN
 
 MAX_DEAD_LIMIT = 1000
 MAX_SESSION_LIMIT = 200
 MAX_SEARCH_LENGTH = 255
 MAX_PURGE_AGE_SECONDS = 100 * 365 * 86400
+
+
+Tag = Annotated[str, Field(json_schema_extra={"pattern": TAG_PATTERN})]
 
 
 class _Request(BaseModel):
@@ -47,6 +52,10 @@ class SessionsQuery(_Request):
             json_schema_extra={"pattern": "^[^\\u0000-\\u001f\\u007f]*$"},
             description="prefix of the session id, user id or guest email (case-insensitive)",
         ),
+    ] = ""
+    tag: Annotated[
+        str,
+        Field(max_length=MAX_SEARCH_LENGTH, description="only conversations with this tag"),
     ] = ""
 
 
@@ -186,6 +195,7 @@ class SessionRecordOut(Out):
     updatedAt: Timestamp
     expiresAt: Timestamp | None
     lastSeq: Count
+    tags: list[Tag] = Field(description="the conversation's tags, sorted")
 
 
 class LastMessage(Out):
@@ -208,3 +218,4 @@ class Sessions(Out):
 class Transcript(Out):
     session: SessionRecordOut
     messages: list[MessageOut]
+    rating: RatingOut | None = Field(default=None, description="the shopper's rating, if any")

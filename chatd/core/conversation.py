@@ -3,10 +3,12 @@
     bot ──handoff──▶ waiting ──take──▶ human ──hand back──▶ bot
      │                  │                │ └─transfer─▶ human (another agent)
      └──────take────────┼───────────────▶│
-                        └──── close ─────┴──▶ closed ──(shopper writes)──▶ bot
+     └──────────────────┴──── close ─────┴──▶ closed (the session ended)
 
 Each change is fenced on the states it may start from, applied in one statement with the system
-message that tells the shopper and the staff (sql/queries/inbox.sql), and audited.
+message that tells the shopper and the staff (sql/queries/inbox.sql), and audited. Closing is
+the end of the conversation, the same as staff closing it from the admin API (chatd/core/csat.py):
+the session takes no more messages, and the widget may ask for a rating.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from chatd.core.csat import ENDED_CONTENT, Ending, ended_metadata
 from chatd.core.staff import Agent
 
 
@@ -22,7 +25,7 @@ class ConversationState(StrEnum):
     BOT = "bot"  # n8n answers
     WAITING = "waiting"  # a person was asked for; nobody holds it yet (n8n is not called)
     HUMAN = "human"  # an agent holds it (n8n is not called; a bot reply is not shown)
-    CLOSED = "closed"  # done; the shopper's next message reopens it to the bot
+    CLOSED = "closed"  # the session ended (by the shopper, or staff: admin API or inbox)
 
 
 OPEN_STATES = (ConversationState.BOT, ConversationState.WAITING, ConversationState.HUMAN)
@@ -45,6 +48,8 @@ class ConversationChange:
         conversation: dict[str, Any] = {"event": self.event, "state": self.to_state.value}
         if self.to_agent is not None:
             conversation["agentName"] = self.to_agent.name
+        if self.to_state is ConversationState.CLOSED:  # the widget's rating prompt reads it
+            return {**ended_metadata(Ending.STAFF), "conversation": conversation}
         return {"conversation": conversation}
 
 
@@ -91,7 +96,7 @@ def close(agent: Agent) -> ConversationChange:
         "closed",
         OPEN_STATES,
         ConversationState.CLOSED,
-        "This conversation was closed. Write again any time.",
+        ENDED_CONTENT,
         "closed",
         holder=None if agent.is_admin else agent.id,
         actor=agent.id,
@@ -102,7 +107,7 @@ def request_handoff(reason: str) -> ConversationChange:
     """The shopper asks for a person (the widget's "Talk to a person")."""
     return ConversationChange(
         "handoff_requested",
-        (ConversationState.BOT, ConversationState.CLOSED),
+        (ConversationState.BOT,),
         ConversationState.WAITING,
         "You asked for a person. Someone from our team will join shortly.",
         "handoff_requested",

@@ -22,9 +22,11 @@ from chatd.core.jsonbody import parse_json
 from chatd.core.ratelimit import SlidingWindow
 from chatd.core.wire import (
     MAX_SEQ,
+    AttachmentIds,
     ClientId,
     Limits,
     Metadata,
+    check_attachments,
     check_content,
     check_metadata,
     parse_model,
@@ -94,6 +96,7 @@ class SendFrame:
     message_type: Literal["text", "quick_reply"]
     metadata: dict[str, Any] | None
     client_message_id: str
+    attachments: tuple[str, ...] = ()
 
 
 ClientFrame = Join | Leave | Typing | Ping | SendFrame
@@ -117,6 +120,7 @@ class _SendMessage(_Frame):
     messageType: Literal["text", "quick_reply"] = "text"
     metadata: Metadata | None = None
     clientMessageId: ClientId
+    attachments: AttachmentIds | None = None
 
 
 class _Typing(_Frame):
@@ -187,11 +191,12 @@ def parse_frame(data: str | bytes, *, limits: Limits, joined: str | None) -> Cli
             return Join(body.sessionId, body.sessionToken, body.lastSeq)
         case _SendMessage():
             try:
-                content = check_content(body.content, limits)
+                files = check_attachments(body.attachments, limits)
+                content = check_content(body.content, limits, with_attachments=bool(files))
                 metadata = check_metadata(body.metadata, limits)
             except BadRequest as exc:
                 raise FrameError(exc.code, exc.message, client_message_id=client_id) from None
-            return SendFrame(content, body.messageType, metadata, body.clientMessageId)
+            return SendFrame(content, body.messageType, metadata, body.clientMessageId, files)
         case _Typing():
             _check_session(body.sessionId, joined)
             return Typing(body.isTyping)

@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from chatd.core.attachments import MessageFile
 from chatd.core.responses import MessageOut, wire
 from chatd.core.wire import iso
 
@@ -38,6 +39,7 @@ class NewMessage:
     message_type: str
     metadata: dict[str, Any] | None
     client_message_id: str | None
+    attachments: tuple[str, ...] = ()  # ids of files this session uploaded, in order
 
 
 @dataclass(frozen=True)
@@ -76,10 +78,11 @@ class Message:
     status: MessageStatus
     seq: int
     created_at: datetime
+    attachments: tuple[MessageFile, ...] = ()  # with URLs signed when the message was read
 
     def to_out(self) -> MessageOut:
-        """The shape every API, event and transcript uses."""
-        return MessageOut(
+        """The shape every API, event and transcript uses (`attachments` only when there are)."""
+        out = MessageOut(
             id=self.id,
             sessionId=self.session_id,
             senderType=self.sender_type,
@@ -90,6 +93,10 @@ class Message:
             seq=self.seq,
             createdAt=iso(self.created_at),
         )
+        if not self.attachments:
+            return out
+        files = [file.to_out() for file in self.attachments]
+        return out.model_copy(update={"attachments": files})
 
     def to_wire(self) -> dict[str, Any]:
         return wire(self.to_out())

@@ -1,9 +1,15 @@
-"""What chatd sends n8n for one delivery: the JSON body and its headers.
+"""What chatd sends n8n for one delivery: the body and its headers.
 
 What n8n answers is read in replies.py; between them they are the whole contract. The body is
 the guide's N8nWebhookPayload (stored with the job) plus `callbackUrl` and `deliveryId`, or, for
 n8n's Chat Trigger, that trigger's own shape carrying the payload as metadata. The headers carry
 the shared secret n8n's Webhook node checks and a Standard Webhooks signature per secret.
+
+Files a message carries are in `message.attachments` (id, name, type, size, sha256), each with
+a `url` signed at this attempt, so a retry hours later still carries links that work. For the
+Chat Trigger, a message with files is sent as n8n's own chat widget sends one: multipart/form-
+data with the fields action, sessionId, chatInput and metadata (JSON) and one `files` part per
+file, which the trigger turns into binary data an AI agent can look at.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from chatd.core.file_urls import FileLinks
 from chatd.core.signing import sign_headers
 
 N8nMode = Literal["webhook", "chat_trigger"]
@@ -24,6 +31,26 @@ N8nMode = Literal["webhook", "chat_trigger"]
 class N8nRequest:
     body: bytes
     headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """A file's bytes, for the Chat Trigger's multipart body."""
+
+    name: str
+    type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class DeliveryFiles:
+    """What a delivery needs for the message's files: `links` to sign their URLs with and, in
+    chat_trigger mode, their bytes (`parts`, in the message's order) and a multipart boundary
+    (random, from the caller: core takes no randomness of its own)."""
+
+    links: FileLinks | None = None
+    parts: tuple[FilePart, ...] = field(default=())
+    boundary: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,20 +96,27 @@ def n8n_request(
     callback_url: str,
     mode: N8nMode,
     secrets: Sequence[str],  # the first goes in X-Webhook-Secret; all sign (rotation)
-    now: int,  # Unix seconds: the signature's timestamp
+    now: int,  # Unix seconds: the signature's timestamp, and when file URLs are signed
+    files: DeliveryFiles | None = None,
     auth_headers: Mapping[str, str] | None = None,  # N8nTarget.auth_headers
 ) -> N8nRequest:
     """The POST for attempt `attempt` of delivery `delivery_id` (the job's id)."""
+    files = files or DeliveryFiles()
     document = request_body(
-        payload,
+        with_file_urls(payload, files.links, now),
         session_id=session_id,
         delivery_id=delivery_id,
         callback_url=callback_url,
         mode=mode,
     )
-    body = json.dumps(document, separators=(",", ":")).encode()
+    if mode == "chat_trigger" and files.parts:
+        body = multipart_body(document, files.parts, files.boundary)
+        content_type = f"multipart/form-data; boundary={files.boundary}"
+    else:
+        body = json.dumps(document, separators=(",", ":")).encode()
+        content_type = "application/json"
     headers = {
-        "Content-Type": "application/json",
+        "Content-Type": content_type,
         "User-Agent": "chatd",
         "X-Chatd-Attempt": str(attempt),
         # n8n gzips a streamed reply when asked to: plain text is read as it comes, with no
@@ -113,3 +147,41 @@ def request_body(
             "metadata": full,
         }
     return full
+
+
+def with_file_urls(
+    payload: Mapping[str, Any], links: FileLinks | None, now: float
+) -> Mapping[str, Any]:
+    """`payload` with a URL, signed now, on each of its message's attachments."""
+    message = payload.get("message")
+    if not isinstance(message, Mapping) or links is None or not links.ready:
+        return payload
+    files = message.get("attachments")
+    if not files:
+        return payload
+    signed = [{**entry, "url": links.sign(entry["id"], "original", now).url} for entry in files]
+    return {**payload, "message": {**message, "attachments": signed}}
+
+
+def multipart_body(document: Mapping[str, Any], parts: Sequence[FilePart], boundary: str) -> bytes:
+    """The Chat Trigger's document as multipart/form-data, `parts` as its `files` fields."""
+    if not boundary or any(boundary.encode() in part.data for part in parts):
+        raise ValueError("the boundary must be non-empty and occur in no file")
+    fields = {
+        key: value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        for key, value in document.items()
+    }
+    out = bytearray()
+    for name, value in fields.items():
+        out += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+        out += value.encode() + b"\r\n"
+    for part in parts:
+        filename = part.name.replace('"', "%22").replace("\r", "").replace("\n", "")
+        out += (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="files"; filename="{filename}"\r\n'
+            f"Content-Type: {part.type}\r\n\r\n"
+        ).encode()
+        out += part.data + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out)

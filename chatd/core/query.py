@@ -42,7 +42,11 @@ def parse_query(model: type[M], args: Mapping[str, str]) -> M:
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        raise _refused(model, str(exc.errors()[0]["loc"][0])) from None
+        first = exc.errors()[0]
+        name = str(first["loc"][0])
+        if first["type"] == "missing":
+            raise BadRequest(f"{name} is required", code="missing_field", field=name) from None
+        raise _refused(model, name) from None
 
 
 @functools.cache

@@ -79,8 +79,10 @@ class _Attachment(_Model):
 
 class _Action(_Model):
     # "handoff": the bot asks for a person, the conversation waits for an agent (README, "Staff
-    # inbox"); its `reason` is shown to the staff.
-    type: Literal["redirect", "open_modal", "trigger_event", "handoff"]
+    # inbox"); its `reason` is shown to the staff. "tag": payload.tags label the conversation for
+    # staff; the database takes such actions (and metadata.tags) out of the reply as it stores it
+    # (sql/migrations/0009_insights.sql).
+    type: Literal["redirect", "open_modal", "trigger_event", "handoff", "tag"]
     payload: dict[str, Any] = Field(default_factory=dict)
     reason: Annotated[str, Field(max_length=MAX_QUICK_REPLY)] | None = None
 

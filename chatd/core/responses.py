@@ -48,6 +48,46 @@ SessionStatus = Literal["active", "closed", "expired"]
 MessageStatusText = Literal["pending", "sent", "delivered", "failed"]
 
 
+AttachmentKind = Literal["image", "file"]
+SignedLink = Annotated[
+    str,
+    Field(
+        description="signed, short-lived: works without a session token until it expires;"
+        " every read of the message signs anew"
+    ),
+]
+
+
+class AttachmentOut(Out):
+    """A file a message carries."""
+
+    id: IdText
+    name: str = Field(description="sanitised for display; its extension matches its type")
+    type: str = Field(description="the MIME type its bytes were sniffed as")
+    size: Count
+    kind: AttachmentKind
+    width: Annotated[int, Field(ge=1)] | None = None
+    height: Annotated[int, Field(ge=1)] | None = None
+    url: SignedLink
+    thumbnailUrl: SignedLink | None = None
+
+
+class UploadAccepted(Out):
+    """A stored file: send its attachmentId with a message (within a day, in the same session)."""
+
+    attachmentId: IdText
+    name: str
+    type: str
+    size: Count
+    sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")]
+    kind: AttachmentKind
+    width: Annotated[int, Field(ge=1)] | None = None
+    height: Annotated[int, Field(ge=1)] | None = None
+    url: SignedLink
+    thumbnailUrl: SignedLink | None = None
+    expiresAt: Timestamp = Field(description="when url and thumbnailUrl stop working")
+
+
 class MessageOut(Out):
     """A stored message, as every API, event and transcript shows it."""
 
@@ -62,6 +102,9 @@ class MessageOut(Out):
     status: MessageStatusText
     seq: Annotated[int, Field(ge=1)]
     createdAt: Timestamp
+    attachments: list[AttachmentOut] | None = Field(
+        default=None, description="the files it carries; absent when none"
+    )
 
 
 class SessionCreated(Out):
@@ -73,10 +116,14 @@ class SessionCreated(Out):
 
 class SessionView(Out):
     sessionId: IdText
-    status: SessionStatus
+    status: SessionStatus = Field(description="closed or expired: the conversation has ended")
     messages: list[MessageOut] = Field(description="the most recent ones, oldest first")
     metadata: dict[str, Any] | None
     expiresAt: Timestamp
+    ratingRequested: bool = Field(
+        default=False, description="it ended and the shopper should be asked for a rating"
+    )
+    rated: bool = Field(default=False, description="the shopper rated this conversation")
 
 
 class MessageAccepted(Out):

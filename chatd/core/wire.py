@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from chatd.core.ids import Id
+from chatd.core.ids import ID_PATTERN, Id
 from chatd.core.jsonbody import nesting_depth
 from chatd.core.query import parse_query
 from chatd.errors import BadRequest
@@ -27,7 +27,18 @@ ClientId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z
 
 
 # Checked by check_content (with its own codes); the schema says it for the document.
-Content = Annotated[str, Field(json_schema_extra={"minLength": 1, "pattern": r"\S"})]
+Content = Annotated[
+    str, Field(description="the text; may be empty when the message carries attachments")
+]
+MAX_ATTACHMENTS = 20  # per message, whatever attachments.max_files_per_message says
+AttachmentIds = Annotated[
+    list[Id],
+    Field(
+        max_length=MAX_ATTACHMENTS,
+        description="attachmentIds from POST /api/chat/upload of this session, in order;"
+        " at most attachments.max_files_per_message",
+    ),
+]
 
 
 class _Request(BaseModel):
@@ -62,6 +73,23 @@ class SendMessageRequest(_Request):
     messageType: Literal["text", "quick_reply"] = "text"
     metadata: Metadata | None = None
     clientMessageId: ClientId | None = None
+    attachments: AttachmentIds | None = None
+
+
+class UploadForm(_Request):
+    """multipart/form-data: the session's id, then the file (its name in the part's filename).
+    Read as a stream by chatd/files/upload.py; this model describes it for the document."""
+
+    sessionId: Annotated[str, Field(json_schema_extra={"format": "uuid", "pattern": ID_PATTERN})]
+    file: Annotated[bytes, Field(json_schema_extra={"format": "binary"})]
+
+
+class FileQuery(_Request):
+    """A file's signed URL: which variant, until when, and the signature over both."""
+
+    v: Literal["original", "thumb"] = "original"
+    exp: Annotated[int, Field(ge=0, le=10**12, description="expiry, Unix seconds")] | None = None
+    sig: Annotated[str, Field(max_length=128, description="the URL's signature")] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +97,7 @@ class Limits:
     max_message_length: int
     metadata_max_bytes: int
     metadata_max_depth: int
+    max_attachments: int = 5  # attachments.max_files_per_message
 
 
 def parse_model(model: type[M], value: Any) -> M:
@@ -92,8 +121,9 @@ def parse_model(model: type[M], value: Any) -> M:
         raise BadRequest(f"{field}: {first['msg']}", code="invalid_field", field=field) from None
 
 
-def check_content(content: str, limits: Limits) -> str:
-    if not content.strip():
+def check_content(content: str, limits: Limits, *, with_attachments: bool = False) -> str:
+    """The text of a message: not blank, unless files come with it (then it may be empty)."""
+    if not content.strip() and not with_attachments:
         raise BadRequest("content is empty", code="empty_content", field="content")
     if len(content) > limits.max_message_length:
         raise BadRequest(
@@ -102,6 +132,23 @@ def check_content(content: str, limits: Limits) -> str:
             field="content",
         )
     return content
+
+
+def check_attachments(ids: list[str] | None, limits: Limits) -> tuple[str, ...]:
+    """A message's attachment ids: at most `max_attachments`, each once."""
+    if not ids:
+        return ()
+    if len(ids) > limits.max_attachments:
+        raise BadRequest(
+            f"at most {limits.max_attachments} attachments per message",
+            code="too_many_attachments",
+            field="attachments",
+        )
+    if len(set(ids)) != len(ids):
+        raise BadRequest(
+            "an attachment is listed twice", code="duplicate_attachment", field="attachments"
+        )
+    return tuple(ids)
 
 
 def check_metadata(metadata: Metadata | None, limits: Limits) -> Metadata | None:

@@ -12,6 +12,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from chatd.core.admin_wire import DeadLetterOut
+from chatd.core.file_urls import FileLinks
 from chatd.core.messages import JobStatus
 from chatd.core.transcript import SessionRecord
 from chatd.core.wire import iso
@@ -131,7 +132,8 @@ class SessionSummary:
 
 
 class AdminStore:
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, links: FileLinks | None = None) -> None:
+        self._links = links
         self._pool = pool
 
     async def overview(self) -> Overview:
@@ -184,11 +186,12 @@ class AdminStore:
             cur = await conn.execute(query("admin_purge_dead_job"), {"job_id": job_id})
             return await cur.fetchone() is not None
 
-    async def sessions(self, *, limit: int, live_only: bool, q: str | None) -> list[SessionSummary]:
+    async def sessions(
+        self, *, limit: int, live_only: bool, q: str | None, tag: str | None = None
+    ) -> list[SessionSummary]:
+        params = {"limit": limit, "live_only": live_only, "q": q, "tag": tag}
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                query("admin_sessions"), {"limit": limit, "live_only": live_only, "q": q}
-            )
+            cur = await conn.execute(query("admin_sessions"), params)
             return [_summary(row) for row in await cur.fetchall()]
 
     async def transcript(self, session_id: str) -> Transcript | None:
@@ -199,7 +202,7 @@ class AdminStore:
             if session is None:
                 return None
             cur = await conn.execute(query("admin_transcript_messages"), params)
-            messages = [message_from_row(row) for row in await cur.fetchall()]
+            messages = [message_from_row(row, self._links) for row in await cur.fetchall()]
         return Transcript(session_record_from_row(session), messages)
 
 

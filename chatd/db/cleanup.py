@@ -1,19 +1,29 @@
-"""Cleanup: expired and old sessions (with their messages and jobs), old completed jobs and old
-dead letters, deleted in short batches. A session with a job still to deliver is never deleted.
+"""Cleanup: expired and old sessions (with their messages, jobs and files), old completed jobs,
+old dead letters and uploads that never finished, deleted in short batches. A session with a
+job still to deliver is never deleted, nor one whose last activity is not rolled up into the
+analytics yet (rolled up first, here).
+
+Files in PostgreSQL go with their rows (ON DELETE CASCADE). Files on disk (`files`) are deleted
+after the transaction that deleted their rows commits: a crash in between leaves files nobody
+can reach (the orphan sweep at the end of each cleanup removes them), never a row whose file
+is gone.
 
 Run it under the "cleanup" leader lock (chatd/db/leader.py), so one chatd at a time does it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, LiteralString
+from datetime import datetime
+from functools import partial
+from typing import Any, LiteralString, Protocol
 
 import psycopg
 import structlog
 import trio
 
+from chatd.db.analytics import AnalyticsStore
 from chatd.db.bridge import translate
 from chatd.db.pool import Pool
 from chatd.db.queries import query
@@ -22,12 +32,25 @@ from chatd.settings import MaintenanceSettings
 log = structlog.get_logger(__name__)
 
 DAY_SECONDS = 86400.0
+# An upload still unfinished after this long was cut off by its chatd's death; one in progress
+# sends something every minute (chatd/files/upload.py IDLE_SECONDS), and none lasts this long.
+STALE_UPLOAD_SECONDS = 6 * 3600.0
+
+
+class FileDeleter(Protocol):
+    """The disk store (chatd/files/disk.py), as cleanup uses it."""
+
+    async def delete(self, attachment_ids: Sequence[str]) -> None: ...
+
+    async def sweep_orphans(self, existing: Callable[[list[str]], Awaitable[set[str]]]) -> int: ...
+
 
 LABELS = {
     "expired_sessions": "expired sessions",
     "old_sessions": "sessions past retention",
     "completed_jobs": "completed jobs past retention",
     "dead_letters": "dead letters past retention",
+    "stale_uploads": "uploads never finished",
 }
 
 
@@ -38,10 +61,14 @@ class Removed:
     sessions: int = 0
     messages: int = 0
     jobs: int = 0
+    attachments: int = 0  # files (rows of chat_attachments, with their bytes)
 
     def __add__(self, other: Removed) -> Removed:
         return Removed(
-            self.sessions + other.sessions, self.messages + other.messages, self.jobs + other.jobs
+            self.sessions + other.sessions,
+            self.messages + other.messages,
+            self.jobs + other.jobs,
+            self.attachments + other.attachments,
         )
 
 
@@ -60,6 +87,7 @@ class CleanupSummary:
     old_sessions: Removed
     completed_jobs: Removed
     dead_letters: Removed
+    stale_uploads: Removed
     kept_undelivered: int  # expired or old sessions kept: a job of theirs is still to deliver
     batches: int
     elapsed_seconds: float
@@ -85,9 +113,9 @@ class CleanupSummary:
         """A table for humans: one row per category, the total, what was kept and why."""
         columns = [f.name for f in fields(Removed)]
         rows = [(LABELS[name], removed) for name, removed in self.categories().items()]
-        out = [f"{'':<32}" + "".join(f"{c:>10}" for c in columns)]
+        out = [f"{'':<32}" + "".join(f"{c:>12}" for c in columns)]
         for label, removed in [*rows, ("total", self.total())]:
-            out.append(f"{label:<32}" + "".join(f"{getattr(removed, c):>10}" for c in columns))
+            out.append(f"{label:<32}" + "".join(f"{getattr(removed, c):>12}" for c in columns))
         out.append(
             f"{'kept (undelivered)':<32}{self.kept_undelivered:>10}"
             "  sessions with a job still to deliver"
@@ -112,15 +140,23 @@ async def run_cleanup(
     *,
     dry_run: bool = False,
     on_progress: OnProgress | None = None,
+    files: FileDeleter | None = None,
 ) -> CleanupSummary:
-    """One cleanup now (or, with `dry_run`, what it would remove). Database errors, whatever
-    their kind, raise DatabaseUnavailable."""
+    """One cleanup now (or, with `dry_run`, what it would remove); `files`: the disk store,
+    when attachments.directory is set. Database errors, whatever their kind, raise
+    DatabaseUnavailable."""
     started = trio.current_time()
+    analytics = AnalyticsStore(pool)
     try:
+        # Numbers first: a session goes only once its last activity is rolled up.
         if dry_run:
-            removed, batches = await _count(pool, config), 0
+            rolled_until = await analytics.rollup_target()
+            removed, batches = await _count(pool, config, rolled_until), 0
         else:
-            removed, batches = await _delete(pool, config, on_progress)
+            rolled_until = (await analytics.roll_up()).rolled_until
+            removed, batches = await _delete(pool, config, rolled_until, on_progress, files)
+            if files is not None:
+                await files.sweep_orphans(partial(_existing, pool))
         async with pool.connection() as conn:
             cur = await conn.execute(
                 query("count_undelivered_sessions"),
@@ -141,37 +177,58 @@ async def run_cleanup(
     return summary
 
 
-async def _count(pool: Pool, config: MaintenanceSettings) -> dict[str, Removed]:
+async def _count(
+    pool: Pool, config: MaintenanceSettings, rolled_until: datetime
+) -> dict[str, Removed]:
     session_age = config.session_retention_days * DAY_SECONDS
-    sessions = {"older_than_seconds": session_age}
+    sessions = {"older_than_seconds": session_age, "rolled_until": rolled_until}
     completed = {
         "older_than_seconds": config.completed_job_retention_days * DAY_SECONDS,
         "session_older_than_seconds": session_age,
+        "rolled_until": rolled_until,
     }
     dead = {
         "older_than_seconds": config.dead_letter_retention_days * DAY_SECONDS,
         "session_older_than_seconds": session_age,
+        "rolled_until": rolled_until,
     }
-    counts = {
-        "expired_sessions": (query("count_expired_sessions"), {}),
+    counts: dict[str, tuple[LiteralString, dict[str, Any]]] = {
+        "expired_sessions": (query("count_expired_sessions"), {"rolled_until": rolled_until}),
         "old_sessions": (query("count_old_sessions"), sessions),
         "completed_jobs": (query("count_completed_jobs"), completed),
         "dead_letters": (query("count_dead_jobs"), dead),
+        "stale_uploads": (
+            query("count_stale_uploads"),
+            {"older_than_seconds": STALE_UPLOAD_SECONDS},
+        ),
     }
     removed: dict[str, Removed] = {}
     async with pool.connection() as conn:
         for name, (sql, params) in counts.items():
             row = await (await conn.execute(sql, params)).fetchone()
             assert row is not None  # count(*) always answers
-            removed[name] = Removed(row.get("sessions", 0), row.get("messages", 0), row["jobs"])
+            removed[name] = Removed(
+                row.get("sessions", 0),
+                row.get("messages", 0),
+                row.get("jobs", 0),
+                row.get("attachments", 0),
+            )
     return removed
 
 
 async def _delete(
-    pool: Pool, config: MaintenanceSettings, on_progress: OnProgress | None
+    pool: Pool,
+    config: MaintenanceSettings,
+    rolled_until: datetime,
+    on_progress: OnProgress | None,
+    files: FileDeleter | None,
 ) -> tuple[dict[str, Removed], int]:
     limit = config.batch_size
-    old = {"limit": limit, "older_than_seconds": config.session_retention_days * DAY_SECONDS}
+    old = {
+        "limit": limit,
+        "older_than_seconds": config.session_retention_days * DAY_SECONDS,
+        "rolled_until": rolled_until,
+    }
     completed = {
         "limit": limit,
         "older_than_seconds": config.completed_job_retention_days * DAY_SECONDS,
@@ -179,10 +236,14 @@ async def _delete(
     dead = {"limit": limit, "older_than_seconds": config.dead_letter_retention_days * DAY_SECONDS}
 
     async def expired_sessions() -> tuple[int, Removed]:
-        return await _sessions_batch(pool, query("lock_expired_sessions"), {"limit": limit})
+        expired = {"limit": limit, "rolled_until": rolled_until}
+        return await _sessions_batch(pool, query("lock_expired_sessions"), expired, files)
 
     async def old_sessions() -> tuple[int, Removed]:
-        return await _sessions_batch(pool, query("lock_old_sessions"), old)
+        return await _sessions_batch(pool, query("lock_old_sessions"), old, files)
+
+    async def stale_uploads() -> tuple[int, Removed]:
+        return await _stale_uploads_batch(pool, limit, files)
 
     async def completed_jobs() -> tuple[int, Removed]:
         return await _jobs_batch(pool, query("delete_completed_jobs"), completed)
@@ -196,6 +257,7 @@ async def _delete(
         "old_sessions": old_sessions,
         "completed_jobs": completed_jobs,
         "dead_letters": dead_letters,
+        "stale_uploads": stale_uploads,
     }
     removed: dict[str, Removed] = {}
     total_batches = 0
@@ -222,7 +284,7 @@ async def _drain(
 
 
 async def _sessions_batch(
-    pool: Pool, lock: LiteralString, params: dict[str, Any]
+    pool: Pool, lock: LiteralString, params: dict[str, Any], files: FileDeleter | None
 ) -> tuple[int, Removed]:
     # Two statements in one transaction: lock the candidates, then delete them with a snapshot
     # taken under the locks (see delete_sessions).
@@ -233,7 +295,30 @@ async def _sessions_batch(
         cur = await conn.execute(query("delete_sessions"), {"ids": ids})
         row = await cur.fetchone()
     assert row is not None  # the summary row always comes
-    return len(ids), Removed(row["sessions"], row["messages"], row["jobs"])
+    if files is not None and row["disk_files"]:
+        await files.delete(row["disk_files"])  # their rows are gone: committed above
+    removed = Removed(row["sessions"], row["messages"], row["jobs"], row["attachments"])
+    return len(ids), removed
+
+
+async def _stale_uploads_batch(
+    pool: Pool, limit: int, files: FileDeleter | None
+) -> tuple[int, Removed]:
+    params = {"limit": limit, "older_than_seconds": STALE_UPLOAD_SECONDS}
+    async with pool.connection() as conn, conn.transaction():
+        rows = await (await conn.execute(query("stale_uploads"), params)).fetchall()
+        if rows:
+            await conn.execute(query("delete_attachments"), {"ids": [r["id"] for r in rows]})
+    on_disk = [row["id"] for row in rows if row["storage"] == "disk"]
+    if files is not None and on_disk:
+        await files.delete(on_disk)
+    return len(rows), Removed(attachments=len(rows))
+
+
+async def _existing(pool: Pool, ids: list[str]) -> set[str]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(query("existing_attachments"), {"ids": ids})
+        return {row["id"] for row in await cur.fetchall()}
 
 
 async def _jobs_batch(

@@ -1,163 +1,149 @@
-"""Conversations as the staff see them: state changes, agents' replies, the inbox lists and the
-audit trail (sql/queries/inbox.sql). Changes are called by the session actor only."""
+"""How conversations end and are rated: close (by the shopper or staff), rate once after the
+end (with the n8n event's job in the same transaction), and read a session's end and rating.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Jsonb
 
-from chatd.core.conversation import ConversationChange, ConversationState
+from chatd.core.csat import (
+    ENDED_CONTENT,
+    Ending,
+    ShopperRating,
+    ended_metadata,
+    ending_of,
+    rating_content,
+    rating_metadata,
+)
 from chatd.core.messages import Message
-from chatd.core.staff import Agent
 from chatd.core.tokens import new_id
-from chatd.db.messages import message_from_row
+from chatd.db.messages import QueueTarget, message_from_row
 from chatd.db.pool import Pool
 from chatd.db.queries import query
-from chatd.errors import Conflict, Gone, NotFound
+from chatd.errors import Conflict, Unauthorized
 
 
 @dataclass(frozen=True)
-class InboxRow:
+class Conversation:
+    """A session as its end and rating concern it."""
+
     id: str
-    user_id: str | None
-    guest_email: str | None
+    status: str  # the column: active or closed
+    ending: Ending | None  # None while live
+    rating: ShopperRating | None
+    expires_at: datetime
     metadata: dict[str, Any] | None
-    user_context: dict[str, Any]
-    state: ConversationState
-    agent_id: str | None
-    agent_name: str | None
-    handoff_reason: str | None
-    state_changed_at: datetime
-    created_at: datetime
-    updated_at: datetime
-    last_seq: int
-    last_sender: str | None
-    last_content: str | None
-    last_at: datetime | None
 
 
 @dataclass(frozen=True)
-class AuditEntry:
-    action: str
-    agent_id: str | None
-    agent_name: str | None
-    detail: dict[str, Any] | None
-    created_at: datetime
+class Rated:
+    rating: ShopperRating
+    message: Message  # the system message naming it
+
+
+def _unknown() -> Unauthorized:
+    return Unauthorized("unknown session or wrong session token", code="invalid_session")
 
 
 class ConversationStore:
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, target: QueueTarget) -> None:
         self._pool = pool
+        self._target = target
 
-    async def change(self, session_id: str, change: ConversationChange) -> Message:
-        """Apply `change` with its system message; Conflict (who holds it), Gone or NotFound."""
-        detail = dict(change.detail)
-        if change.reason is not None:
-            detail["reason"] = change.reason
-        params = {
-            "session_id": session_id,
-            "message_id": new_id(),
-            "from_states": [state.value for state in change.from_states],
-            "to_state": change.to_state.value,
-            "to_agent": change.to_agent.id if change.to_agent else None,
-            "holder": change.holder,
-            "reason": change.reason,
-            "content": change.content,
-            "metadata": Jsonb(change.metadata()),
-            "actor": change.actor,
-            "action": change.action,
-            "detail": Jsonb(detail) if detail else None,
-        }
-        async with self._pool.connection() as conn:
-            row = await (await conn.execute(query("conversation_change"), params)).fetchone()
-            if row is not None:
-                return message_from_row(row)
-            now = await (
-                await conn.execute(query("conversation_now"), {"session_id": session_id})
-            ).fetchone()
-        raise refusal(now, change)
-
-    async def agent_message(self, session_id: str, agent: Agent, content: str) -> Message:
-        params = {
-            "session_id": session_id,
-            "message_id": new_id(),
-            "agent_id": agent.id,
-            "agent_name": agent.name,
-            "content": content,
-        }
-        async with self._pool.connection() as conn:
-            row = await (await conn.execute(query("agent_message"), params)).fetchone()
-            if row is not None:
-                return message_from_row(row)
-            now = await (
-                await conn.execute(query("conversation_now"), {"session_id": session_id})
-            ).fetchone()
-        raise refusal(now, None)
-
-    async def inbox(
-        self, states: tuple[ConversationState, ...], *, agent_id: str | None, limit: int
-    ) -> list[InboxRow]:
-        params = {"states": [s.value for s in states], "agent_id": agent_id, "limit": limit}
-        async with self._pool.connection() as conn:
-            rows = await (await conn.execute(query("inbox_list"), params)).fetchall()
-        return [inbox_row(row) for row in rows]
-
-    async def conversation(self, session_id: str) -> InboxRow | None:
+    async def state(self, session_id: str, token_hash: bytes | None) -> Conversation:
+        """The session, live or ended; Unauthorized if unknown or (given a hash) not its token."""
         async with self._pool.connection() as conn:
             row = await (
-                await conn.execute(query("inbox_conversation"), {"session_id": session_id})
+                await conn.execute(query("conversation_state"), {"session_id": session_id})
             ).fetchone()
-        return None if row is None else inbox_row(row)
+        return _conversation(row, token_hash)
 
-    async def audit(self, session_id: str) -> list[AuditEntry]:
+    async def close(
+        self, session_id: str, by: Ending, token_hash: bytes | None = None
+    ) -> tuple[Conversation, Message | None]:
+        """End a live conversation (the shopper's, by its token; staff's without one): the
+        conversation and the "Chat ended" message; an ended one is left as it was (None)."""
+        params = {
+            "session_id": session_id,
+            "by": by.value,
+            "token_hash": token_hash,
+            "message_id": new_id(),
+            "content": ENDED_CONTENT,
+            "metadata": Jsonb(ended_metadata(by)),
+        }
         async with self._pool.connection() as conn:
-            rows = await (
-                await conn.execute(query("conversation_audit"), {"session_id": session_id})
-            ).fetchall()
-        return [AuditEntry(**row) for row in rows]
+            row = await (await conn.execute(query("close_session"), params)).fetchone()
+            state = await (await conn.execute(query("conversation_state"), params)).fetchone()
+        conversation = _conversation(state, token_hash)
+        return conversation, message_from_row(row) if row is not None else None
 
-
-def refusal(now: Mapping[str, Any] | None, change: ConversationChange | None) -> Exception:
-    """Why a change (None: an agent's reply) did nothing, from the conversation as it is."""
-    if now is None:
-        return NotFound("no such conversation", code="conversation_not_found")
-    if not now["live"]:
-        return Gone("this conversation's session has expired", code="session_expired")
-    state = ConversationState(now["conversation_state"])
-    if state is ConversationState.HUMAN:
-        return Conflict(
-            f"{now['agent_name']} holds this conversation",
-            code="conversation_held",
+    async def rate(
+        self,
+        session_id: str,
+        token_hash: bytes,
+        rating: int,
+        comment: str | None,
+        *,
+        notify_n8n: bool,
+    ) -> Rated:
+        """The rating of an ended conversation, once; with `notify_n8n`, queued for n8n as an
+        event. 401 unknown or wrong token; 409 rated already, or not ended."""
+        params = {
+            "session_id": session_id,
+            "token_hash": token_hash,
+            "rating": rating,
+            "comment": comment,
+            "message_id": new_id(),
+            "job_id": new_id(),
+            "content": rating_content(rating, comment),
+            "metadata": Jsonb(rating_metadata(rating, comment)),
+            "notify": notify_n8n,
+            "webhook_url": self._target.webhook_url,
+            "max_attempts": self._target.max_attempts,
+        }
+        async with self._pool.connection() as conn:
+            try:
+                row = await (await conn.execute(query("rate_session"), params)).fetchone()
+            except psycopg.errors.UniqueViolation:
+                raise _rated_already() from None
+            if row is not None:
+                rated = ShopperRating(row["rating"], row["comment"], row["rated_at"])
+                return Rated(rated, message_from_row(row))
+            state = await (await conn.execute(query("conversation_state"), params)).fetchone()
+        conversation = _conversation(state, token_hash)
+        if conversation.rating is not None:
+            raise _rated_already()
+        raise Conflict(
+            "this conversation is still going on: end it first", code="conversation_active"
         )
-    if change is None:
-        return Conflict("take the conversation over before replying", code="not_holding")
-    return Conflict(
-        f"the conversation is {state.value}; {change.action.replace('_', ' ')} needs it"
-        f" {' or '.join(s.value for s in change.from_states)}",
-        code="conversation_state",
-    )
+
+    async def rating(self, session_id: str) -> ShopperRating | None:
+        async with self._pool.connection() as conn:
+            row = await (
+                await conn.execute(query("session_rating"), {"session_id": session_id})
+            ).fetchone()
+        return ShopperRating(row["rating"], row["comment"], row["created_at"]) if row else None
 
 
-def inbox_row(row: Mapping[str, Any]) -> InboxRow:
-    return InboxRow(
-        row["id"],
-        row["user_id"],
-        row["guest_email"],
-        row["metadata"],
-        row["user_context"],
-        ConversationState(row["conversation_state"]),
-        row["agent_id"],
-        row["agent_name"],
-        row["handoff_reason"],
-        row["state_changed_at"],
-        row["created_at"],
-        row["updated_at"],
-        row["last_seq"],
-        row["last_sender"],
-        row["last_content"],
-        row["last_at"],
+def _rated_already() -> Conflict:
+    return Conflict("this conversation was rated already", code="already_rated")
+
+
+def _conversation(row: dict[str, Any] | None, token_hash: bytes | None) -> Conversation:
+    if row is None:
+        raise _unknown()
+    if token_hash is not None and not hmac.compare_digest(bytes(row["token_hash"]), token_hash):
+        raise _unknown()
+    rating = None
+    if row["rating"] is not None:
+        rating = ShopperRating(row["rating"], row["comment"], row["rated_at"])
+    ending = ending_of(row["status"], row["closed_by"], row["expires_at"], row["now"])
+    return Conversation(
+        row["id"], row["status"], ending, rating, row["expires_at"], row["metadata"]
     )

@@ -1,4 +1,5 @@
-"""Bulk export: sessions active in a time range with their messages, page by page, oldest first.
+"""Bulk export: sessions active in a time range with their messages, page by page, oldest first,
+optionally only those with a tag, of one shopper, or with a message matching a search.
 
 Keyset pagination by (created_at, id): each page is one short query for the sessions and one for
 their messages, so memory holds one page whatever the range.
@@ -31,6 +32,11 @@ class ExportRange:
     since: datetime = EARLIEST
     until: datetime = LATEST
     session_ids: Sequence[str] | None = None  # only these sessions (None: all)
+    user_id: str | None = None  # only this shopper's sessions (by user id ...
+    email: str | None = None  # ... or by guest email, ignoring case)
+    tag: str | None = None  # only sessions with this tag (normalised: chatd.core.tags)
+    query: str | None = None  # only sessions with a message matching it (websearch syntax)
+    language: str = "simple"  # the text search configuration `query` is read with
 
 
 @dataclass(frozen=True)
@@ -64,12 +70,18 @@ async def _page(
         "since": spec.since,
         "until": spec.until,
         "session_ids": list(spec.session_ids) if spec.session_ids is not None else None,
+        "user_id": spec.user_id,
+        "email": spec.email,
+        "tag": spec.tag,
+        "q": spec.query,
+        "config": spec.language,
         "after_created_at": after[0],
         "after_id": after[1],
         "limit": limit,
     }
     async with pool.connection() as conn:
-        cur = await conn.execute(query("export_sessions"), params)
+        # Unprepared: planned with this page's values, the filters left out fold away.
+        cur = await conn.execute(query("export_sessions"), params, prepare=False)
         sessions = [session_record_from_row(row) for row in await cur.fetchall()]
         if not sessions:
             return []

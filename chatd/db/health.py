@@ -26,6 +26,7 @@ class QueueSnapshot:
     dead: int
     oldest_due_seconds: float
     active_sessions: int
+    attachment_bytes: int = 0  # stored files, originals and thumbnails
 
 
 async def ping(pool: Pool) -> None:

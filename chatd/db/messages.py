@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -10,12 +11,14 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from chatd.core.attachments import link_files
+from chatd.core.file_urls import FileLinks
 from chatd.core.messages import Message, MessageStatus, NewMessage
 from chatd.core.tokens import new_id
 from chatd.db.pool import Connection, Pool
 from chatd.db.queries import query
 from chatd.db.sessions import check_access
-from chatd.errors import Conflict, RateLimited
+from chatd.errors import Conflict, NotFound, RateLimited
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,15 @@ class QueueTarget:
 
 
 class MessageStore:
-    def __init__(self, pool: Pool, target: QueueTarget) -> None:
+    def __init__(self, pool: Pool, target: QueueTarget, links: FileLinks | None = None) -> None:
         self._pool = pool
         self._target = target
+        self._links = links  # signs the URLs of the files messages carry, as they are read
+
+    @property
+    def target(self) -> QueueTarget:
+        """Where the messages' jobs go (events of the conversation go there too)."""
+        return self._target
 
     async def send(self, session_id: str, token_hash: bytes, message: NewMessage) -> StoredMessage:
         """Store a user message and its job, unless the session's rate limit is reached (429;
@@ -60,6 +69,7 @@ class MessageStore:
             "message_type": message.message_type,
             "metadata": Jsonb(message.metadata) if message.metadata is not None else None,
             "client_message_id": message.client_message_id,
+            "attachment_ids": list(message.attachments),
             "webhook_url": target.webhook_url,
             "max_attempts": target.max_attempts,
             "guest_ttl_seconds": target.guest_ttl_seconds,
@@ -78,15 +88,19 @@ class MessageStore:
                     assert replay is not None  # the unique violation means it exists
                     return replay
                 if row is not None:
-                    return StoredMessage(message_from_row(row), created=True)
+                    return StoredMessage(self._message(row), created=True)
                 refusal = await (await conn.execute(query("send_refusal"), params)).fetchone()
                 check_access(refusal, token_hash)
                 assert refusal is not None  # check_access refuses a missing session
+                blocked = refusal["retry_after"] is not None or _attachments_refused(refusal)
+                if blocked and message.client_message_id is not None:
+                    # A resend of a stored message: its files are taken (by it), its sends
+                    # counted; the answer is the message, as for any replay.
+                    replay = await self._replay(conn, session_id, message)
+                    if replay is not None:
+                        return replay
+                _check_attachments(refusal, message.attachments)
                 if refusal["retry_after"] is not None:
-                    if message.client_message_id is not None:
-                        replay = await self._replay(conn, session_id, message)
-                        if replay is not None:
-                            return replay
                     raise target.rate_limited(refusal["retry_after"])
         raise AssertionError("send matched no session three times, yet the session is live")
 
@@ -105,11 +119,13 @@ class MessageStore:
         ).fetchone()
         if row is None:
             return None
-        earlier = message_from_row(row)
-        same = (earlier.content, earlier.message_type, earlier.metadata) == (
+        earlier = self._message(row)
+        files = tuple(entry["id"] for entry in row["attachments"] or ())
+        same = (earlier.content, earlier.message_type, earlier.metadata, files) == (
             message.content,
             message.message_type,
             message.metadata,
+            message.attachments,
         )
         if not same:
             raise Conflict(
@@ -125,7 +141,7 @@ class MessageStore:
                 query("recent_messages"),
                 {"session_id": session_id, "limit": limit, "offset": offset},
             )
-            return [message_from_row(row) for row in await cur.fetchall()]
+            return [self._message(row) for row in await cur.fetchall()]
 
     async def notify_event(self, event: dict[str, Any]) -> None:
         """An event for every process's clients of the session that is not stored (typing)."""
@@ -140,7 +156,7 @@ class MessageStore:
     async def by_ids(self, ids: list[str]) -> list[Message]:
         async with self._pool.connection() as conn:
             cur = await conn.execute(query("messages_by_ids"), {"ids": ids})
-            return [message_from_row(row) for row in await cur.fetchall()]
+            return [self._message(row) for row in await cur.fetchall()]
 
     async def after_seq(self, session_id: str, after_seq: int, *, limit: int) -> list[Message]:
         async with self._pool.connection() as conn:
@@ -148,7 +164,7 @@ class MessageStore:
                 query("messages_after_seq"),
                 {"session_id": session_id, "after_seq": after_seq, "limit": limit},
             )
-            return [message_from_row(row) for row in await cur.fetchall()]
+            return [self._message(row) for row in await cur.fetchall()]
 
     async def after_seqs(self, last_seqs: dict[str, int], *, limit: int) -> list[Message]:
         """Up to `limit` messages after each session's seq, in session and seq order."""
@@ -161,7 +177,10 @@ class MessageStore:
                     "limit": limit,
                 },
             )
-            return [message_from_row(row) for row in await cur.fetchall()]
+            return [self._message(row) for row in await cur.fetchall()]
+
+    def _message(self, row: Mapping[str, Any]) -> Message:
+        return message_from_row(row, self._links)
 
     async def count(self, session_id: str) -> int:
         async with self._pool.connection() as conn:
@@ -175,8 +194,10 @@ class MessageStore:
 _STATUSES = {status.value: status for status in MessageStatus}
 
 
-def message_from_row(row: Mapping[str, Any]) -> Message:
-    """A chat_messages row (its wire columns; others are ignored) as the type every layer uses."""
+def message_from_row(row: Mapping[str, Any], links: FileLinks | None = None) -> Message:
+    """A chat_messages row (its wire columns; others are ignored) as the type every layer uses;
+    its files' URLs signed now with `links` (without, or without the column, it shows none)."""
+    described = row.get("attachments")
     return Message(
         row["id"],
         row["session_id"],
@@ -187,4 +208,28 @@ def message_from_row(row: Mapping[str, Any]) -> Message:
         _STATUSES[row["status"]],
         row["seq"],
         row["created_at"],
+        link_files(described, links, time.time()) if described else (),
     )
+
+
+def _attachments_refused(refusal: Mapping[str, Any]) -> bool:
+    return bool(refusal["attachments_missing"] or refusal["attachments_taken"])
+
+
+def _check_attachments(refusal: Mapping[str, Any], wanted: tuple[str, ...]) -> None:
+    """404 for a file that is not this session's ready upload (another session's looks the
+    same: it is none of this one's business), 409 for one another message has taken."""
+    if missing := refusal["attachments_missing"]:
+        index = wanted.index(missing[0])
+        raise NotFound(
+            f"attachment {missing[0]} was not uploaded in this session",
+            code="attachment_not_found",
+            field=f"attachments.{index}",
+        )
+    if taken := refusal["attachments_taken"]:
+        index = wanted.index(taken[0])
+        raise Conflict(
+            f"attachment {taken[0]} is already attached to another message",
+            code="attachment_in_use",
+            field=f"attachments.{index}",
+        )

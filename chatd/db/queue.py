@@ -36,6 +36,12 @@ class Job:
     lease_id: uuid.UUID
     is_retry: bool
 
+    @property
+    def is_event(self) -> bool:
+        """An event of the conversation (a rating), not a shopper's message: nobody awaits a
+        reply to it, so none is shown (docs/n8n.md, "Conversation events")."""
+        return self.payload.get("event") is not None
+
 
 @dataclass(frozen=True)
 class RescuedJob:
@@ -116,6 +122,13 @@ class QueueStore:
     async def retry(self, job: Job, *, delay: float, error: str, last_status: int | None) -> bool:
         rows = await self._fenced(
             query("retry_job"), job, delay_seconds=delay, error=error, last_status=last_status
+        )
+        return bool(rows)
+
+    async def dead_event(self, job: Job, *, error: str, last_status: int | None) -> bool:
+        """An event's job out of attempts: dead, without a fallback reply. False: lease lost."""
+        rows = await self._fenced(
+            query("dead_event_job"), job, error=error, last_status=last_status
         )
         return bool(rows)
 

@@ -93,7 +93,8 @@ def check_access(row: dict[str, Any] | None, token_hash: bytes) -> None:
 
 
 def session_record_from_row(row: Mapping[str, Any]) -> SessionRecord:
-    """A chat_sessions row (other columns beside it are ignored) as operators see it."""
+    """A chat_sessions row (other columns beside it are ignored; `tags`, the conversation's
+    tags, when the query read them) as operators see it."""
     return SessionRecord(
         row["id"],
         row["user_id"],
@@ -104,4 +105,5 @@ def session_record_from_row(row: Mapping[str, Any]) -> SessionRecord:
         row["updated_at"],
         row["expires_at"],
         row["last_seq"],
+        tuple(row.get("tags") or ()),
     )

@@ -1,4 +1,5 @@
-"""CORS for the shopper's API, so a widget on the shop's own domain can call chatd's.
+"""CORS for the shopper's API, so a widget on the shop's own domain can call chatd's (chatd's own
+widget, and n8n's @n8n/chat at /api/n8n-chat).
 
 The same allow-list as the WebSocket's (websocket.allowed_origins; by default chatd's own
 origin): an allowed Origin gets it echoed back, anything else gets no CORS headers and the
@@ -14,11 +15,11 @@ from quart import Response, request
 
 from chatd.core.frames import origin_allowed
 
-PREFIX = "/api/chat/"
+PREFIXES = ("/api/chat/", "/api/n8n-chat")  # chatd's widget's API, and n8n's widget's endpoint
 NOT_FOR_BROWSERS = ("/api/chat/webhook",)
 HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type, Last-Event-ID",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, Last-Event-ID, X-Chatd-Identity",
     "Access-Control-Expose-Headers": "Retry-After",
     "Access-Control-Max-Age": "600",
 }
@@ -33,7 +34,7 @@ def cors_headers(
 
     async def add(response: Response) -> Response:
         path = request.path
-        if not path.startswith(PREFIX) or path.startswith(NOT_FOR_BROWSERS):
+        if not path.startswith(PREFIXES) or path.startswith(NOT_FOR_BROWSERS):
             return response
         response.vary.add("Origin")
         origin = request.headers.get("Origin")

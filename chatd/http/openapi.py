@@ -67,9 +67,20 @@ _SECURITY: dict[Auth, list[dict[str, list[str]]]] = {
 }
 # Path parts, by the name a route gives them: what the document calls them and their schema.
 _ID_SCHEMA = {"type": "string", "format": "uuid", "pattern": ID_PATTERN}
-_PATH_PARAMETERS = {
-    "session_id": ("sessionId", "The session's id (UUID text; either case)."),
-    "job_id": ("jobId", "The dead letter's job id (UUID text; either case)."),
+_PATH_PARAMETERS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "session_id": ("sessionId", "The session's id (UUID text; either case).", _ID_SCHEMA),
+    "job_id": ("jobId", "The dead letter's job id (UUID text; either case).", _ID_SCHEMA),
+    "tag": (
+        "tag",
+        "A tag; stored in its normal form (chatd/core/tags.py), e.g. 'Refund request' as"
+        " 'refund-request'.",
+        {"type": "string", "minLength": 1, "maxLength": 200},
+    ),
+    "attachment_id": (
+        "attachmentId",
+        "The file's attachment id (UUID text; either case).",
+        _ID_SCHEMA,
+    ),
 }
 _MEDIA_SCHEMAS: dict[str, dict[str, Any]] = {
     # One event of the stream: the fields of the WebSocket's events (chatd/PROTOCOL.md).
@@ -89,6 +100,8 @@ _HEADER_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 _REASONS = {
     200: "OK",
+    201: "Created",
+    206: "Partial Content: the Range asked for",
     101: "Switching Protocols: a WebSocket (frames in chatd/PROTOCOL.md)",
     304: "Not Modified (If-None-Match matched the ETag)",
     503: "Unavailable: the database, a full mailbox or a restarting actor; retry after Retry-After",
@@ -111,6 +124,8 @@ class Doc:
     media: tuple[str, ...] = ()
     also: dict[int, type[BaseModel] | str] = field(default_factory=dict)
     description: str = ""
+    status: int = 200  # of the success answer
+    body_media: str = "application/json"  # how `body` is sent (multipart/form-data: a form)
 
 
 def documented(doc: Doc) -> Callable[[F], F]:
@@ -208,7 +223,7 @@ def _operation(
         schema = refs[(doc.body, "validation")]
         operation["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": schema}},
+            "content": {doc.body_media: {"schema": schema}},
         }
     operation["security"] = _SECURITY[doc.auth] if doc.auth else []
     operation["responses"] = _responses(rule, doc, refs)
@@ -216,13 +231,13 @@ def _operation(
 
 
 def _path_parameter(argument: str) -> dict[str, Any]:
-    name, description = _PATH_PARAMETERS[argument]
+    name, description, schema = _PATH_PARAMETERS[argument]
     return {
         "name": name,
         "in": "path",
         "required": True,
         "description": description,
-        "schema": _ID_SCHEMA,
+        "schema": schema,
     }
 
 
@@ -246,7 +261,7 @@ def _responses(
     def json_body(model: type[BaseModel]) -> dict[str, Any]:
         return {"application/json": {"schema": refs[(model, "serialization")]}}
 
-    status = 101 if rule.websocket else 200
+    status = 101 if rule.websocket else doc.status
     success: dict[str, Any] = {"description": _REASONS[status]}
     content: dict[str, Any] = {}
     if isinstance(doc.answer, type):

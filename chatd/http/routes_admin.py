@@ -46,12 +46,13 @@ from chatd.core.admin_wire import (
 from chatd.core.ids import parse_id
 from chatd.core.query import parse_query
 from chatd.core.responses import wire
+from chatd.core.tags import RULE, normalise_tag
 from chatd.core.transcript import transcript_json, transcript_text
 from chatd.core.urls import without_secrets
 from chatd.core.wire import check_content, check_metadata, iso
 from chatd.db.admin import BUCKET_SECONDS, AdminStore, SessionSummary
 from chatd.db.admin import Overview as OverviewData
-from chatd.errors import NotFound, RateLimited, Unauthorized
+from chatd.errors import BadRequest, NotFound, RateLimited, Unauthorized
 from chatd.http.address_limits import AddressLimit
 from chatd.http.auth import authorize_operator
 from chatd.http.body import client_ip, json_body
@@ -67,28 +68,8 @@ PREFIX = "/api/admin"
 
 def admin_routes(services: Services) -> Blueprint:
     bp = Blueprint("admin", __name__, url_prefix=PREFIX)
-    store = AdminStore(services.pool)
-
-    @bp.before_request
-    async def authorize() -> None:
-        if "Authorization" not in request.headers and COOKIE in request.cookies:
-            # A signed-in admin (the inbox's sign-in, with its CSRF token); not an agent.
-            agent, _ = await signed_in_agent(
-                services, request.cookies, request.method, request.headers
-            )
-            require_admin(agent)
-            return
-        ip = client_ip(services.settings.server.proxy_trust)
-        try:
-            await check_admin_token(
-                request.headers.get("Authorization"),
-                services.settings.admin.token,
-                services.operator_auth_failures,
-                ip,
-            )
-        except (Unauthorized, RateLimited) as exc:
-            log.warning("admin_auth_failed", reason=exc.code, client_ip=ip)  # never the token
-            raise
+    store = AdminStore(services.pool, services.attachments.links)
+    guard_admin(bp, services)
 
     @bp.after_app_request
     async def never_cache(response: Response) -> Response:
@@ -179,7 +160,7 @@ def admin_routes(services: Services) -> Blueprint:
     @bp.get("/sessions")
     @documented(
         Doc(
-            "Sessions, newest first, optionally searched",
+            "Sessions, newest first, optionally searched or by tag",
             "admin",
             Sessions,
             query=SessionsQuery,
@@ -189,7 +170,10 @@ def admin_routes(services: Services) -> Blueprint:
     async def sessions() -> dict[str, Any]:
         args = parse_query(SessionsQuery, request.args)
         found = await store.sessions(
-            limit=args.limit, live_only=args.status == "active", q=args.q.strip() or None
+            limit=args.limit,
+            live_only=args.status == "active",
+            q=args.q.strip() or None,
+            tag=query_tag(args.tag),
         )
         summaries = [summary_to_wire(s, services.hub.has(s.session.id)) for s in found]
         return wire(Sessions(sessions=summaries))
@@ -213,16 +197,53 @@ def admin_routes(services: Services) -> Blueprint:
         if found is None:
             raise NotFound(f"no session {session_id!r}", code="session_not_found")
         headers = {"Content-Disposition": attachment(session_id, kind)} if download else {}
+        rating = await services.conversations.rating(session_id)
         if kind == "text":
-            text = transcript_text(found.session, found.messages)
+            text = transcript_text(found.session, found.messages, rating)
             return Response(text, content_type="text/plain; charset=utf-8", headers=headers)
-        body = transcript_json(found.session, found.messages)
+        body = transcript_json(found.session, found.messages, rating)
         if not download:
             return body
         data = json.dumps(body, ensure_ascii=False, indent=2) + "\n"
         return Response(data, content_type="application/json; charset=utf-8", headers=headers)
 
     return bp
+
+
+def guard_admin(bp: Blueprint, services: Services) -> None:
+    """Every route of `bp` needs the admin token, or an admin's sign-in (checked before its view
+    runs)."""
+
+    @bp.before_request
+    async def authorize() -> None:
+        if "Authorization" not in request.headers and COOKIE in request.cookies:
+            # A signed-in admin (the inbox's sign-in, with its CSRF token); not an agent.
+            agent, _ = await signed_in_agent(
+                services, request.cookies, request.method, request.headers
+            )
+            require_admin(agent)
+            return
+        ip = client_ip(services.settings.server.proxy_trust)
+        try:
+            await check_admin_token(
+                request.headers.get("Authorization"),
+                services.settings.admin.token,
+                services.operator_auth_failures,
+                ip,
+            )
+        except (Unauthorized, RateLimited) as exc:
+            log.warning("admin_auth_failed", reason=exc.code, client_ip=ip)  # never the token
+            raise
+
+
+def query_tag(raw: str) -> str | None:
+    """A `tag` query parameter in normal form; None when absent; 400 when it cannot be one."""
+    if not raw.strip():
+        return None
+    tag = normalise_tag(raw)
+    if tag is None:
+        raise BadRequest(RULE, code="invalid_tag", field="tag")
+    return tag
 
 
 async def check_admin_token(

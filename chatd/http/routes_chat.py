@@ -11,6 +11,7 @@ import trio
 from quart import Blueprint, request
 
 from chatd.core.conversation import request_handoff
+from chatd.core.csat import rating_requested, wire_status
 from chatd.core.identity import prove_identity
 from chatd.core.ids import parse_id
 from chatd.core.inbox_wire import HandoffAccepted, HandoffRequest
@@ -29,6 +30,7 @@ from chatd.core.wire import (
     CreateSessionRequest,
     PageParams,
     SendMessageRequest,
+    check_attachments,
     check_content,
     check_metadata,
     iso,
@@ -95,19 +97,34 @@ def chat_routes(services: Services) -> Blueprint:
         )
 
     @bp.get("/session/<session_id>")
-    @documented(Doc("A session and its recent messages", "chat", SessionView, auth="session"))
+    @documented(
+        Doc(
+            "A session and its recent messages, also once it ended (then: rate it?)",
+            "chat",
+            SessionView,
+            auth="session",
+        )
+    )
     async def get_session(session_id: str) -> dict[str, Any]:
         session_id = parse_id(session_id, "sessionId")
         structlog.contextvars.bind_contextvars(session_id=session_id)
-        session = await services.sessions.authorize(session_id, request_token_hash())
+        session = await services.conversations.state(session_id, request_token_hash())
         messages = await services.messages.recent(session_id, limit=RECENT_ON_SESSION)
+        csat = services.settings.csat  # reloadable: read now
         return wire(
             SessionView(
                 sessionId=session.id,
-                status=session.status,
+                status=wire_status(session.status, session.ending),
                 messages=[m.to_out() for m in messages],
                 metadata=session.metadata,
                 expiresAt=iso(session.expires_at),
+                ratingRequested=rating_requested(
+                    session.ending,
+                    session.rating is not None,
+                    enabled=csat.enabled,
+                    ask_on=csat.endings,
+                ),
+                rated=session.rating is not None,
             )
         )
 
@@ -122,15 +139,19 @@ def chat_routes(services: Services) -> Blueprint:
         )
     )
     async def send() -> dict[str, Any]:
+        token_hash = request_token_hash()  # no token: 401, whatever the body holds
         body = await json_body(SendMessageRequest)
         structlog.contextvars.bind_contextvars(session_id=body.sessionId)
+        limits = services.limits
+        attachments = check_attachments(body.attachments, limits)
         message = NewMessage(
-            check_content(body.content, services.limits),
+            check_content(body.content, limits, with_attachments=bool(attachments)),
             body.messageType,
-            check_metadata(body.metadata, services.limits),
+            check_metadata(body.metadata, limits),
             body.clientMessageId,
+            attachments,
         )
-        stored = await services.actors.send_message(body.sessionId, request_token_hash(), message)
+        stored = await services.actors.send_message(body.sessionId, token_hash, message)
         sent = stored.message
         structlog.contextvars.bind_contextvars(message_id=sent.id)
         return wire(
@@ -161,7 +182,7 @@ def chat_routes(services: Services) -> Blueprint:
                 body.sessionId, request_handoff(body.reason.strip())
             )
         except Conflict:  # asked before, or a person is there already: nothing to do
-            row = await services.conversations.conversation(body.sessionId)
+            row = await services.takeover.conversation(body.sessionId)
             state = row.state.value if row else "bot"
             return wire(HandoffAccepted(state=state, message=None))
         return wire(HandoffAccepted(state="waiting", message=message.to_out()))

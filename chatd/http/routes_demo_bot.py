@@ -64,6 +64,8 @@ def demo_bot_routes(settings: Settings) -> Blueprint:
         body = parse_json(await request.get_data(as_text=False))  # type: ignore[arg-type]
         if not isinstance(body, dict):
             raise BadRequest("expected a JSON object", code="invalid_body")
+        if body.get("event") is not None:  # a rating: noted, nothing to answer
+            return {}
         if settings.n8n.mode == "chat_trigger":
             return streamed(answer(str(body.get("chatInput", "")), date.today()).content)
         text = str((body.get("message") or {}).get("content", ""))

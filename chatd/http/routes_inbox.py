@@ -28,7 +28,7 @@ from chatd.core.query import parse_query
 from chatd.core.responses import wire
 from chatd.core.staff import Agent
 from chatd.core.wire import check_content, iso
-from chatd.db.conversations import InboxRow
+from chatd.db.takeover import InboxRow
 from chatd.errors import BadRequest, NotFound
 from chatd.http.body import json_body
 from chatd.http.openapi import Doc, documented
@@ -72,9 +72,7 @@ def inbox_routes(services: Services) -> Blueprint:
         me = await agent()
         args = parse_query(InboxQuery, request.args)
         holder = me.id if args.view == "mine" else None
-        rows = await services.conversations.inbox(
-            VIEWS[args.view], agent_id=holder, limit=args.limit
-        )
+        rows = await services.takeover.inbox(VIEWS[args.view], agent_id=holder, limit=args.limit)
         return wire(Conversations(conversations=[conversation_out(r) for r in rows]))
 
     @bp.get("/conversations/<session_id>")
@@ -91,7 +89,7 @@ def inbox_routes(services: Services) -> Blueprint:
         session_id = parse_id(session_id, "sessionId")
         row = await found(session_id)
         messages = await services.messages.recent(session_id, limit=HISTORY)
-        audit = await services.conversations.audit(session_id)
+        audit = await services.takeover.audit(session_id)
         return wire(
             ConversationDetail(
                 conversation=conversation_out(row),
@@ -110,7 +108,7 @@ def inbox_routes(services: Services) -> Blueprint:
         )
 
     async def found(session_id: str) -> InboxRow:
-        row = await services.conversations.conversation(session_id)
+        row = await services.takeover.conversation(session_id)
         if row is None:
             raise NotFound(f"no conversation {session_id!r}", code="conversation_not_found")
         return row

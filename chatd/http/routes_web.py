@@ -6,7 +6,9 @@ Content-Security-Policy (no inline script or style), which the widget is built t
 The admin page (/admin) is a static shell holding no data: it asks for the admin token and
 reads the admin API (routes_admin.py) from this origin only, under a stricter policy still.
 The Markdown renderer (markdown.js) is one file shared without a build step: pages of this
-origin load /markdown.js, and /widget.js is it and widget.js joined in one function scope.
+origin load /markdown.js, and /widget.js is it, csat.js (End chat and the rating prompt) and
+widget.js joined in one function scope. The analytics page (/admin/analytics) is another static
+shell under the admin policy, sharing the token with /admin through admin-session.js.
 """
 
 from __future__ import annotations
@@ -65,20 +67,28 @@ class Asset:
         return Response(self.body, content_type=self.content_type, headers=common)
 
 
+# The widget's files, joined in this order: widget.js uses the other two.
+WIDGET_PARTS = ("markdown.js", "csat.js", "widget.js")
+
+
 def widget_source() -> bytes:
-    """The widget as served: markdown.js then widget.js inside one arrow function, so one
-    <script> tag brings both and the renderer's name stays out of the shop's global scope."""
-    parts = b"\n".join((WEB / name).read_bytes() for name in ("markdown.js", "widget.js"))
+    """The widget as served: markdown.js, csat.js (the rating prompt) and widget.js inside one
+    arrow function, so one <script> tag brings them and their names stay out of the shop's
+    global scope."""
+    parts = b"\n".join((WEB / name).read_bytes() for name in WIDGET_PARTS)
     return (
-        b"/* chatd widget: chatd/web/markdown.js + widget.js */\n(() => {\n" + parts + b"\n})();\n"
+        b"/* chatd widget: chatd/web/markdown.js + csat.js + widget.js */\n(() => {\n"
+        + parts
+        + b"\n})();\n"
     )
 
 
 def demo_csp(host: str, secure: bool) -> str:
-    """The demo page's policy: scripts and styles from chatd only; WebSocket to this host."""
+    """The demo page's policy: scripts and styles from chatd only; WebSocket to this host;
+    images from chatd (signed file URLs) and blob: (the widget's preview of a picked image)."""
     ws = f"{'wss' if secure else 'ws'}://{host}"
     return (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data:;"
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data: blob:;"
         f" connect-src 'self' {ws}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
 
@@ -152,6 +162,32 @@ def web_routes(*, demo: bool) -> Blueprint:
         if not demo:
             raise NotFound("the demo shop is served only in demo mode")
         return style.response(max_age=300)
+
+    search_js, search_css = Asset.load("admin-search.js"), Asset.load("admin-search.css")
+
+    @bp.get("/admin-search.js")
+    @documented(
+        Doc(
+            "The admin page's search, tags and shopper data (after admin.js)",
+            "pages",
+            "application/javascript",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
+    async def admin_search_script() -> Response:
+        return search_js.response(max_age=0, headers=ADMIN_HEADERS)
+
+    @bp.get("/admin-search.css")
+    @documented(
+        Doc(
+            "The admin page's search, tags and shopper data: their styles (after admin.css)",
+            "pages",
+            "text/css",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
+    async def admin_search_style() -> Response:
+        return search_css.response(max_age=0, headers=ADMIN_HEADERS)
 
     admin_page, admin_js, admin_css = (
         Asset.load("admin.html"),
@@ -242,5 +278,60 @@ def web_routes(*, demo: bool) -> Blueprint:
     )
     async def inbox_style() -> Response:
         return inbox_css.response(max_age=0, headers=ADMIN_HEADERS)
+
+    analytics_page, analytics_js, analytics_css, session_js = (
+        Asset.load("analytics.html"),
+        Asset.load("analytics.js"),
+        Asset.load("analytics.css"),
+        Asset.load("admin-session.js"),
+    )
+
+    @bp.get("/admin/analytics")
+    @documented(
+        Doc(
+            "The analytics page (it asks for the admin token)",
+            "pages",
+            "text/html",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
+    async def analytics() -> Response:
+        return analytics_page.response(max_age=0, headers=ADMIN_HEADERS)
+
+    @bp.get("/analytics.js")
+    @documented(
+        Doc(
+            "The analytics page's script",
+            "pages",
+            "application/javascript",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
+    async def analytics_script() -> Response:
+        return analytics_js.response(max_age=0, headers=ADMIN_HEADERS)
+
+    @bp.get("/analytics.css")
+    @documented(
+        Doc(
+            "The analytics page's stylesheet (after admin.css)",
+            "pages",
+            "text/css",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
+    async def analytics_style() -> Response:
+        return analytics_css.response(max_age=0, headers=ADMIN_HEADERS)
+
+    @bp.get("/admin-session.js")
+    @documented(
+        Doc(
+            "The admin token's handling, shared by the operator pages",
+            "pages",
+            "application/javascript",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
+    async def admin_session_script() -> Response:
+        return session_js.response(max_age=0, headers=ADMIN_HEADERS)
 
     return bp

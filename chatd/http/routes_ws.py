@@ -251,7 +251,11 @@ class Connection:
     async def _send_message(self, frame: SendFrame) -> dict[str, Any]:
         assert self._session_id is not None
         message = NewMessage(
-            frame.content, frame.message_type, frame.metadata, frame.client_message_id
+            frame.content,
+            frame.message_type,
+            frame.metadata,
+            frame.client_message_id,
+            frame.attachments,
         )
         event: dict[str, Any]
         try:

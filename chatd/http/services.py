@@ -23,6 +23,8 @@ from chatd.db.owner import Owner
 from chatd.db.pool import Pool
 from chatd.db.queue import QueueStore
 from chatd.db.sessions import SessionStore
+from chatd.db.takeover import TakeoverStore
+from chatd.files.attachments import Attachments
 from chatd.http.address_limits import AddressLimit
 from chatd.http.origins import RefusedOrigins
 from chatd.http.tally import CallbackTally, WebSocketTally
@@ -57,10 +59,11 @@ class Services:
     sessions: SessionStore
     messages: MessageStore
     queue: QueueStore
+    conversations: ConversationStore  # ends and ratings (changes go through the actors)
     registry: SessionRegistry[SessionCommand]  # the actors' supervisor (run by run_services)
     actors: SessionClient  # how the edges talk to the registry's actors
     agents: AgentStore  # staff accounts and their browser sessions
-    conversations: ConversationStore  # the inbox's reads (changes go through `actors`)
+    takeover: TakeoverStore  # the inbox's reads (changes go through `actors`)
     session_creation: AddressLimit  # per client IP, cluster-wide
     operator_auth_failures: AddressLimit  # wrong admin/metrics tokens, per client IP, cluster-wide
     hub: Hub
@@ -70,6 +73,7 @@ class Services:
     callbacks: CallbackTally
     metrics: Metrics
     state: ServingState
+    attachments: Attachments  # uploads, downloads, signed links
     owner: Owner  # this process's owner lock (the Listener holds it): chatd/db/owner.py
     refused_origins: RefusedOrigins = field(default_factory=RefusedOrigins)  # logged, rate-limited
     _connection_ids: itertools.count[int] = field(default_factory=itertools.count)
@@ -92,4 +96,9 @@ class Services:
     @property
     def limits(self) -> Limits:
         chat = self.settings.chat
-        return Limits(chat.max_message_length, chat.metadata_max_bytes, chat.metadata_max_depth)
+        return Limits(
+            chat.max_message_length,
+            chat.metadata_max_bytes,
+            chat.metadata_max_depth,
+            self.settings.attachments.max_files_per_message,
+        )

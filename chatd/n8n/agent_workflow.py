@@ -213,7 +213,10 @@ def _webhook_note(base: str, path: str) -> str:
         f'"{MEMORY}" keeps the last {MEMORY_WINDOW} exchanges per chatd session in n8n\'s '
         "memory: lost when n8n restarts, not shared between n8n workers (use a Postgres or "
         "Redis chat memory with the same Session ID for that). A bad or stale signature ends "
-        "the stream with an error chunk; a wrong secret is answered 403."
+        "the stream with an error chunk; a wrong secret is answered 403.\n\n"
+        "Files the shopper attached: `{{ $json.body.message.attachments }}` (name, type, size, "
+        "sha256, a signed `url` valid for an hour). An HTTP Request node GETs one "
+        '(Response Format "File") for any node that takes a file.'
     )
 
 
@@ -229,5 +232,9 @@ def _chat_trigger_note(builder: Builder) -> str:
         f"{webhook_id}/chat (URL-encode the secret)\n"
         "5. Publish (activate) the workflow.\n\n"
         f'"{MEMORY}" keeps the last {MEMORY_WINDOW} exchanges per chatd session in n8n\'s '
-        "memory: lost when n8n restarts, not shared between n8n workers."
+        "memory: lost when n8n restarts, not shared between n8n workers.\n\n"
+        "Files the shopper attached arrive as n8n's chat widget uploads them (binary data "
+        f'data0, data1, ...; `{{{{ $json.files }}}}` lists them): "{AGENT}" passes images to '
+        "a model that reads them (option Automatically Passthrough Binary Images). "
+        "`{{ $json.metadata }}` (JSON text) has each file's signed `url` too."
     )

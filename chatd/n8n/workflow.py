@@ -124,6 +124,13 @@ TYPE_VERSIONS: dict[str, float] = {
 }
 
 CALLBACK_PATH = "/api/chat/webhook"
+FILES_STEP = (
+    "6. Files the shopper attached are in `{{ $json.body.message.attachments }}`: id, name, "
+    "type, size, sha256 and a signed `url` (valid for an hour, no credentials needed). To "
+    "fetch one, add an **HTTP Request** node: GET `{{ $json.body.message.attachments[0].url }}`, "
+    'Options > Response > Response Format "File"; its binary output feeds any node that '
+    "takes a file (an AI model that reads images, Google Drive, email)."
+)
 CALLBACK_RETRY: dict[str, Any] = {"retryOnFail": True, "maxTries": 5, "waitBetweenTries": 5000}
 
 # Node names: connections refer to nodes by name, so these are part of the format.
@@ -319,7 +326,8 @@ def _setup_note(mode: Literal["sync", "callback"], base: str, path: str) -> str:
         f"<your n8n>/webhook/{path}\n"
         "4. Activate the workflow (n8n 2.x: Publish, again after every edit). Inactive, "
         "n8n answers 404 and chatd retries.\n"
-        f'5. Replace "{BOT_LOGIC}" with your bot. {reply}\n\n'
+        f'5. Replace "{BOT_LOGIC}" with your bot. {reply}\n'
+        f"{FILES_STEP}\n\n"
         "Wrong X-Webhook-Secret: n8n answers 403, chatd dead-letters the message and shows "
         "its fallback reply. A bad or stale signature: "
         + ("401, dead-lettered the same way." if mode == "sync" else "the execution fails.")

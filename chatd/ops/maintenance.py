@@ -11,7 +11,7 @@ from collections.abc import Callable
 import structlog
 import trio
 
-from chatd.db.cleanup import CleanupSummary, run_cleanup
+from chatd.db.cleanup import CleanupSummary, FileDeleter, run_cleanup
 from chatd.db.leader import leadership
 from chatd.db.limits import LimitStore
 from chatd.db.pool import Pool
@@ -31,6 +31,7 @@ async def run_maintenance(
     settings: Callable[[], MaintenanceSettings],
     *,
     first_delay: float | None = None,
+    files: FileDeleter | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Clean up every interval until cancelled. The first round comes after `first_delay`
@@ -44,18 +45,20 @@ async def run_maintenance(
     while True:
         config = settings()
         if config.interval_seconds > 0:
-            await maintenance_round(pool, config)
+            await maintenance_round(pool, config, files)
         await trio.sleep(config.interval_seconds or PAUSED_RECHECK_SECONDS)
 
 
-async def maintenance_round(pool: Pool, config: MaintenanceSettings) -> CleanupSummary | None:
+async def maintenance_round(
+    pool: Pool, config: MaintenanceSettings, files: FileDeleter | None = None
+) -> CleanupSummary | None:
     """One round: the cleanup's summary, or None if another chatd leads or the database failed."""
     try:
         async with leadership(pool, LOCK) as leader:
             if leader is None:
                 log.debug("maintenance_skipped", reason="another chatd holds the cleanup lock")
                 return None
-            summary = await run_cleanup(pool, config)
+            summary = await run_cleanup(pool, config, files=files)
             await sweep_counters(LimitStore(pool), config.batch_size)
             return summary
     except DatabaseUnavailable as exc:

@@ -32,6 +32,7 @@ from chatd.db.listen import Listener
 from chatd.db.pool import Pool
 from chatd.db.sessions import SessionStore
 from chatd.errors import DatabaseUnavailable
+from chatd.files.attachments import Attachments
 from chatd.http.tally import CallbackTally, WebSocketTally
 from chatd.queue.dispatcher import Dispatcher
 from chatd.realtime.admission import LiveConnections
@@ -53,6 +54,7 @@ class Metrics(Collector):
         websockets: WebSocketTally,
         callbacks: CallbackTally,
         admissions: LiveConnections,
+        attachments: Attachments,
     ) -> None:
         self.snapshot: QueueSnapshot | None = None  # None: the database did not answer
         self._pool = pool
@@ -63,6 +65,7 @@ class Metrics(Collector):
         self._websockets = websockets
         self._callbacks = callbacks
         self._admissions = admissions
+        self._attachments = attachments
         self._listener: Listener | None = None
         self._dispatcher: Dispatcher | None = None
         self._relay: StreamRelay | None = None
@@ -95,6 +98,7 @@ class Metrics(Collector):
         yield from self._queue()
         yield from self._dispatch()
         yield from self._connections()
+        yield from self._files()
         yield from self._internals()
 
     def _conversations(self) -> Iterator[Metric]:
@@ -248,6 +252,27 @@ class Metrics(Collector):
         for reason, count in self._callbacks.statistics().signature_failures.items():
             failures.add_metric([reason], count)
         yield failures
+
+    def _files(self) -> Iterator[Metric]:
+        stats = self._attachments.statistics()
+        yield _counter(
+            "chatd_uploads", "Files uploaded and stored here.", stats.uploads, self._since
+        )
+        refused = CounterMetricFamily(
+            "chatd_uploads_refused",
+            "Uploads refused here, by reason (the error code: file_too_large,"
+            " file_type_not_allowed, upload_quota, image_unreadable, ...).",
+            labels=["reason"],
+        )
+        for reason, count in sorted(stats.refused.items()):
+            refused.add_metric([reason], count)
+        yield refused
+        if self.snapshot is not None:
+            yield _gauge(
+                "chatd_attachment_bytes",
+                "Bytes of stored files, originals and thumbnails (cluster-wide).",
+                self.snapshot.attachment_bytes,
+            )
 
     def _internals(self) -> Iterator[Metric]:
         actors = self._registry.statistics()

@@ -25,6 +25,7 @@ from chatd.core.n8n_stream import MAX_LINE_BYTES
 from chatd.db.owner import Owner
 from chatd.db.queue import Job, QueueStore
 from chatd.errors import ChatdError
+from chatd.files.attachments import Attachments
 from chatd.queue.outcomes import OutcomeConfig, Outcomes
 from chatd.queue.sender import Attempt, WebhookSender
 from chatd.queue.stream_reader import StreamReader
@@ -87,6 +88,7 @@ class Dispatcher:
         relay: StreamRelay,  # where a streamed reply's pieces go
         config: DispatchConfig,
         owner: Owner | None = None,  # this process's owner lock, recorded on every claim
+        files: Attachments | None = None,  # signs file URLs; the Chat Trigger gets the bytes
     ) -> None:
         if len(senders) != config.concurrency:
             raise ValueError(
@@ -109,6 +111,7 @@ class Dispatcher:
             ),
         )
         self._owner = owner
+        self._files = files
         # Claimed jobs go straight to workers waiting in receive(): never more are claimed.
         self._jobs_send, self._jobs_receive = trio.open_memory_channel[Job](config.concurrency)
         self._due = True  # a job may be due: the claimer looks as soon as a worker is idle
@@ -276,6 +279,12 @@ class Dispatcher:
     async def _call(self, job: Job, sender: WebhookSender, reader: StreamReader) -> Attempt | None:
         """The attempt, or None if our lease was lost meanwhile (the call is then stopped)."""
         config = self._config
+        try:
+            files = (
+                await self._files.for_delivery(job.payload, config.mode) if self._files else None
+            )
+        except ChatdError as exc:  # a failed attempt like any other: retried later
+            return Attempt(None, {}, b"", f"attachments unreadable: {exc}", False, 0.0)
         request = n8n_request(
             job.payload,
             session_id=job.session_id,
@@ -285,6 +294,7 @@ class Dispatcher:
             mode=config.mode,
             secrets=config.secrets,
             now=int(time.time()),
+            files=files,
             auth_headers=config.auth_headers,
         )
         with trio.CancelScope() as call:  # cancelled by _keep_leases if our lease was lost

@@ -55,8 +55,10 @@ class Outcomes:
 
     async def settle(self, job: Job, attempt: Attempt, reader: StreamReader, bound: Any) -> None:
         if attempt.streamed:
-            await self._settle_stream(job, attempt, reader, bound)
-            return
+            if not job.is_event:
+                await self._settle_stream(job, attempt, reader, bound)
+                return
+            await self.withdraw(reader, "failed")  # a reply to an event is never shown
         decision = decide(
             status=attempt.status,
             error=attempt.error,
@@ -89,6 +91,12 @@ class Outcomes:
                 delay_seconds=round(decision.delay, 3),
                 lease_kept=kept,
             )
+            return
+        if job.is_event:  # a rating out of attempts: no fallback, the shopper asked nothing
+            kept = await self._store.dead_event(job, error=decision.reason, last_status=last_status)
+            if self.lease_held(kept):
+                self.dead += 1
+            bound.warning("dispatch_dead_letter", reason=decision.reason, lease_kept=kept)
             return
         # Dead letter: the job, the user message ('failed') and the fallback, at once.
         fallback = BotReply(self._config.fallback_reply, "text", {"fallback": True})
@@ -157,6 +165,9 @@ class Outcomes:
             self.invalid_replies += 1
             note = f"n8n accepted the message but its reply was unusable: {exc.reason}"
             bound.warning("dispatch_invalid_reply", reason=exc.reason, status=attempt.status)
+        if reply is not None and job.is_event:
+            reply, note = None, "n8n replied to an event: the reply was not shown"
+            bound.info("dispatch_event_reply_ignored")
         if reply is None:
             kept = await self._store.complete(job, last_status=attempt.status, note=note)
         else:

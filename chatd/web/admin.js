@@ -370,8 +370,22 @@
           ? el("p", { className: "content", text: m.content })
           : el("div", { className: "content md" }, chatdMarkdown.render(m.content))));
     $("transcript").replaceChildren(...items);
+    $("end-chat").hidden = !(s.status === "active" && new Date(s.expiresAt) > new Date());
     $("transcript-panel").hidden = false;
     $("transcript-title").focus();
+  }
+
+  // Staff end the chat: the shopper's widget then asks for a rating (chatd's csat.ask_on).
+  async function endChat() {
+    if (!openSession) return;
+    try {
+      await api(`/sessions/${encodeURIComponent(openSession)}/close`, { method: "POST" });
+    } catch (error) {
+      if (!(error instanceof AuthError)) announce(`Could not end the chat: ${error.message}`);
+      return;
+    }
+    announce("Chat ended.");
+    await showTranscript(openSession);
   }
 
   async function download(kind) {
@@ -487,6 +501,7 @@
       searchTimer = setTimeout(refreshSessions, 250);
     });
     $("session-status").addEventListener("change", refreshSessions);
+    $("end-chat").addEventListener("click", endChat);
     $("download-json").addEventListener("click", () => download("json"));
     $("download-text").addEventListener("click", () => download("text"));
     $("transcript-close").addEventListener("click", () => {

@@ -269,7 +269,9 @@
     const known = conversations.get(id);
     if (id === openId) { addMessage(m); if (m.senderType === "user") $("typing").hidden = true; }
     else if (m.senderType === "user") unread.set(id, (unread.get(id) || 0) + 1);
-    if (!known || (m.metadata && m.metadata.conversation) || m.senderType === "bot") { refresh(id); return; }
+    // A change of who answers, or the end of the chat (also the shopper's, or the admin page's).
+    const changed = m.metadata && (m.metadata.conversation || m.metadata.event === "session_closed");
+    if (!known || changed || m.senderType === "bot") { refresh(id); return; }
     known.lastContent = m.content;
     known.lastSender = m.senderType;
     known.updatedAt = m.createdAt;

@@ -5,7 +5,8 @@
  * Options (attributes on <chatd-widget>, or data-* on the script tag): position (bottom-right |
  * bottom-left), theme (light | dark | auto), open, guest-email, user-id + user-hash or
  * identity-token, title, greeting, strings (JSON of UI strings), server (chatd's URL; default:
- * where this script came from), transports (websocket,sse,longpoll).
+ * where this script came from), transports (websocket,sse,longpoll), attachments (false: no
+ * paperclip), accept (file types offered, as <input accept>), max-file-mb (10).
  * JS: element.configure({strings: {...}, userId, identityToken, ...}), element.open(), .close().
  *
  * Bot replies are Markdown rendered by building DOM nodes (markdown.js, which chatd serves in the
@@ -13,7 +14,9 @@
  * (or from chatd itself), and styles are a constructed stylesheet, so a strict
  * Content-Security-Policy without 'unsafe-inline' works. A streamed reply grows in one bubble
  * outside the live region (aria-busy, a caret) and is announced once, when its stored message
- * takes its place. The protocol: chatd/PROTOCOL.md.
+ * takes its place. Files (paperclip, drop, paste) upload at once to /api/chat/upload with
+ * progress, and a message waits in the outbox until its files are up; a file not yet uploaded
+ * lives in memory only, so a reload asks for it again. The protocol: chatd/PROTOCOL.md.
  */
 (() => {
   "use strict";
@@ -43,13 +46,31 @@
     person: "Talk to a person",
     attachment: "Attachment",
     error: "Something went wrong. Please try again.",
+    attach: "Attach files",
+    drop: "Drop files to attach them",
+    remove: "Remove {name}",
+    uploading: "Uploading {name}",
+    uploaded: "{name} uploaded",
+    waiting: "Waiting for the connection",
+    notSent: "{name} was not sent: {reason}",
+    tooBig: "files can be up to {limit}.",
+    wrongType: "this type of file is not allowed.",
+    tooMany: "up to {limit} files per message.",
+    lost: "Not sent: attach {name} again.",
+    attachAgain: "Attach again",
+    download: "Download",
+    closeImage: "Close image",
   };
   const OPTIONS = ["position", "theme", "open", "guest-email", "user-id", "user-hash",
-    "identity-token", "title", "greeting", "strings", "server", "transports"];
+    "identity-token", "title", "greeting", "strings", "server", "transports", "attachments",
+    "accept", "max-file-mb"];
   const TRANSPORTS = ["websocket", "sse", "longpoll"];
   const md = chatdMarkdown; // markdown.js, joined to this file by chatd (routes_web.py)
   const safeUrl = md.safeUrl;
   const STALE_MS = 10000; // after a reconnect, a streamed reply chatd sent no snapshot of is gone
+  // What the file chooser offers and the widget lets through: a hint; chatd decides by the bytes.
+  const ACCEPT = "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,.png,.jpg,.jpeg,.gif,.webp,.pdf,.txt";
+  const MAX_FILES = 5; // per message, as chatd's default
 
   // ---- pure helpers ----------------------------------------------------------------------------
 
@@ -64,6 +85,31 @@
   const RANK = { pending: 0, sent: 1, delivered: 2, failed: 2 };
   /** Statuses only move forward: the later of two, whichever arrived last. */
   function later(a, b) { return (RANK[b] ?? 0) >= (RANK[a] ?? 0) ? b : a; }
+
+  /** "Uploading {name}" with {name: ...}: strings stay whole sentences, for translators. */
+  function fmt(text, values) { return String(text).replace(/\{(\w+)\}/g, (_, k) => values[k] ?? ""); }
+
+  function humanSize(n) { // "0.2 kB", "11.9 kB", "3 MB" in the shopper's language
+    const mb = n >= 1048576;
+    return new Intl.NumberFormat(undefined, { style: "unit", unit: mb ? "megabyte" : "kilobyte",
+      unitDisplay: "short", maximumFractionDigits: 1 }).format(n / (mb ? 1048576 : 1024));
+  }
+
+  /** Does the file match an accept list ("image/*", "image/png", ".pdf")? */
+  function accepts(list, file) {
+    const name = file.name.toLowerCase(), type = file.type.toLowerCase();
+    return list.toLowerCase().split(",").map((p) => p.trim()).some((p) => (p[0] === "." ? name.endsWith(p)
+      : p.endsWith("/*") ? type.startsWith(p.slice(0, -1)) : type === p));
+  }
+
+  /** The ids of a queued message's uploaded files, or nothing (an older chatd knows no such field). */
+  function ids(m) { return m.files && m.files.length ? m.files.map((f) => f.att && f.att.id) : undefined; }
+
+  /** The nodes of `list` become `nodes`, moving only what moved (focus and live regions stay calm). */
+  function place(list, nodes) {
+    nodes.forEach((node, i) => { if (list.children[i] !== node) list.insertBefore(node, list.children[i] || null); });
+    while (list.children.length > nodes.length) list.lastChild.remove();
+  }
 
   function newId() {
     if (crypto.randomUUID) return crypto.randomUUID();
@@ -137,12 +183,12 @@
       if (!this.ws || this.ws.readyState !== 1) return false;
       this.ws.send(JSON.stringify({ type: "send_message", content: message.content,
         messageType: message.messageType, metadata: message.metadata,
-        clientMessageId: message.clientMessageId }));
+        clientMessageId: message.clientMessageId, attachments: ids(message) }));
       return true;
     }
   }
 
-  /** SSE and long-poll: GETs with the token (sends go by POST); 401 or 404: the session is gone. */
+  /** SSE and long-poll: GETs with the token (sends go by POST); 401, 404, 410: the session is gone. */
   class HttpTransport {
     constructor(chat) { this.chat = chat; this.abort = null; this.opened = false; }
     async start() {
@@ -152,7 +198,7 @@
       const get = async (path) => {
         const response = await fetch(`${chat.server}${path}`,
           { headers: chat.auth(), signal: abort.signal, cache: "no-store" });
-        fatal = response.status === 401 || response.status === 404;
+        fatal = [401, 404, 410].includes(response.status); // 410: it expired or ended
         if (!response.ok || !response.body) throw Object.assign(new Error(`HTTP ${response.status}`), { status: response.status });
         return response;
       };
@@ -228,7 +274,9 @@
       this.messages = new Map(); // id -> wire message
       this.streams = new Map(); // messageId -> {text, index, stale, dirty, node}, in order begun
       this.stuck = true; // the list follows its bottom until the shopper scrolls up
-      this.outbox = []; // {clientMessageId, content, messageType, metadata, status, error}
+      this.outbox = []; // {clientMessageId, content, messageType, metadata, files, status, error}
+      this.tray = []; // files chosen for the next message: {file, name, size, kind, preview, xhr, att, error}
+      this.fresh = new Map(); // attachment id -> its newest wire form (signed URLs expire)
       this.lastSeq = 0;
       this.session = null;
       this.transport = null;
@@ -267,12 +315,19 @@
 
     get storageKey() { return `chatd:${this.server}`; }
 
+    get canAttach() { return String(this.option("attachments")) !== "false"; }
+
+    get maxBytes() { return (Number(this.option("max-file-mb")) || 10) * 1048576; }
+
     load() {
       try {
         const saved = JSON.parse(localStorage.getItem(this.storageKey) || "null");
         if (saved && saved.userId === (this.option("user-id") || null)) {
           this.session = saved.session;
-          this.outbox = (saved.outbox || []).map((m) => ({ ...m, status: m.status === "failed" ? "failed" : "pending" }));
+          this.outbox = (saved.outbox || []).map((m) => { // a file only in memory went with the page
+            const lost = (m.files || []).find((f) => f.lost);
+            return { ...m, status: m.status === "failed" || lost ? "failed" : "pending", error: lost && fmt(this.strings.lost, lost) };
+          });
         }
       } catch { /* storage unavailable: the session lasts this page */ }
     }
@@ -281,8 +336,9 @@
       try {
         localStorage.setItem(this.storageKey, JSON.stringify({
           session: this.session, userId: this.option("user-id") || null,
-          outbox: this.outbox.map(({ clientMessageId, content, messageType, metadata, status }) =>
-            ({ clientMessageId, content, messageType, metadata, status })),
+          outbox: this.outbox.map(({ clientMessageId, content, messageType, metadata, status, files }) =>
+            ({ clientMessageId, content, messageType, metadata, status,
+              files: files && files.map(({ name, size, kind, att }) => ({ name, size, kind, att, lost: !att })) })),
         }));
       } catch { /* full or unavailable */ }
     }
@@ -317,9 +373,10 @@
 
     build() {
       const sheet = new CSSStyleSheet();
-      sheet.replaceSync(CSS);
+      sheet.replaceSync(CSS + chatdCsat.css);
       this.root.adoptedStyleSheets = [sheet];
       const ui = this.ui = {};
+      const csat = this.csat = chatdCsat(this, el); // csat.js: End chat, and the rating prompt
       ui.bubble = el("button", { class: "bubble", part: "bubble", "data-testid": "chat-bubble",
         "aria-expanded": "false", "aria-controls": "window", onclick: () => this.open() });
       ui.bubble.append(icon("chat"));
@@ -340,14 +397,47 @@
         el("span", { class: "dots", "aria-hidden": "true" }, el("i"), el("i"), el("i")), el("span", { class: "sr" }));
       ui.error = el("div", { class: "conn", "data-testid": "connection-error", role: "alert", hidden: true });
       ui.input = el("textarea", { "data-testid": "message-input", rows: "1", maxlength: "1000",
-        onkeydown: (e) => { if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.submit(); } } });
+        onkeydown: (e) => { if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.submit(); } },
+        onpaste: (e) => { // an image copied to the clipboard (a screenshot) is a file too
+          const files = e.clipboardData && e.clipboardData.files;
+          if (this.canAttach && files && files.length) { e.preventDefault(); this.add(files); }
+        } });
       ui.send = el("button", { class: "icon send", type: "submit", "data-testid": "send-button" }, icon("send"));
-      ui.form = el("form", { class: "compose", onsubmit: (e) => { e.preventDefault(); this.submit(); } }, ui.input, ui.send);
+      ui.file = el("input", { type: "file", multiple: true, accept: ACCEPT, hidden: true, "data-testid": "file-input",
+        onchange: () => { this.add(ui.file.files); ui.file.value = ""; } });
+      ui.attach = el("button", { class: "icon clip", type: "button", "data-testid": "attach-button",
+        onclick: () => ui.file.click() }, icon("clip"));
+      ui.form = el("form", { class: "compose", onsubmit: (e) => { e.preventDefault(); this.submit(); } },
+        ui.attach, ui.file, ui.input, ui.send);
+      ui.tray = el("ul", { class: "tray", "data-testid": "attachment-tray", hidden: true });
+      ui.note = el("div", { class: "sr", role: "status", "data-testid": "announcer" });
+      ui.drop = el("div", { class: "dropzone", "data-testid": "drop-zone", hidden: true });
+      // Files dragged over the window: a drop zone shows until they leave (counted: children fire too).
+      const drag = (e) => {
+        if (!this.canAttach || !e.dataTransfer || ![...e.dataTransfer.types].includes("Files")) return;
+        e.preventDefault();
+        this.drags = e.type === "drop" ? 0 : (this.drags || 0) + ({ dragenter: 1, dragleave: -1 }[e.type] || 0);
+        ui.drop.hidden = this.drags < 1;
+        if (e.type === "drop") this.add(e.dataTransfer.files);
+      };
       ui.window = el("section", { id: "window", class: "window", role: "dialog", "aria-labelledby": "title",
-        "data-testid": "chat-window", hidden: true,
+        "data-testid": "chat-window", hidden: true, ondragenter: drag, ondragover: drag, ondragleave: drag, ondrop: drag,
         onkeydown: (e) => { if (e.key === "Escape") { e.stopPropagation(); this.close(); } } },
-      el("header", {}, ui.title, ui.person, ui.close), ui.error, ui.log, ui.typing, ui.form);
-      this.root.append(ui.bubble, ui.window);
+      el("header", {}, ui.title, ui.person, csat.end, ui.close), ui.error, ui.log, ui.typing, csat.panel, ui.tray, ui.form, ui.note, ui.drop);
+      // An image enlarged: a modal dialog over the page; focus stays in it until it closes.
+      ui.boxClose = el("button", { class: "icon", type: "button", "data-testid": "lightbox-close", onclick: () => this.shut() }, icon("close"));
+      ui.boxBody = el("figure");
+      ui.box = el("div", { class: "lightbox", role: "dialog", "aria-modal": "true", "data-testid": "lightbox", hidden: true,
+        onclick: (e) => { if (e.target === ui.box) this.shut(); },
+        onkeydown: (e) => {
+          if (e.key === "Escape") { e.stopPropagation(); this.shut(); }
+          if (e.key !== "Tab") return;
+          e.preventDefault();
+          const stops = [ui.boxClose, ...ui.boxBody.querySelectorAll("a")];
+          const i = stops.indexOf(this.root.activeElement);
+          stops[(i + (e.shiftKey ? stops.length - 1 : 1)) % stops.length].focus();
+        } }, ui.boxClose, ui.boxBody);
+      this.root.append(ui.bubble, ui.window, ui.box);
       this.applyLook();
     }
 
@@ -465,6 +555,7 @@
       this.transport = null;
       this.connected = false;
       if (fatal) { // the session is gone (expired, or the server forgot it): start a new one
+        this.csat.lost(this.session);
         this.session = null;
         this.save();
         this.createSession();
@@ -520,15 +611,18 @@
 
     addMessage(message) {
       if (!message || typeof message.seq !== "number") return;
+      this.remember([message]);
       const known = this.messages.get(message.id); // a status event may have overtaken a replay
       this.messages.set(message.id, known ? { ...message, status: later(known.status, message.status) } : message);
       if (message.seq > this.lastSeq) this.lastSeq = message.seq;
       this.streams.delete(message.id); // a streamed reply, stored: it takes the bubble's place
+      this.csat.seen(message);
       if (message.senderType !== "user") this.botTyping = false;
       if (message.senderType === "user") { // ours, maybe before its ack: the oldest in flight like it
-        const mine = this.outbox.find((m) => m.messageId === message.id) || this.outbox.find((m) =>
-          m.inFlight && !m.messageId && m.content === message.content && m.messageType === message.messageType);
-        this.outbox = this.outbox.filter((m) => m !== mine);
+        const same = String(Array.isArray(message.attachments) ? message.attachments.map((a) => a && a.id) : "");
+        const mine = this.outbox.find((m) => m.messageId === message.id) || this.outbox.find((m) => m.inFlight &&
+          !m.messageId && m.content === message.content && m.messageType === message.messageType && String(ids(m) || "") === same);
+        if (mine) this.sent(mine);
       }
       this.save();
       this.render();
@@ -536,15 +630,20 @@
 
     // -- sending: every message gets a clientMessageId and is sent until acknowledged, once
 
+    /** The text and the files with it; a file refused stays in the tray, saying why, until removed. */
     submit() {
       const content = this.ui.input.value.trim();
-      if (!content) return;
+      const files = this.tray.filter((a) => !a.error);
+      if (!content && !files.length) return;
       this.ui.input.value = "";
-      this.enqueue(content, "text");
+      this.tray = this.tray.filter((a) => a.error);
+      this.paintTray();
+      this.enqueue(content, "text", undefined, files.length ? files : undefined);
     }
 
-    enqueue(content, messageType, metadata) {
-      this.outbox.push({ clientMessageId: newId(), content, messageType, metadata, status: "pending" });
+    /** A message waits in the outbox for its files' uploads, then goes like any other. */
+    enqueue(content, messageType, metadata, files) {
+      this.outbox.push({ clientMessageId: newId(), content, messageType, metadata, files, status: "pending" });
       this.save();
       this.render();
       this.scrollDown(true);
@@ -554,8 +653,11 @@
 
     flush() {
       if (!this.connected) return;
+      for (const a of [...this.tray, ...this.outbox.flatMap((m) => (m.status === "pending" && m.files) || [])]) {
+        if (!a.att && !a.xhr && !a.error && !a.lost && !(a.until > Date.now())) this.upload(a);
+      }
       for (const message of this.outbox) {
-        if (message.status !== "pending" || message.inFlight) continue;
+        if (message.status !== "pending" || message.inFlight || (message.files || []).some((f) => !f.att)) continue;
         if (this.transport.send(message)) { message.inFlight = true; continue; }
         message.inFlight = true;
         this.post(message);
@@ -576,7 +678,7 @@
           method: "POST", headers: { ...this.auth(), "Content-Type": "application/json" },
           body: JSON.stringify({ sessionId: this.session.id, content: message.content,
             messageType: message.messageType, metadata: message.metadata,
-            clientMessageId: message.clientMessageId }) });
+            clientMessageId: message.clientMessageId, attachments: ids(message) }) });
         const body = await response.json().catch(() => ({}));
         if (response.ok) this.acked({ ...body, clientMessageId: message.clientMessageId });
         else this.refused(message.clientMessageId, { ...body, retryAfter: Number(response.headers.get("Retry-After")) || body.retryAfter });
@@ -593,9 +695,9 @@
       if (!this.messages.has(ack.messageId)) {
         this.messages.set(ack.messageId, { id: ack.messageId, senderType: "user", content: message.content,
           messageType: message.messageType, metadata: message.metadata || {},
-          status: ack.status || "pending", seq: ack.seq });
+          attachments: (message.files || []).map((f) => f.att), status: ack.status || "pending", seq: ack.seq });
       }
-      this.outbox = this.outbox.filter((m) => m !== message);
+      this.sent(message);
       this.save();
       this.render();
     }
@@ -614,15 +716,204 @@
       this.render();
     }
 
+    /** Out of the outbox, stored: the previews of its files are no longer needed. */
+    sent(message) {
+      this.outbox = this.outbox.filter((m) => m !== message);
+      for (const f of message.files || []) if (f.preview) URL.revokeObjectURL(f.preview);
+    }
+
     retry(item) {
       if (item.clientMessageId && !item.id) { // never reached chatd: send it again as it was
-        item.status = "pending";
-        item.error = null;
+        const queued = this.outbox.find((m) => m.clientMessageId === item.clientMessageId);
+        if (queued) { queued.status = "pending"; queued.error = null; }
         this.flush();
         this.render();
         return;
       }
-      this.enqueue(item.content, item.messageType || "text", { retryOf: item.id });
+      this.enqueue(item.content, item.messageType || "text", { retryOf: item.id },
+        item.attachments && item.attachments.length ? item.attachments.map((att) => ({ ...att, att })) : undefined);
+    }
+
+    /** A message whose file could not go (too big, or the page went before its upload): its
+     * text and uploaded files back in the composer, and the file chooser open to pick it again. */
+    restore(item) {
+      this.outbox = this.outbox.filter((m) => m.clientMessageId !== item.clientMessageId);
+      this.ui.input.value = item.content;
+      for (const a of item.files || []) if (a.att) { a.node = null; this.tray.push(a); }
+      this.save();
+      this.render();
+      this.paintTray();
+      this.ui.input.focus();
+      this.ui.file.click();
+    }
+
+    // -- attachments: checked here (a hint), uploaded at once with progress, sent by id
+
+    add(files) {
+      const t = this.strings;
+      for (const file of files) {
+        const a = { file, name: file.name || "file", size: file.size, kind: /^image\//.test(file.type) ? "image" : "file" };
+        const reason = this.tray.filter((x) => !x.error).length >= MAX_FILES ? fmt(t.tooMany, { limit: MAX_FILES })
+          : file.size > this.maxBytes ? fmt(t.tooBig, { limit: humanSize(this.maxBytes) })
+            : accepts(this.option("accept") || ACCEPT, file) ? null : t.wrongType;
+        if (reason) this.note(a.error = fmt(t.notSent, { name: a.name, reason }));
+        else if (a.kind === "image") a.preview = URL.createObjectURL(file);
+        this.tray.push(a);
+      }
+      this.paintTray();
+      this.flush();
+    }
+
+    /** XMLHttpRequest, not fetch: it reports the upload's progress, and abort() cancels it. */
+    upload(a) {
+      const xhr = a.xhr = new XMLHttpRequest();
+      const form = new FormData();
+      form.append("sessionId", this.session.id);
+      form.append("file", a.file, a.name);
+      xhr.open("POST", `${this.server}/api/chat/upload`);
+      xhr.setRequestHeader("Authorization", `Bearer ${this.session.token}`);
+      xhr.responseType = "json";
+      xhr.timeout = 300000;
+      xhr.upload.onprogress = (e) => { a.progress = e.loaded / (e.total || 1); if (a.paint) a.paint(); };
+      xhr.onloadend = () => this.uploaded(a, xhr); // after load, error, timeout (abort: a.xhr moved on)
+      xhr.send(form);
+      a.progress = 0;
+      this.note(fmt(this.strings.uploading, a));
+      if (a.paint) a.paint();
+    }
+
+    uploaded(a, xhr) {
+      if (a.xhr !== xhr) return;
+      a.xhr = null;
+      const t = this.strings;
+      const { status } = xhr;
+      const body = xhr.response || {};
+      if (status === 201 || status === 200) {
+        a.att = { ...body, id: body.attachmentId }; // as messages carry it
+        this.note(fmt(t.uploaded, a));
+      } else if (!status || status === 429 || status >= 500) { // the network, or chatd busy: again later
+        const wait = Number(xhr.getResponseHeader("Retry-After")) * 1000 || backoff(a.tries = (a.tries || 0) + 1);
+        a.until = Date.now() + wait;
+        setTimeout(() => this.flush(), wait);
+      } else {
+        // chatd's own words name what it found (the type, the size against its limit); a proxy's
+        // bare 413 (its own body limit, below chatd's) is still "too big"
+        const reason = (body.error && body.error.message) || (status === 413 ? fmt(t.tooBig, { limit: humanSize(this.maxBytes) }) : t.error);
+        this.note(a.error = fmt(t.notSent, { name: a.name, reason }));
+        const message = this.outbox.find((m) => m.status === "pending" && (m.files || []).includes(a));
+        if (message) { message.status = "failed"; message.error = a.error; this.save(); this.render(); }
+      }
+      if (a.paint) a.paint();
+      this.flush();
+    }
+
+    /** Removed from the tray; an upload under way is cancelled. */
+    discard(a) {
+      const xhr = a.xhr;
+      a.xhr = null;
+      if (xhr) xhr.abort();
+      if (a.preview) URL.revokeObjectURL(a.preview);
+      this.tray = this.tray.filter((x) => x !== a);
+      this.paintTray();
+      this.ui.input.focus();
+    }
+
+    paintTray() {
+      place(this.ui.tray, this.tray.map((a) => a.node || (a.node = this.fileBox(a, "li"))));
+      this.ui.tray.hidden = !this.tray.length;
+      this.scrollDown(); // the tray took room from the list
+    }
+
+    /** A file not yet sent: preview, name, and its state (size, progress, waiting, or why not). */
+    fileBox(a, tag) {
+      const t = this.strings;
+      const src = a.preview || (a.kind === "image" && a.att && safeImage(a.att.thumbnailUrl || a.att.url, this.server));
+      const state = el("span", { class: "state" });
+      const bar = el("progress", { max: "1", "aria-label": fmt(t.uploading, a) });
+      const node = el(tag, { class: "file", "data-testid": "pending-attachment" },
+        src ? el("img", { src, alt: "", onerror: (e) => e.target.replaceWith(icon("file")) }) : icon("file"),
+        el("span", { class: "info" }, el("span", { class: "name", text: a.name }), state, bar),
+        tag === "li" && el("button", { class: "icon", type: "button", "data-testid": "remove-attachment",
+          "aria-label": fmt(t.remove, a), onclick: () => this.discard(a) }, icon("close")));
+      (a.paint = () => {
+        const now = a.error || a.lost ? "error" : a.att ? "done" : a.xhr ? "uploading" : "waiting";
+        node.dataset.state = now;
+        state.textContent = now === "waiting" ? t.waiting : now === "error" ? a.error || "" : humanSize(a.size);
+        bar.hidden = now !== "uploading";
+        bar.value = a.progress || 0;
+      })();
+      return node;
+    }
+
+    /** Said to screen readers (a polite live region); the last few kept, each announced once. */
+    note(text) {
+      this.ui.note.append(el("p", { text }));
+      while (this.ui.note.children.length > 3) this.ui.note.firstChild.remove();
+    }
+
+    /** A message's files: images as thumbnails that enlarge, other files as cards to download. */
+    shown(node, m) {
+      for (const a of Array.isArray(m.attachments) ? m.attachments : []) {
+        if (!a || typeof a !== "object") continue;
+        const name = String(a.name || this.strings.attachment);
+        const src = a.kind === "image" && safeImage(a.thumbnailUrl || a.url, this.server);
+        const href = safeUrl(a.url, ["http:", "https:"]);
+        if (src) {
+          const img = el("img", { src, alt: name, loading: "lazy", onload: () => this.scrollDown(),
+            onerror: () => this.stale(a, img, "thumbnailUrl") });
+          node.append(el("button", { type: "button", class: "thumb", "data-testid": "attachment-image",
+            "aria-haspopup": "dialog", onclick: (e) => this.enlarge(a, e.currentTarget) }, img));
+        } else if (href) {
+          node.append(el("a", { class: "card file", href, download: name, target: "_blank", rel: "noopener noreferrer",
+            "data-testid": "attachment-file" }, icon("file"), el("span", {}, el("strong", { text: name }),
+            el("span", { text: `${Number.isFinite(a.size) ? `${humanSize(a.size)} · ` : ""}${this.strings.download}` }))));
+        }
+      }
+    }
+
+    /** The newest signed URLs of the files of these messages. */
+    remember(messages) {
+      for (const m of messages) for (const a of (m && m.attachments) || []) if (a && a.id) this.fresh.set(a.id, a);
+    }
+
+    /** An image failed (its signed URL expired): fresh URLs from the history, once per image
+     * (one request for all the images failing meanwhile); then its name rather than a broken image. */
+    async stale(a, img, key) {
+      const src = () => { const now = this.fresh.get(a.id) || a; return safeImage(now[key] || now.url, this.server); };
+      if (src() === img.src && !img.tried && this.session) {
+        img.tried = true;
+        const seqs = [...this.messages.values()].filter((m) => m.attachments && m.attachments.length).map((m) => m.seq);
+        this.refreshing = this.refreshing || fetch(`${this.server}/api/chat/messages/${this.session.id}` +
+          `?afterSeq=${Math.max(0, Math.min(...seqs) - 1)}&limit=100`, { headers: this.auth(), cache: "no-store" })
+          .then((r) => r.json()).then((body) => this.remember(body.messages || [])).catch(() => {})
+          .finally(() => { this.refreshing = null; });
+        await this.refreshing;
+      }
+      if (src() === img.src) img.replaceWith(String(a.name));
+      else img.src = src();
+    }
+
+    enlarge(a, from) {
+      const ui = this.ui;
+      const now = this.fresh.get(a.id) || a;
+      const href = safeImage(now.url, this.server);
+      if (!href) return;
+      const name = String(a.name || this.strings.attachment);
+      const img = el("img", { src: href, alt: name, onerror: () => this.stale(a, img, "url") });
+      ui.boxBody.replaceChildren(img, el("figcaption", {}, el("span", { text: name }), " ",
+        el("a", { href, target: "_blank", rel: "noopener noreferrer", download: name, text: this.strings.download })));
+      ui.box.setAttribute("aria-label", name);
+      ui.boxClose.setAttribute("aria-label", this.strings.closeImage);
+      ui.box.hidden = false;
+      ui.window.inert = true;
+      this.boxFrom = from;
+      ui.boxClose.focus();
+    }
+
+    shut() {
+      this.ui.box.hidden = true;
+      this.ui.window.inert = false;
+      (this.boxFrom && this.boxFrom.isConnected ? this.boxFrom : this.ui.input).focus(); // its row may be new
     }
 
     // -- rendering: the whole list from state, keyed, so a re-render moves nothing needlessly
@@ -637,8 +928,13 @@
       ui.input.setAttribute("aria-label", t.input);
       ui.input.setAttribute("placeholder", t.input);
       ui.send.setAttribute("aria-label", t.send);
+      ui.attach.setAttribute("aria-label", t.attach);
+      ui.attach.hidden = !this.canAttach;
+      ui.file.accept = this.option("accept") || ACCEPT;
+      ui.drop.textContent = t.drop;
       ui.typing.hidden = !this.botTyping;
       ui.typing.lastChild.textContent = this.botTyping ? t.typing : "";
+      this.csat.render();
       const offline = !navigator.onLine;
       const lost = this.session && !this.connected && (offline || this.failures > 0 || this.everConnected);
       if (this.connected) this.everConnected = true;
@@ -660,9 +956,7 @@
       const keep = new Map();
       const nodes = rows.map((r) => (r instanceof Node ? r : this.node(r, keep)));
       this.rows = keep;
-      const list = ui.list;
-      nodes.forEach((node, i) => { if (list.children[i] !== node) list.insertBefore(node, list.children[i] || null); });
-      while (list.children.length > nodes.length) list.lastChild.remove();
+      place(ui.list, nodes);
       this.syncStreams();
       this.scrollDown();
     }
@@ -679,8 +973,7 @@
         }
         return s.node;
       });
-      nodes.forEach((node, i) => { if (list.children[i] !== node) list.insertBefore(node, list.children[i] || null); });
-      for (const node of [...list.children].slice(nodes.length)) node.remove();
+      place(list, nodes);
     }
 
     /** Once a frame at most: the Markdown of the replies that grew, with a caret at the end. */
@@ -712,12 +1005,16 @@
       const agent = m.senderType === "agent" && m.metadata && typeof m.metadata.agentName === "string"
         ? m.metadata.agentName : "";
       // Shoppers type plain text (an asterisk is an asterisk); replies are Markdown.
-      const bubble = user ? el("div", { class: "text" }, md.linkify(String(m.content || "")))
-        : el("div", { class: "text md" }, md.render(String(m.content || "")));
+      const text = String(m.content || "");
+      const files = m.local ? m.files || [] : m.attachments || [];
+      const bubble = !text && files.length ? null : user ? el("div", { class: "text" }, md.linkify(text))
+        : el("div", { class: "text md" }, md.render(text));
       const node = el("li", { class: `msg ${user ? "user" : "bot"}`,
         "data-testid": user ? "message-user" : agent ? "message-agent" : "message-bot",
         "data-seq": m.seq }, el("span", { class: "sr", text: `${user ? t.you : agent || t.bot}: ` }), bubble);
       if (agent) node.prepend(el("span", { class: "who", "data-testid": "agent-name", "aria-hidden": "true", text: agent }));
+      if (m.local) node.append(...files.map((a) => this.fileBox(a, "div")));
+      else this.shown(node, m);
       if (!user) this.attachments(node, m.metadata || {});
       if (quick.length) {
         node.append(el("div", { class: "quick", role: "group" }, ...quick.filter((q) => typeof q === "string").map((label) =>
@@ -729,8 +1026,9 @@
         const state = el("div", { class: `status ${status}`, "data-testid": "message-status", "data-status": status,
           text: status === "retried" ? t.retried : (m.error || t[status] || "") });
         if (status === "failed") {
+          const again = m.local && (m.files || []).some((f) => f.lost || f.error);
           state.append(" ", el("button", { type: "button", class: "retry", "data-testid": "retry-button",
-            text: t.retry, onclick: () => this.retry(m) }));
+            text: again ? t.attachAgain : t.retry, onclick: () => (again ? this.restore(m) : this.retry(m)) }));
         }
         node.append(state);
       }
@@ -779,6 +1077,8 @@
       chat: "M4 4h16v12H7l-3 3z",
       close: "M6 6l12 12M18 6L6 18",
       send: "M3 20l18-8L3 4v6l12 2-12 2z",
+      clip: "M20 11l-8.5 8.5a5 5 0 01-7-7L13 4a3.4 3.4 0 015 5l-8.5 8.5a1.7 1.7 0 01-2.5-2.5L15 7.5",
+      file: "M14 3H6v18h12V7zM14 3v4h4",
     };
     const ns = "http://www.w3.org/2000/svg";
     const svg = document.createElementNS(ns, "svg");
@@ -831,6 +1131,7 @@ h2 { margin: 0; font-size: 17px; font-weight: 600; }
 .msg .who { font-size: 12px; opacity: .75; padding-left: 4px; }
 header .person { margin-left: auto; background: transparent; color: inherit; border: 1px solid currentColor;
   border-radius: 12px; padding: 3px 10px; font: inherit; font-size: 13px; cursor: pointer; }
+.person + .end { margin-left: 6px; }
 .md p, .md ul, .md ol, .md pre { margin: 0 0 8px; }
 .md > :last-child { margin-bottom: 0; }
 .md ul, .md ol { padding-left: 22px; list-style: disc; } .md ol { list-style: decimal; } .md li ul { list-style: circle; }
@@ -860,6 +1161,32 @@ a { color: var(--accent); }
 textarea { flex: 1; resize: none; min-height: 44px; max-height: 120px; padding: 10px 12px; font: inherit;
   color: var(--fg); background: var(--bg); border: 1px solid var(--line); border-radius: 10px; }
 .send { background: var(--accent); color: var(--accent-fg); }
+.clip { color: var(--muted); }
+.tray { list-style: none; margin: 0; padding: 10px 10px 0; display: flex; flex-wrap: wrap; gap: 8px;
+  max-height: 40%; overflow-y: auto; border-top: 1px solid var(--line); }
+.file { display: flex; align-items: center; gap: 8px; max-width: 100%; padding: 4px 4px 4px 6px; border: 1px solid var(--line);
+  border-radius: 10px; background: var(--bg); color: var(--fg); font-size: 13px; text-align: left; }
+.tray .file { flex: 1 1 160px; } .tray [data-state=error] { flex-basis: 100%; }
+.file > img, .file > svg { flex: none; width: 40px; height: 40px; border-radius: 6px; object-fit: cover; }
+.file > svg, .card.file svg { stroke-width: 1.5; color: var(--muted); }
+.info { flex: 1; min-width: 0; display: flex; flex-direction: column; }
+.name { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.state { font-size: 12px; color: var(--muted); }
+.file[data-state=error] { border-color: var(--danger); }
+.file[data-state=error] .state { color: var(--danger); }
+progress { width: 100%; height: 6px; accent-color: var(--accent); }
+.thumb { padding: 0; border: 0; background: none; border-radius: 10px; }
+.thumb img { display: block; max-width: 100%; max-height: 200px; border-radius: 10px; }
+.card.file { flex-direction: row; align-items: center; gap: 8px; }
+.card.file > span { display: flex; flex-direction: column; }
+.dropzone { position: absolute; inset: 0; z-index: 1; display: grid; place-items: center; padding: 20px; text-align: center;
+  border: 3px dashed var(--accent); border-radius: inherit; background: var(--bg); font-size: 18px; font-weight: 600; pointer-events: none; }
+.lightbox { position: fixed; inset: 0; z-index: 2147483001; display: grid; place-items: center; padding: 56px 16px 16px;
+  background: rgba(0,0,0,.88); color: #fff; }
+.lightbox figure { margin: 0; max-height: 100%; display: flex; flex-direction: column; align-items: center; gap: 10px; }
+.lightbox img { max-width: 100%; max-height: calc(100vh - 130px); object-fit: contain; }
+.lightbox a { color: #fff; }
+.lightbox > .icon { position: absolute; top: 6px; right: 6px; }
 @media (max-width: 480px) {
   .window, .window.left { inset: 0; width: 100%; height: 100%; max-height: none; border-radius: 0; border: 0; }
 }

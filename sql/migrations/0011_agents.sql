@@ -27,8 +27,10 @@ CREATE INDEX idx_chat_agent_sessions_agent ON chat_agent_sessions (agent_id);
 CREATE INDEX idx_chat_agent_sessions_last_seen ON chat_agent_sessions (last_seen_at);
 
 -- bot: n8n answers (as before). waiting: a person was asked for; nobody holds it yet.
--- human: agent_id holds it; n8n is not called. closed: done; the shopper's next message
--- reopens it to the bot. Changed only by the session's actor (chatd/actors/session.py).
+-- human: agent_id holds it; n8n is not called. closed: the conversation ended (status
+-- 'closed', 0010's closed_by says by whom: the shopper, or staff from the admin API or the
+-- inbox); nobody holds it and it takes no more messages. Changed only by the session's actor
+-- (chatd/actors/session.py).
 ALTER TABLE chat_sessions
     ADD COLUMN conversation_state text NOT NULL DEFAULT 'bot'
         CHECK (conversation_state IN ('bot', 'waiting', 'human', 'closed')),
@@ -37,9 +39,10 @@ ALTER TABLE chat_sessions
     ADD COLUMN state_changed_at timestamptz NOT NULL DEFAULT now(),
     ADD CONSTRAINT chat_sessions_human_has_agent
         CHECK ((conversation_state = 'human') = (agent_id IS NOT NULL));
+UPDATE chat_sessions SET conversation_state = 'closed' WHERE status = 'closed';
 -- The inbox lists (waiting, mine, all open, closed), newest activity first: one index walk.
-CREATE INDEX idx_chat_sessions_inbox ON chat_sessions (conversation_state, updated_at DESC, id)
-    WHERE status = 'active';
+-- Not partial on status: the closed list is of ended sessions.
+CREATE INDEX idx_chat_sessions_inbox ON chat_sessions (conversation_state, updated_at DESC, id);
 
 ALTER TABLE chat_messages DROP CONSTRAINT chat_messages_sender_type_check;
 ALTER TABLE chat_messages ADD CONSTRAINT chat_messages_sender_type_check

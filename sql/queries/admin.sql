@@ -106,12 +106,14 @@ RETURNING id
 -- name: admin_sessions
 -- Most recently active first (updated_at moves with every message), optionally only the live
 -- ones, optionally those whose id, user id or guest email starts with `q` (the email ignoring
--- case). Each with its message count, newest message and whether it is live.
+-- case), optionally those tagged `tag`. Each with its message count, newest message, tags and
+-- whether it is live.
 SELECT s.id, s.user_id, s.guest_email, s.status, s.metadata, s.created_at, s.updated_at,
        s.expires_at, s.last_seq, (s.status = 'active' AND s.expires_at > now()) AS live,
        (SELECT count(*) FROM chat_messages c WHERE c.session_id = s.id) AS message_count,
        last.sender_type AS last_sender, left(last.content, 140) AS last_content,
-       last.created_at AS last_at
+       last.created_at AS last_at,
+       ARRAY(SELECT t.tag FROM chat_tags t WHERE t.session_id = s.id ORDER BY t.tag) AS tags
   FROM chat_sessions s
   LEFT JOIN LATERAL (SELECT sender_type, content, created_at FROM chat_messages c
                       WHERE c.session_id = s.id
@@ -122,17 +124,22 @@ SELECT s.id, s.user_id, s.guest_email, s.status, s.metadata, s.created_at, s.upd
         OR starts_with(s.id, %(q)s)
         OR starts_with(s.user_id, %(q)s)
         OR starts_with(lower(s.guest_email), lower(%(q)s)))
+   AND (%(tag)s::text IS NULL
+        OR EXISTS (SELECT 1 FROM chat_tags t WHERE t.session_id = s.id AND t.tag = %(tag)s::text))
  ORDER BY s.updated_at DESC, s.id
  LIMIT %(limit)s
 
 -- name: admin_session
-SELECT id, user_id, guest_email, status, metadata, created_at, updated_at, expires_at, last_seq
-  FROM chat_sessions
- WHERE id = %(session_id)s
+SELECT s.id, s.user_id, s.guest_email, s.status, s.metadata, s.created_at, s.updated_at,
+       s.expires_at, s.last_seq,
+       ARRAY(SELECT t.tag FROM chat_tags t WHERE t.session_id = s.id ORDER BY t.tag) AS tags
+  FROM chat_sessions s
+ WHERE s.id = %(session_id)s
 
 -- name: admin_transcript_messages
 -- A whole conversation, oldest first, up to `limit` messages (the unique (session_id, seq) index).
-SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at
+SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at,
+       attachments
   FROM chat_messages
  WHERE session_id = %(session_id)s
  ORDER BY seq

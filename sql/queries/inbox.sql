@@ -5,9 +5,14 @@
 -- (its trigger notifies every process), and an audit row records who did it. A conditional
 -- UPDATE: of two agents taking the same conversation at once, the second finds it 'human' after
 -- the first commits (PostgreSQL re-checks the WHERE on the row it waited for) and changes nothing.
+-- Closing ends the session as staff closing it from the admin API does (close_session): status
+-- 'closed', closed_by 'staff', so the widget asks for a rating if csat.ask_on has staff.
 WITH s AS (
     UPDATE chat_sessions
        SET conversation_state = %(to_state)s, agent_id = %(to_agent)s,
+           status = CASE WHEN %(to_state)s = 'closed' THEN 'closed' ELSE status END,
+           closed_at = CASE WHEN %(to_state)s = 'closed' THEN now() ELSE closed_at END,
+           closed_by = CASE WHEN %(to_state)s = 'closed' THEN 'staff' ELSE closed_by END,
            handoff_reason = CASE WHEN %(to_state)s = 'waiting' THEN %(reason)s
                                  ELSE handoff_reason END,
            state_changed_at = now(), last_seq = last_seq + 1, updated_at = now()
@@ -58,7 +63,8 @@ SELECT m.* FROM m
 
 -- name: inbox_list
 -- One of the inbox's lists, most recent activity first, through idx_chat_sessions_inbox:
--- live sessions in `states` (held by `agent_id` when given), each with its newest message.
+-- sessions in `states` (held by `agent_id` when given), each with its newest message; live
+-- ones, except in the closed list (ended sessions, until cleanup deletes them).
 SELECT s.id, s.user_id, s.guest_email, s.metadata, s.user_context, s.conversation_state,
        s.agent_id, a.name AS agent_name, s.handoff_reason, s.state_changed_at, s.created_at,
        s.updated_at, s.last_seq, last.sender_type AS last_sender,
@@ -69,8 +75,8 @@ SELECT s.id, s.user_id, s.guest_email, s.metadata, s.user_context, s.conversatio
                       WHERE c.session_id = s.id
                       ORDER BY c.seq DESC
                       LIMIT 1) AS last ON true
- WHERE s.status = 'active' AND s.expires_at > now()
-   AND s.conversation_state = ANY(%(states)s::text[])
+ WHERE s.conversation_state = ANY(%(states)s::text[])
+   AND (s.conversation_state = 'closed' OR (s.status = 'active' AND s.expires_at > now()))
    AND (%(agent_id)s::text IS NULL OR s.agent_id = %(agent_id)s)
  ORDER BY s.updated_at DESC, s.id
  LIMIT %(limit)s
@@ -87,7 +93,7 @@ SELECT s.id, s.user_id, s.guest_email, s.metadata, s.user_context, s.conversatio
                       WHERE c.session_id = s.id
                       ORDER BY c.seq DESC
                       LIMIT 1) AS last ON true
- WHERE s.id = %(session_id)s AND s.status = 'active'
+ WHERE s.id = %(session_id)s
 
 -- name: conversation_audit
 SELECT a.action, a.agent_id, g.name AS agent_name, a.detail, a.created_at

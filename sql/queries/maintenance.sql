@@ -9,9 +9,11 @@
 
 -- name: lock_expired_sessions
 -- Expired sessions with nothing left to deliver, locked until this batch's transaction ends.
+-- Every session query here keeps a session whose last activity (updated_at moves with every
+-- message and rating) is not rolled up into the analytics yet (`rolled_until`).
 SELECT s.id
   FROM chat_sessions s
- WHERE s.expires_at < now()
+ WHERE s.expires_at < now() AND s.updated_at < %(rolled_until)s
    AND NOT EXISTS (SELECT 1 FROM chat_webhook_queue j
                     WHERE j.session_id = s.id AND j.status IN ('pending', 'processing'))
  ORDER BY s.expires_at
@@ -23,7 +25,7 @@ SELECT s.id
 SELECT s.id
   FROM chat_sessions s
  WHERE s.created_at < now() - make_interval(secs => %(older_than_seconds)s)
-   AND (s.expires_at IS NULL OR s.expires_at >= now())
+   AND (s.expires_at IS NULL OR s.expires_at >= now()) AND s.updated_at < %(rolled_until)s
    AND NOT EXISTS (SELECT 1 FROM chat_webhook_queue j
                     WHERE j.session_id = s.id AND j.status IN ('pending', 'processing'))
  ORDER BY s.created_at
@@ -48,7 +50,12 @@ SELECT (SELECT count(*) FROM gone) AS sessions,
        (SELECT count(*) FROM chat_messages m WHERE m.session_id IN (SELECT id FROM gone))
            AS messages,
        (SELECT count(*) FROM chat_messages m JOIN chat_webhook_queue j ON j.message_id = m.id
-         WHERE m.session_id IN (SELECT id FROM gone)) AS jobs
+         WHERE m.session_id IN (SELECT id FROM gone)) AS jobs,
+       (SELECT count(*) FROM chat_attachments a WHERE a.session_id IN (SELECT id FROM gone))
+           AS attachments,
+       -- Files on disk: deleted by chatd once this transaction commits (chatd/db/cleanup.py).
+       ARRAY(SELECT a.id FROM chat_attachments a
+              WHERE a.session_id IN (SELECT id FROM gone) AND a.storage = 'disk') AS disk_files
 
 -- name: delete_completed_jobs
 -- Delivered long ago; their messages stay. completed_at is set by every completion; the
@@ -91,7 +98,7 @@ SELECT count(*) AS jobs FROM gone
 WITH doomed AS (
     SELECT s.id
       FROM chat_sessions s
-     WHERE s.expires_at < now()
+     WHERE s.expires_at < now() AND s.updated_at < %(rolled_until)s
        AND NOT EXISTS (SELECT 1 FROM chat_webhook_queue j
                         WHERE j.session_id = s.id AND j.status IN ('pending', 'processing'))
 )
@@ -99,14 +106,16 @@ SELECT (SELECT count(*) FROM doomed) AS sessions,
        (SELECT count(*) FROM chat_messages m WHERE m.session_id IN (SELECT id FROM doomed))
            AS messages,
        (SELECT count(*) FROM chat_messages m JOIN chat_webhook_queue j ON j.message_id = m.id
-         WHERE m.session_id IN (SELECT id FROM doomed)) AS jobs
+         WHERE m.session_id IN (SELECT id FROM doomed)) AS jobs,
+       (SELECT count(*) FROM chat_attachments a WHERE a.session_id IN (SELECT id FROM doomed))
+           AS attachments
 
 -- name: count_old_sessions
 WITH doomed AS (
     SELECT s.id
       FROM chat_sessions s
      WHERE s.created_at < now() - make_interval(secs => %(older_than_seconds)s)
-       AND (s.expires_at IS NULL OR s.expires_at >= now())
+       AND (s.expires_at IS NULL OR s.expires_at >= now()) AND s.updated_at < %(rolled_until)s
        AND NOT EXISTS (SELECT 1 FROM chat_webhook_queue j
                         WHERE j.session_id = s.id AND j.status IN ('pending', 'processing'))
 )
@@ -114,7 +123,9 @@ SELECT (SELECT count(*) FROM doomed) AS sessions,
        (SELECT count(*) FROM chat_messages m WHERE m.session_id IN (SELECT id FROM doomed))
            AS messages,
        (SELECT count(*) FROM chat_messages m JOIN chat_webhook_queue j ON j.message_id = m.id
-         WHERE m.session_id IN (SELECT id FROM doomed)) AS jobs
+         WHERE m.session_id IN (SELECT id FROM doomed)) AS jobs,
+       (SELECT count(*) FROM chat_attachments a WHERE a.session_id IN (SELECT id FROM doomed))
+           AS attachments
 
 -- name: count_completed_jobs
 -- Without the jobs whose session goes first (counted there): the real run deletes sessions first.
@@ -125,7 +136,7 @@ SELECT count(*) AS jobs
         OR (j.completed_at IS NULL
             AND j.updated_at < now() - make_interval(secs => %(older_than_seconds)s)))
    AND NOT EXISTS (SELECT 1 FROM chat_sessions s
-                    WHERE s.id = j.session_id
+                    WHERE s.id = j.session_id AND s.updated_at < %(rolled_until)s
                       AND (s.expires_at < now()
                            OR s.created_at < now() - make_interval(secs => %(session_older_than_seconds)s))
                       AND NOT EXISTS (SELECT 1 FROM chat_webhook_queue o
@@ -138,7 +149,7 @@ SELECT count(*) AS jobs
   FROM chat_webhook_queue j
  WHERE j.status = 'dead' AND j.updated_at < now() - make_interval(secs => %(older_than_seconds)s)
    AND NOT EXISTS (SELECT 1 FROM chat_sessions s
-                    WHERE s.id = j.session_id
+                    WHERE s.id = j.session_id AND s.updated_at < %(rolled_until)s
                       AND (s.expires_at < now()
                            OR s.created_at < now() - make_interval(secs => %(session_older_than_seconds)s))
                       AND NOT EXISTS (SELECT 1 FROM chat_webhook_queue o
@@ -156,14 +167,26 @@ SELECT count(*) AS sessions
 -- name: export_sessions
 -- One page of sessions whose lifetime (created_at to updated_at) overlaps [since, until), in
 -- (created_at, id) order after the last page's last row. The plain created_at bound lets the
--- index do the work; the row comparison breaks ties between equal timestamps.
-SELECT id, user_id, guest_email, status, metadata, created_at, updated_at, expires_at, last_seq
-  FROM chat_sessions
- WHERE created_at < %(until)s AND updated_at >= %(since)s
-   AND (%(session_ids)s::text[] IS NULL OR id = ANY(%(session_ids)s::text[]))
-   AND created_at >= %(after_created_at)s
-   AND (created_at, id) > (%(after_created_at)s, %(after_id)s)
- ORDER BY created_at, id
+-- index do the work; the row comparison breaks ties between equal timestamps. Optional filters
+-- (NULL: not applied; run unprepared, so they fold away): named sessions, one shopper (user id,
+-- or guest email ignoring case), a tag, a full-text query matching one of their messages.
+SELECT s.id, s.user_id, s.guest_email, s.status, s.metadata, s.created_at, s.updated_at,
+       s.expires_at, s.last_seq,
+       ARRAY(SELECT t.tag FROM chat_tags t WHERE t.session_id = s.id ORDER BY t.tag) AS tags
+  FROM chat_sessions s
+ WHERE s.created_at < %(until)s AND s.updated_at >= %(since)s
+   AND (%(session_ids)s::text[] IS NULL OR s.id = ANY(%(session_ids)s::text[]))
+   AND (%(user_id)s::text IS NULL OR s.user_id = %(user_id)s::text)
+   AND (%(email)s::text IS NULL OR lower(s.guest_email) = lower(%(email)s::text))
+   AND (%(tag)s::text IS NULL
+        OR EXISTS (SELECT 1 FROM chat_tags t WHERE t.session_id = s.id AND t.tag = %(tag)s::text))
+   AND (%(q)s::text IS NULL
+        OR EXISTS (SELECT 1 FROM chat_messages m
+                    WHERE m.session_id = s.id
+                      AND m.search @@ websearch_to_tsquery(%(config)s::regconfig, %(q)s::text)))
+   AND s.created_at >= %(after_created_at)s
+   AND (s.created_at, s.id) > (%(after_created_at)s, %(after_id)s)
+ ORDER BY s.created_at, s.id
  LIMIT %(limit)s
 
 -- name: export_messages

@@ -8,4 +8,6 @@ SELECT (SELECT count(*) FROM chat_webhook_queue WHERE status = 'pending') AS pen
           FROM chat_webhook_queue
          WHERE status = 'pending' AND next_retry_at <= now()) AS oldest_due_seconds,
        (SELECT count(*) FROM chat_sessions
-         WHERE status = 'active' AND expires_at > now()) AS active_sessions
+         WHERE status = 'active' AND expires_at > now()) AS active_sessions,
+       (SELECT coalesce(sum(size + thumb_size), 0)::bigint FROM chat_attachments
+         WHERE state = 'ready') AS attachment_bytes

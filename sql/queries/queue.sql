@@ -91,6 +91,22 @@ UPDATE chat_messages m SET webhook_attempts = job.attempts, updated_at = now()
  WHERE m.id = job.message_id
 RETURNING m.id
 
+-- name: dead_event_job
+-- An event (a conversation's rating, docs/n8n.md) out of attempts: dead, its message
+-- failed, fenced on the lease. No fallback reply: the shopper asked nothing.
+WITH job AS (
+    UPDATE chat_webhook_queue
+       SET status = 'dead', lease_id = NULL, locked_until = NULL, updated_at = now(),
+           last_error = %(error)s, last_status = %(last_status)s
+     WHERE id = %(job_id)s AND lease_id = %(lease_id)s AND status = 'processing'
+ RETURNING message_id, attempts
+)
+UPDATE chat_messages m
+   SET status = 'failed', webhook_attempts = job.attempts, updated_at = now()
+  FROM job
+ WHERE m.id = job.message_id
+RETURNING m.id
+
 -- name: release_job
 -- Shutdown: give the job back untouched; this attempt does not count.
 UPDATE chat_webhook_queue
@@ -117,11 +133,11 @@ WITH job AS (
     -- A reply asking for a person (`handoff`) moves a bot conversation to 'waiting'.
     UPDATE chat_sessions
        SET last_seq = last_seq + 1, updated_at = now(),
-           conversation_state = CASE WHEN %(handoff)s AND conversation_state IN ('bot', 'closed')
+           conversation_state = CASE WHEN %(handoff)s AND conversation_state = 'bot'
                                      THEN 'waiting' ELSE conversation_state END,
-           handoff_reason = CASE WHEN %(handoff)s AND conversation_state IN ('bot', 'closed')
+           handoff_reason = CASE WHEN %(handoff)s AND conversation_state = 'bot'
                                  THEN %(handoff_reason)s ELSE handoff_reason END,
-           state_changed_at = CASE WHEN %(handoff)s AND conversation_state IN ('bot', 'closed')
+           state_changed_at = CASE WHEN %(handoff)s AND conversation_state = 'bot'
                                    THEN now() ELSE state_changed_at END
      WHERE id = %(session_id)s AND conversation_state <> 'human'
        AND (%(job_id)s::text IS NULL OR EXISTS (SELECT 1 FROM job))

@@ -55,14 +55,20 @@ async def test_cleanup_dry_run_then_for_real(
 ) -> None:
     await seed(pool, "expired", age="2 hours", expired=True, messages=2)
     await seed(pool, "fresh", age="1 hour")
+    async with pool.connection() as conn:  # a file the expired session's shopper sent
+        await conn.execute(
+            "INSERT INTO chat_attachments (id, session_id, message_id, state, storage,"
+            " chunk_bytes) VALUES ('file-1', 'expired', 'expired-m1', 'ready', 'postgres', 1024)"
+        )
     run = {"database_url": database_url, "cwd": repo_root, "state_dir": tmp_path}
 
     dry = await chatd("cleanup", "--dry-run", "--json", **run)
     assert dry.returncode == 0, dry.stderr.decode()
     report = json.loads(dry.stdout)
     assert report["dry_run"] is True
-    assert report["expired_sessions"] == {"sessions": 1, "messages": 2, "jobs": 0}
-    assert report["total"] == {"sessions": 1, "messages": 2, "jobs": 0}
+    counted = {"sessions": 1, "messages": 2, "jobs": 0, "attachments": 1}
+    assert report["expired_sessions"] == counted
+    assert report["total"] == counted
     assert await session_ids(pool) == {"expired", "fresh"}
 
     real = await chatd("cleanup", **run)
@@ -71,6 +77,10 @@ async def test_cleanup_dry_run_then_for_real(
     assert "expired sessions" in table
     assert "kept (undelivered)" in table
     assert await session_ids(pool) == {"fresh"}
+    async with pool.connection() as conn:
+        left = await (await conn.execute("SELECT count(*) AS n FROM chat_attachments")).fetchone()
+    assert left is not None
+    assert left["n"] == 0  # the file went with its session
 
 
 async def test_cleanup_gives_up_when_another_chatd_holds_the_lock(

@@ -62,10 +62,12 @@ def shop_page(chatd_url: str, attributes: str = "") -> str:
 
 
 def strict_csp(chatd_url: str) -> str:
+    """A shop's strict policy, as the README asks: images from chatd (signed file URLs) and
+    blob: (a picked image's preview before it is sent)."""
     ws = chatd_url.replace("http://", "ws://")
     return (
         f"default-src 'none'; script-src {chatd_url}; connect-src {chatd_url} {ws};"
-        " img-src https: data:; style-src 'none'; base-uri 'none'"
+        f" img-src https: data: blob: {chatd_url}; style-src 'none'; base-uri 'none'"
     )
 
 
@@ -600,5 +602,7 @@ async def test_a_markdown_reply_renders_and_screenshots(
 
 
 def test_widget_script_is_small() -> None:
-    # As chatd serves it: markdown.js and widget.js, gzipped (10.5 KB before Markdown and streams).
-    assert len(gzip.compress(widget_source(), 9)) < 20 * 1024
+    # As chatd serves it: markdown.js and widget.js, gzipped: 10.5 KB before Markdown and streams,
+    # 18.6 KB before attachments (paperclip, drop, paste, tray, uploads, lightbox: +5.3 KB).
+    # csat.js (End chat and the rating prompt) adds 1.9 KB to the 23.6 KB of the attachments.
+    assert len(gzip.compress(widget_source(), 9)) < 26 * 1024

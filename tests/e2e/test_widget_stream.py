@@ -99,7 +99,8 @@ async def open_shop(
 
     def go() -> None:
         key, value = json.dumps(f"chatd:{standin.url}"), json.dumps(json.dumps(saved))
-        ctx.add_init_script(f"localStorage.setItem({key}, {value})")
+        # Once: a reload keeps what the widget saved since.
+        ctx.add_init_script(f"localStorage.getItem({key}) || localStorage.setItem({key}, {value})")
         ctx.route(
             f"{SHOP}/",
             lambda route: route.fulfill(

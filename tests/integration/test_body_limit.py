@@ -136,7 +136,11 @@ async def raw_connection(url: str) -> RawConnection:
     return RawConnection(await trio.open_tcp_stream(host, int(port)))
 
 
-POST_HEAD = b"POST /api/chat/send HTTP/1.1\r\nHost: chatd\r\nContent-Type: application/json\r\n"
+# With a token (any: the body is judged before it), since a send without one is 401 at once.
+POST_HEAD = (
+    b"POST /api/chat/send HTTP/1.1\r\nHost: chatd\r\nContent-Type: application/json\r\n"
+    b"Authorization: Bearer some-token\r\n"
+)
 
 
 async def test_on_the_wire_a_declared_length_over_the_limit_is_read_and_dropped(

@@ -31,7 +31,7 @@ async def seed_session(
     pool: Pool,
     sid: str,
     *,
-    created_days: float = 0.0,
+    created_days: float = 0.1,  # and last active: before the hours the analytics roll up next
     expires_hours: float | None = 1.0,  # negative: expired; None: no expiry at all
     jobs: tuple[Job, ...] = (),
     bot_messages: int = 0,
@@ -122,6 +122,7 @@ EXPECTED = {
     "old_sessions": Removed(sessions=2, messages=1, jobs=1),
     "completed_jobs": Removed(jobs=3),
     "dead_letters": Removed(jobs=2),
+    "stale_uploads": Removed(),  # files: tests/integration/test_attachment_storage.py
 }
 
 
@@ -182,7 +183,7 @@ async def test_dry_run_deletes_nothing_and_counts_the_same(pool: Pool) -> None:
     assert dry.categories() == real.categories() == EXPECTED
     assert dry.kept_undelivered == real.kept_undelivered == 2
     assert dry.as_dict()["dry_run"] is True
-    assert dry.as_dict()["total"] == {"sessions": 4, "messages": 4, "jobs": 8}
+    assert dry.as_dict()["total"] == {"sessions": 4, "messages": 4, "jobs": 8, "attachments": 0}
     assert "dry run: nothing was deleted" in dry.describe()
     assert any(line.startswith("kept (undelivered)") for line in real.lines())
 
@@ -216,6 +217,27 @@ async def test_a_full_last_batch_is_followed_by_an_empty_one(pool: Pool) -> None
     )
     assert [p.removed.sessions for p in progress] == [2, 4]  # the empty third batch reports nothing
     assert summary.categories()["expired_sessions"].sessions == 4
+
+
+async def test_a_session_active_since_the_last_rollup_is_kept_until_rolled_up(pool: Pool) -> None:
+    await seed_session(pool, "recent", created_days=0, expires_hours=-1)  # active now
+    await seed_session(pool, "earlier", expires_hours=-1)
+    summary = await run_cleanup(pool, CONFIG)
+    assert summary.categories()["expired_sessions"].sessions == 1
+    assert await ids(pool, "sessions") == {"recent"}
+    async with pool.connection() as conn:
+        state = await (
+            await conn.execute("SELECT rolled_until FROM chat_analytics_state")
+        ).fetchone()
+        assert state is not None
+        # Rolled up to the last hour that is over; "recent" was active after it.
+        await conn.execute(
+            "UPDATE chat_sessions SET updated_at = %s - interval '1 second' WHERE id = 'recent'",
+            [state["rolled_until"]],
+        )
+    again = await run_cleanup(pool, CONFIG)
+    assert again.categories()["expired_sessions"].sessions == 1
+    assert await ids(pool, "sessions") == set()
 
 
 async def test_one_cleanup_at_a_time(settings: Settings, pool: Pool) -> None:
@@ -256,8 +278,8 @@ async def test_the_maintenance_loop_survives_database_errors(pool: Pool) -> None
         await trio.sleep(0.3)
         async with pool.connection() as conn:
             await conn.execute(
-                "INSERT INTO chat_sessions_away (id, token_hash, expires_at)"
-                " VALUES ('second', '\\x00', now() - interval '1 hour')"
+                "INSERT INTO chat_sessions_away (id, token_hash, expires_at, updated_at)"
+                " VALUES ('second', '\\x00', now() - interval '1 hour', now() - interval '2 hours')"
             )
             await conn.execute("ALTER TABLE chat_sessions_away RENAME TO chat_sessions")
         # ... and once repaired, the next round cleans up again.

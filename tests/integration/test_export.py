@@ -1,5 +1,5 @@
 """Export on a real database: sessions active in a range, or named, page by page, oldest first,
-in the transcript shape."""
+in the transcript shape; filtered by tag, shopper and full-text query."""
 
 from __future__ import annotations
 
@@ -100,6 +100,7 @@ async def test_exported_rows_make_the_transcript_shape(pool: Pool) -> None:
             "updatedAt": "2026-11-01T10:05:00Z",
             "expiresAt": "2026-11-01T11:05:00Z",
             "lastSeq": 3,
+            "tags": [],
         },
         "messages": [
             {
@@ -115,4 +116,72 @@ async def test_exported_rows_make_the_transcript_shape(pool: Pool) -> None:
             }
             for seq in (1, 2, 3)
         ],
+        "rating": None,
     }
+
+
+async def tag(pool: Pool, sid: str, *tags: str) -> None:
+    async with pool.connection() as conn:
+        for name in tags:
+            await conn.execute(
+                "INSERT INTO chat_tags (session_id, tag, source) VALUES (%s, %s, 'staff')",
+                (sid, name),
+            )
+
+
+async def say(pool: Pool, sid: str, seq: int, content: str) -> None:
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO chat_messages (id, session_id, sender_type, content, seq)"
+            " VALUES (%s, %s, 'user', %s, %s)",
+            (f"{sid}-said-{seq}", sid, content, seq),
+        )
+
+
+async def test_export_by_tag_keeps_the_pages_and_shows_the_tags(pool: Pool) -> None:
+    for n in range(7):
+        await seed(pool, f"s{n}", T0 + timedelta(minutes=n), messages=1)
+        if n % 2 == 0:
+            await tag(pool, f"s{n}", "refund", f"n{n}")
+    pages = await export(pool, ExportRange(tag="refund"), page_size=2)
+    assert [len(page) for page in pages] == [2, 2]
+    assert session_ids(pages) == ["s0", "s2", "s4", "s6"]
+    assert [t.session.tags for page in pages for t in page] == [
+        ("n0", "refund"),
+        ("n2", "refund"),
+        ("n4", "refund"),
+        ("n6", "refund"),
+    ]
+    assert await export(pool, ExportRange(tag="nobody")) == []
+    both = await export(pool, ExportRange(T0 + timedelta(minutes=3), tag="refund"))
+    assert session_ids(both) == ["s4", "s6"]
+
+
+async def test_export_by_query_takes_sessions_with_a_matching_message(pool: Pool) -> None:
+    for n in range(4):
+        await seed(pool, f"s{n}", T0 + timedelta(minutes=n))
+    await say(pool, "s1", 1, "Are the trail shoes waterproof?")
+    await say(pool, "s2", 1, "I want a refund for the trail shoes")
+    await say(pool, "s3", 1, "Where is my parcel?")
+    pages = await export(pool, ExportRange(query="trail shoes"))
+    assert session_ids(pages) == ["s1", "s2"]
+    assert session_ids(await export(pool, ExportRange(query="refund -parcel"))) == ["s2"]
+    assert session_ids(await export(pool, ExportRange(query='"shoes trail"'))) == []
+    german = await export(pool, ExportRange(query="Schuh", language="german"))
+    assert session_ids(german) == []  # indexed with "simple": no stems
+    assert session_ids(await export(pool, ExportRange(query="parcel", tag="refund"))) == []
+
+
+async def test_export_by_shopper_takes_their_sessions_only(pool: Pool) -> None:
+    await seed(pool, "ann-1", T0, messages=2)  # guest_email ann@example.com
+    await seed(pool, "ann-2", T0 + timedelta(minutes=1), messages=1)
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO chat_sessions (id, token_hash, user_id, guest_email, expires_at)"
+            " VALUES ('bob', '\\x00', 'u-bob', 'BOB@example.com', now() + interval '1 hour')"
+        )
+    by_email = await export(pool, ExportRange(email="ann@example.com"))
+    assert session_ids(by_email) == ["ann-1", "ann-2"]
+    assert session_ids(await export(pool, ExportRange(email="bob@EXAMPLE.com"))) == ["bob"]
+    assert session_ids(await export(pool, ExportRange(user_id="u-bob"))) == ["bob"]
+    assert await export(pool, ExportRange(user_id="U-BOB")) == []  # user ids are exact

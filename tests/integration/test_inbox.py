@@ -117,6 +117,48 @@ async def test_handoff_take_reply_hand_back(pipe: Pipeline) -> None:
     await anna.client.aclose()
 
 
+async def test_closing_ends_the_conversation_as_staff_closing_does(pipe: Pipeline) -> None:
+    """One notion of closed: an agent's close ends the session as the admin API's staff close
+    does (the widget is asked to rate it); a shopper's own close shows in the inbox as closed."""
+    anna = await staff(pipe, "Anna")
+    async with pipe.chatd.client() as shopper:
+        chat = await new_session(shopper)
+        await send(shopper, chat, "hello")
+        await wait_messages(pipe, chat, 2)
+        assert (await anna.post(f"/api/inbox/conversations/{chat.id}/take")).status_code == 200
+        closed = await anna.post(f"/api/inbox/conversations/{chat.id}/close")
+        assert closed.status_code == 200, closed.text
+        assert closed.json()["conversation"]["state"] == "closed"
+        ended = closed.json()["message"]
+        assert ended["content"] == "Chat ended"
+        assert (ended["metadata"]["event"], ended["metadata"]["by"]) == ("session_closed", "staff")
+        assert await state(pipe, chat.id) == ("closed", None)
+        view = (await shopper.get(f"/api/chat/session/{chat.id}", headers=chat.auth)).json()
+        assert (view["status"], view["ratingRequested"]) == ("closed", True)
+        late = await send(shopper, chat, "one more thing")
+        assert (late.status_code, late.json()["error"]["code"]) == (410, "session_expired")
+        again = await anna.post(f"/api/inbox/conversations/{chat.id}/close")
+        assert (again.status_code, again.json()["error"]["code"]) == (409, "conversation_closed")
+        listed = (await anna.client.get("/api/inbox/conversations?view=closed")).json()
+        assert [c["sessionId"] for c in listed["conversations"]] == [chat.id]
+        live = (await anna.client.get("/api/inbox/conversations?view=open")).json()
+        assert chat.id not in [c["sessionId"] for c in live["conversations"]]
+
+        other = await new_session(shopper)
+        await send(shopper, other, "hi")
+        assert (await anna.post(f"/api/inbox/conversations/{other.id}/take")).status_code == 200
+        bye = await shopper.post(f"/api/chat/session/{other.id}/close", headers=other.auth)
+        assert bye.status_code == 200, bye.text
+        assert await state(pipe, other.id) == ("closed", None)
+        detail = (await anna.client.get(f"/api/inbox/conversations/{other.id}")).json()
+        assert detail["conversation"]["state"] == "closed"
+        assert (detail["audit"][-1]["action"], detail["audit"][-1]["detail"]) == (
+            "closed",
+            {"by": "shopper"},
+        )
+    await anna.client.aclose()
+
+
 async def test_twenty_concurrent_takeovers_one_holder(pipe: Pipeline) -> None:
     agents = [await staff(pipe, f"Agent{i}") for i in range(20)]
     async with pipe.chatd.client() as shopper:

@@ -13,9 +13,10 @@ from chatd.db.queries import query
 from tests.integration.test_claim_plan import _nodes, _plan
 
 FILL = """
-INSERT INTO chat_sessions (id, token_hash, expires_at, updated_at, conversation_state)
+INSERT INTO chat_sessions (id, token_hash, expires_at, updated_at, conversation_state, status)
 SELECT 's' || s, '\\x00', now() + interval '1 day', now() - s * interval '1 second',
-       CASE WHEN s % 1000 = 0 THEN 'waiting' WHEN s % 5 = 0 THEN 'closed' ELSE 'bot' END
+       CASE WHEN s % 1000 = 0 THEN 'waiting' WHEN s % 5 = 0 THEN 'closed' ELSE 'bot' END,
+       CASE WHEN s % 5 = 0 AND s % 1000 <> 0 THEN 'closed' ELSE 'active' END
   FROM generate_series(1, 10000) s;
 INSERT INTO chat_messages (id, session_id, sender_type, content, status, seq)
 SELECT 'm' || s || '-' || n, 's' || s, 'user', 'hi', 'delivered', n

@@ -36,6 +36,7 @@ SESSION_OPERATIONS = [
     "/api/chat/session/{sessionId}",
     "/api/chat/messages/{sessionId}",
     "/api/chat/send",
+    "/api/chat/upload",
     "/api/chat/webhook",
     "/api/admin/sessions/{sessionId}/transcript",
 ]

@@ -6,7 +6,19 @@ import base64
 import json
 from typing import Any
 
-from chatd.core.n8n_request import N8nMode, N8nRequest, N8nTarget, n8n_request, n8n_target
+import pytest
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder
+
+from chatd.core.file_urls import FileLinks
+from chatd.core.n8n_request import (
+    DeliveryFiles,
+    FilePart,
+    N8nMode,
+    N8nRequest,
+    N8nTarget,
+    n8n_request,
+    n8n_target,
+)
 from chatd.core.signing import standard_signature, verify_callback
 
 CALLBACK = "https://chat.example.com/api/chat/webhook"
@@ -120,3 +132,98 @@ def test_no_auth_means_no_auth_header() -> None:
     assert n8n_target("http://127.0.0.1:5678/webhook/chatd") == N8nTarget(
         "http://127.0.0.1:5678/webhook/chatd", {}
     )
+
+
+# --- files ----------------------------------------------------------------------------------------
+
+FILE_ID = "8c1e7f0a-4d3b-4a53-9b1e-2f6d0c9a1b77"
+WITH_FILE: dict[str, Any] = {
+    **PAYLOAD,
+    "message": {
+        **PAYLOAD["message"],
+        "attachments": [
+            {
+                "id": FILE_ID,
+                "name": "parcel.jpg",
+                "type": "image/jpeg",
+                "size": 3,
+                "kind": "image",
+                "sha256": "ab" * 32,
+            },
+        ],
+    },
+}
+
+
+def file_request(mode: N8nMode, now: int = NOW, parts: tuple[FilePart, ...] = ()) -> N8nRequest:
+    links = FileLinks(3600, b"k" * 32, "https://chat.example")
+    return n8n_request(
+        WITH_FILE,
+        session_id="s-1",
+        delivery_id="job-9",
+        attempt=1,
+        callback_url=CALLBACK,
+        mode=mode,
+        secrets=("s3cret",),
+        now=now,
+        files=DeliveryFiles(links, parts, "b0undary"),
+    )
+
+
+def test_each_attachment_gets_a_url_signed_at_this_attempt() -> None:
+    first = json.loads(file_request("webhook").body)["message"]["attachments"][0]
+    later = json.loads(file_request("webhook", now=NOW + 7200).body)["message"]["attachments"][0]
+    assert first["url"].startswith(f"https://chat.example/api/chat/files/{FILE_ID}?v=original&")
+    assert {k: v for k, v in first.items() if k != "url"} == WITH_FILE["message"]["attachments"][0]
+    exp = int(first["url"].split("exp=")[1].split("&")[0])
+    exp_later = int(later["url"].split("exp=")[1].split("&")[0])
+    assert exp >= NOW + 3600
+    assert exp_later >= NOW + 7200 + 3600  # a retry two hours later still carries a live link
+    assert "url" not in WITH_FILE["message"]["attachments"][0]  # the stored payload is untouched
+
+
+def test_chat_trigger_sends_files_as_n8ns_chat_widget_does() -> None:
+    parts = (FilePart('par"cel.jpg', "image/jpeg", b"\xff\xd8\xffJPEG"),)
+    sent = file_request("chat_trigger", parts=parts)
+    assert sent.headers["Content-Type"] == "multipart/form-data; boundary=b0undary"
+    decoder = MultipartDecoder(b"b0undary")
+    decoder.receive_data(sent.body)
+    decoder.receive_data(None)
+    fields: dict[str, bytes] = {}
+    files: list[tuple[str, str, str | None, bytes]] = []
+    current: Any = None
+    while not isinstance(event := decoder.next_event(), Epilogue):
+        if isinstance(event, (Field, File)):
+            current = event
+            if isinstance(event, File):
+                files.append((event.name, event.filename, event.headers.get("content-type"), b""))
+            else:
+                fields[event.name] = b""
+        elif isinstance(event, Data):
+            if isinstance(current, File):
+                name, filename, kind, data = files[-1]
+                files[-1] = (name, filename, kind, data + event.data)
+            else:
+                fields[current.name] += event.data
+    assert set(fields) == {"action", "sessionId", "chatInput", "metadata"}
+    assert fields["action"] == b"sendMessage"
+    assert fields["chatInput"] == b"Wo ist meine Bestellung?"
+    metadata = json.loads(fields["metadata"])
+    assert metadata["message"]["attachments"][0]["url"].startswith("https://chat.example/")
+    # A quote travels as %22, as browsers send it; multipart parsers decode it.
+    assert files == [("files", 'par"cel.jpg', "image/jpeg", b"\xff\xd8\xffJPEG")]
+    # The signature covers the multipart bytes as sent.
+    assert verify_callback(
+        {k.lower(): v for k, v in sent.headers.items()}, sent.body, ("s3cret",), now=NOW
+    )
+
+
+def test_chat_trigger_without_file_bytes_stays_json() -> None:
+    sent = file_request("chat_trigger")
+    assert sent.headers["Content-Type"] == "application/json"
+    assert json.loads(sent.body)["metadata"]["message"]["attachments"][0]["url"]
+
+
+def test_a_boundary_inside_a_file_is_refused() -> None:
+    with pytest.raises(ValueError, match="boundary"):
+        file_request("chat_trigger", parts=(FilePart("a.txt", "text/plain", b"x b0undary x"),))

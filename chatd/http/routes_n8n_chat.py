@@ -1,0 +1,229 @@
+"""/api/n8n-chat: n8n's own chat widget (@n8n/chat) talking to chatd as if chatd were n8n's
+Chat Trigger. Its messages take chatd's normal path (stored, queued, delivered, retried,
+fallback); the request waits for the reply up to n8n_chat.reply_timeout_seconds."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+import trio
+from quart import Blueprint, Response, request
+
+from chatd.core.identity import Identity, prove_identity
+from chatd.core.jsonbody import parse_json
+from chatd.core.messages import Message, NewMessage
+from chatd.core.n8n_chat import (
+    N8nChatAnswer,
+    N8nChatQuery,
+    N8nChatRequest,
+    WidgetRequest,
+    form_fields,
+    history_entry,
+    parse_body,
+    parse_query_args,
+    reply_text,
+    session_key,
+)
+from chatd.core.n8n_chat_stream import ReplyLines
+from chatd.core.responses import wire
+from chatd.db.n8n_chat import WidgetSession, WidgetSessionStore
+from chatd.errors import NotFound, RateLimited, Unauthorized, UnsupportedMediaType
+from chatd.http.body import client_ip
+from chatd.http.n8n_chat_body import ReplyBody
+from chatd.http.openapi import Doc, documented
+from chatd.http.services import Services
+from chatd.realtime.admission import Admission
+from chatd.realtime.hub import Closing, SlowConsumer
+from chatd.realtime.stream import SessionStream
+
+PATH = "/api/n8n-chat"
+IDENTITY_HEADER = "X-Chatd-Identity"  # an identityToken the shop's back end signed (a JWT)
+HISTORY = 100  # the newest messages loadPreviousSession shows
+STREAM_MIMETYPE = "application/x-ndjson"
+_DESCRIPTION = (
+    "Off unless n8n_chat.enabled (404). sendMessage answers {output} when the bot's reply is"
+    " stored (the fallback text if n8n failed), or n8n_chat.timeout_reply past"
+    " n8n_chat.reply_timeout_seconds; with `Accept: text/plain` (the widget's enableStreaming) it"
+    f" answers NDJSON begin/item/end lines instead. {IDENTITY_HEADER}: an identityToken (JWT)."
+)
+
+
+def _doc(
+    summary: str,
+    *,
+    body: type[N8nChatRequest] | None = None,
+    query: type[N8nChatQuery] | None = None,
+) -> Doc:
+    return Doc(
+        summary,
+        "n8n-chat",
+        N8nChatAnswer,
+        body=body,
+        query=query,
+        headers={IDENTITY_HEADER: "an identityToken (HS256 JWT) the shop's back end signed"},
+        media=(STREAM_MIMETYPE,),
+        description=_DESCRIPTION,
+    )
+
+
+def n8n_chat_routes(services: Services) -> Blueprint:
+    bp = Blueprint("n8n_chat", __name__)
+    settings = services.settings
+    store = WidgetSessionStore(
+        services.pool,
+        guest_ttl_seconds=settings.chat.guest_session_ttl_seconds,
+        user_ttl_seconds=settings.chat.user_session_ttl_seconds,
+    )
+
+    @bp.post(PATH)
+    @documented(_doc("n8n's chat widget: sendMessage or loadPreviousSession", body=N8nChatRequest))
+    async def post() -> Response | dict[str, Any]:
+        enabled()
+        if request.mimetype == "application/json":
+            raw = await request.get_data(as_text=False)  # 413 past server.max_body_bytes
+            assert isinstance(raw, bytes)
+            return await answer(parse_body(parse_json(raw), services.limits))
+        if request.mimetype == "multipart/form-data":
+            form, files = await request.form, await request.files
+            if files:
+                raise UnsupportedMediaType(
+                    "file uploads are not supported by this chatd's /api/n8n-chat",
+                    code="files_unsupported",
+                    field="files",
+                )
+            return await answer(parse_body(form_fields(form), services.limits))
+        raise UnsupportedMediaType(
+            f"send application/json or multipart/form-data (got {request.mimetype or 'none'!r})"
+        )
+
+    @bp.get(PATH)
+    @documented(_doc("n8n's chat widget with webhookConfig.method 'GET'", query=N8nChatQuery))
+    async def get() -> Response | dict[str, Any]:
+        enabled()
+        size = len(request.query_string)
+        return await answer(parse_query_args(request.args, size, services.limits))
+
+    def enabled() -> None:
+        if not services.settings.n8n_chat.enabled:
+            raise NotFound(
+                "the @n8n/chat endpoint is off; set [n8n_chat] enabled = true",
+                code="n8n_chat_disabled",
+            )
+
+    async def answer(widget: WidgetRequest) -> Response | dict[str, Any]:
+        key = session_key(widget.session_id)
+        if widget.action == "loadPreviousSession":
+            return wire(await history(key))
+        assert widget.chat_input is not None  # checked for sendMessage
+        session = await open_session(key, widget)
+        structlog.contextvars.bind_contextvars(session_id=session.id)
+        message = NewMessage(widget.chat_input, "text", widget.metadata, None)
+        # The wait for the reply is a live connection of the address: admitted before the
+        # message is stored, so a refusal (429) stores nothing.
+        admission = await services.live_connections.admit(client_ip(settings.server.proxy_trust))
+        try:
+            stored = (await services.actors.send_message(session.id, key, message)).message
+        except BaseException:
+            admission.release()
+            raise
+        structlog.contextvars.bind_contextvars(message_id=stored.id)
+        if "text/plain" in request.headers.get("Accept", ""):  # the widget's enableStreaming
+            return streamed(session.id, stored, admission)  # started with the response
+        admission.start()
+        try:
+            reply = await wait_for_reply(session.id, stored.seq)
+        finally:
+            admission.release()
+        text = settings.n8n_chat.timeout_reply if reply is None else reply_of(reply)
+        return wire(N8nChatAnswer(output=text))
+
+    def streamed(session_id: str, sent: Message, admission: Admission) -> Response:
+        body = ReplyBody(
+            session_stream(session_id, sent.seq),
+            ReplyLines(sent.id),
+            admission,
+            wait=settings.n8n_chat.reply_timeout_seconds,
+            note=settings.n8n_chat.timeout_reply,
+        )
+        response = Response(body, mimetype=STREAM_MIMETYPE, headers={"X-Accel-Buffering": "no"})
+        response.timeout = None  # the body ends itself, at reply_timeout_seconds at the latest
+        return response
+
+    def session_stream(session_id: str, after_seq: int) -> SessionStream:
+        return SessionStream(
+            services.hub,
+            services.messages,
+            session_id,
+            after_seq=after_seq,
+            buffer=settings.websocket.send_buffer,
+            subscriber_id=services.connection_id(),
+        )
+
+    async def history(key: bytes) -> N8nChatAnswer:
+        session = await store.find(key)
+        if session is None:  # a widget's fresh UUID: nothing to show, nothing created
+            return N8nChatAnswer(data=[])
+        messages = await services.messages.recent(session.id, limit=HISTORY)
+        return N8nChatAnswer(data=[history_entry(m.sender_type, reply_of(m)) for m in messages])
+
+    async def open_session(key: bytes, widget: WidgetRequest) -> WidgetSession:
+        identity = prove_identity(
+            user_id=None,
+            user_hash_hex=None,
+            identity_token=request.headers.get(IDENTITY_HEADER) or None,
+            secret=settings.identity.secret,
+            now=time.time(),
+        )
+        session = await store.find(key)
+        if session is None:
+            wait = await services.session_creation.hit(
+                client_ip(settings.server.proxy_trust), trio.current_time()
+            )
+            if wait is not None:
+                raise RateLimited("too many new sessions from this address", retry_after=wait)
+            session = await store.open(key, identity, widget.metadata)
+        check_identity(session, identity)
+        return session
+
+    async def wait_for_reply(session_id: str, after_seq: int) -> Message | None:
+        """The first reply stored after the shopper's message (seq `after_seq`), or None when
+        n8n_chat.reply_timeout_seconds pass first."""
+        stream = session_stream(session_id, after_seq)
+        with stream, trio.move_on_after(settings.n8n_chat.reply_timeout_seconds):
+            while True:
+                try:
+                    events = await stream.next()
+                except SlowConsumer:  # a buffer's worth at once: read them instead
+                    found = await services.messages.after_seq(
+                        session_id, after_seq, limit=settings.websocket.send_buffer
+                    )
+                    return first_reply(found)
+                except Closing:
+                    return None
+                reply = first_reply([e.message for e in events if e.message is not None])
+                if reply is not None:
+                    return reply
+        return None
+
+    return bp
+
+
+def first_reply(messages: list[Message]) -> Message | None:
+    """The bot's (or chatd's fallback) answer; a second tab's shopper message is not one."""
+    return next((m for m in messages if m.sender_type != "user"), None)
+
+
+def reply_of(message: Message) -> str:
+    return reply_text(message.content, message.metadata)
+
+
+def check_identity(session: WidgetSession, identity: Identity) -> None:
+    """A verified user may only speak in a guest's session or their own (the first message's
+    identity stays the session's)."""
+    if identity.user_id is not None and identity.user_id != session.user_id:
+        raise Unauthorized(
+            "this widget session belongs to another user; start a new session",
+            code="identity_mismatch",
+        )
