@@ -30,6 +30,7 @@ from pydantic import (
 from chatd.core.csat import Ending, parse_ask_on
 from chatd.core.forwarded import ProxyTrust, parse_networks
 from chatd.core.signing import decode_secret
+from chatd.core.urls import without_secrets
 from chatd.errors import ConfigError
 
 
@@ -449,8 +450,7 @@ _SECRET_KEYS = frozenset(
         "webhook_secret",
         "previous_secrets",
         "token",
-        "url",
-        "webhook_url",
+        "url",  # the database's: a DSN may carry its password anywhere
         "basic_auth_password",
         "auth_header_value",
         "url_secret",
@@ -546,6 +546,12 @@ def _describe(
             if not key:  # a rule over the section: its input is every key, secrets included
                 lines.append(f"{where}: {message}")
                 continue
-            shown = "hidden" if key in _SECRET_KEYS else repr(err.get("input"))
+            value = err.get("input")
+            if key in _SECRET_KEYS:
+                shown = "hidden"
+            elif key == "webhook_url" and isinstance(value, str):  # the place, not the password
+                shown = repr(without_secrets(value))
+            else:
+                shown = repr(value)
             lines.append(f"{where}: {message} (got {shown})")
     return "\n".join(lines)

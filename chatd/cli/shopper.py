@@ -22,6 +22,7 @@ from chatd.db.export import transcript_pages
 from chatd.db.pool import Pool
 from chatd.db.search import ReindexProgress, reindex, reindex_todo
 from chatd.db.shoppers import Shopper, erase_shopper, holdings
+from chatd.files.disk import DiskBlobs
 from chatd.settings import Settings
 
 REINDEX_PROGRESS_EVERY = 50_000  # messages between two progress lines on stderr
@@ -41,7 +42,9 @@ async def _run(settings: Settings, state_dir: Path, args: argparse.Namespace) ->
             return 2
         if args.shopper_command == "export":
             return await _export(pool, shopper, args.format)
-        return await _delete(pool, shopper, assume_yes=args.yes)
+        directory = settings.attachments.directory
+        files = DiskBlobs(Path(directory)) if directory else None
+        return await _delete(pool, shopper, files, assume_yes=args.yes)
 
 
 def shopper_of(args: argparse.Namespace) -> Shopper | None:
@@ -74,7 +77,9 @@ async def _export(pool: Pool, shopper: Shopper, fmt: str) -> int:
     return 0
 
 
-async def _delete(pool: Pool, shopper: Shopper, *, assume_yes: bool) -> int:
+async def _delete(
+    pool: Pool, shopper: Shopper, files: DiskBlobs | None, *, assume_yes: bool
+) -> int:
     held = await holdings(pool, shopper)
     if held.sessions == 0:
         print(f"Nothing stored about {shopper.describe()}; the request is recorded.")
@@ -82,7 +87,7 @@ async def _delete(pool: Pool, shopper: Shopper, *, assume_yes: bool) -> int:
         print(
             f"This deletes everything stored about {shopper.describe()}: {held.sessions}"
             f" conversation(s) with {held.messages} message(s), their queued deliveries to n8n"
-            " and their tags. It cannot be undone.",
+            ", their tags, ratings and files. It cannot be undone.",
             file=sys.stderr,
         )
         print("Type yes to delete: ", end="", file=sys.stderr, flush=True)
@@ -90,7 +95,7 @@ async def _delete(pool: Pool, shopper: Shopper, *, assume_yes: bool) -> int:
         if answer.strip().lower() != "yes":
             print("chatd shopper delete: not confirmed; nothing deleted", file=sys.stderr)
             return 1
-    erased = await erase_shopper(pool, shopper, "cli")
+    erased = await erase_shopper(pool, shopper, "cli", files)
     e = erased.erasure
     counts = ", ".join(f"{table} {n}" for table, n in sorted(e.deleted.items()) if n)
     print(f"Deleted {counts or 'nothing'}; audit record {e.id} ({e.erased_at.isoformat()}).")

@@ -20,6 +20,7 @@ import structlog
 from psycopg.types.json import Jsonb
 
 from chatd.core.tokens import new_id
+from chatd.db.cleanup import FileDeleter
 from chatd.db.export import ExportRange
 from chatd.db.pool import Pool
 from chatd.db.queries import query
@@ -96,13 +97,20 @@ async def holdings(pool: Pool, shopper: Shopper) -> Holdings:
 
 
 async def erase_shopper(
-    pool: Pool, shopper: Shopper, requested_by: str, *, vacuum: bool = True
+    pool: Pool,
+    shopper: Shopper,
+    requested_by: str,
+    files: FileDeleter | None,
+    *,
+    vacuum: bool = True,
 ) -> Erased:
     """Delete every session of `shopper` and all that hangs on them, and record it (also when
-    there was nothing: the request was answered)."""
+    there was nothing: the request was answered). `files`: the disk store, if one is set."""
     async with pool.connection() as conn, conn.transaction():
         cur = await conn.execute(query("shopper_sessions_lock"), shopper.params(), prepare=False)
         ids = [row["id"] for row in await cur.fetchall()]
+        cur = await conn.execute(query("shopper_disk_files"), {"ids": ids})
+        on_disk = [row["id"] for row in await cur.fetchall()]
         cur = await conn.execute(query("erase_sessions"), {"ids": ids})
         counted = await cur.fetchone()
         assert counted is not None  # a function call answers one row
@@ -115,6 +123,8 @@ async def erase_shopper(
         }
         row = await (await conn.execute(query("erasure_record"), params)).fetchone()
     assert row is not None  # INSERT ... RETURNING
+    if files is not None and on_disk:
+        await files.delete(on_disk)  # their rows are gone: committed above
     erasure = _erasure(row)
     log.info(
         "shopper_erased",

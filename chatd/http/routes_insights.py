@@ -177,7 +177,9 @@ def insights_routes(services: Services) -> Blueprint:
         body = await json_body(ShopperDeleteRequest)
         shopper = shopper_of(body.userId, body.email)
         by = f"admin api from {client_ip(services.settings.server.proxy_trust)}"
-        erased = await erase_shopper(services.pool, shopper, by, vacuum=body.vacuum)
+        erased = await erase_shopper(
+            services.pool, shopper, by, services.attachments.disk, vacuum=body.vacuum
+        )
         return wire(
             ShopperDeleted(erasure=erasure_to_wire(erased.erasure), vacuumed=erased.vacuumed)
         )

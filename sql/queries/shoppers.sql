@@ -11,6 +11,10 @@ SELECT id FROM chat_sessions
  ORDER BY id
    FOR UPDATE
 
+-- name: shopper_disk_files
+-- Their attachments stored on disk: the files go once the deletion has committed.
+SELECT id FROM chat_attachments WHERE session_id = ANY(%(ids)s::text[]) AND storage = 'disk'
+
 -- name: erase_sessions
 SELECT chatd_erase_sessions(%(ids)s::text[]) AS deleted
 

@@ -98,7 +98,7 @@ PASTE = f"""(files) => {{
     dt.items.add(new File([bytes], f.name, {{ type: f.type }}));
   }}
   const event = new ClipboardEvent('paste', {{ clipboardData: dt, bubbles: true, cancelable: true, composed: true }});
-  {ROOT}.querySelector('textarea').dispatchEvent(event);
+  {ROOT}.querySelector('[data-testid=message-input]').dispatchEvent(event);
   return event.defaultPrevented;
 }}"""
 # Every value a <progress> in the tray takes, from now on.

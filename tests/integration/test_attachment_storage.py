@@ -18,6 +18,7 @@ from chatd.db.attachments import AttachmentStore
 from chatd.db.blobs import PostgresBlobs
 from chatd.db.cleanup import STALE_UPLOAD_SECONDS, run_cleanup
 from chatd.db.pool import Pool
+from chatd.db.shoppers import Shopper, erase_shopper
 from chatd.files.disk import DiskBlobs
 from chatd.settings import MaintenanceSettings
 from tests.chat import new_session, send
@@ -173,7 +174,9 @@ async def test_cleanup_deletes_a_sessions_files_with_it(
     async with pool.connection() as conn:
         await conn.execute("UPDATE chat_webhook_queue SET status = 'completed'")
         await conn.execute(
-            "UPDATE chat_sessions SET expires_at = now() - interval '1 hour' WHERE id = %s",
+            # Expired, and last active before the hour the analytics have rolled up to.
+            "UPDATE chat_sessions SET expires_at = now() - interval '1 hour',"
+            " updated_at = now() - interval '2 hours' WHERE id = %s",
             (gone.id,),
         )
     before = await attachment_counts(pool)
@@ -229,3 +232,31 @@ async def test_cleanup_sweeps_unfinished_uploads_and_orphan_files(
     assert young.exists()
     remaining = [p for p in files_in(tmp_path / "files") if p != young]
     assert remaining == []
+
+
+async def test_a_shoppers_deletion_takes_their_files_from_either_store(
+    storage: str, chatd_on: RunningChatd, tmp_path: Path
+) -> None:
+    pool = chatd_on.services.pool
+    async with chatd_on.client() as client:
+        ann = await new_session(client, guestEmail="ann@shop.example")
+        bob = await new_session(client, guestEmail="bob@shop.example")
+        for session in (ann, bob):
+            file = (await upload(client, session, png(), "p.png")).json()
+            assert (
+                await send(client, session, "", attachments=[file["attachmentId"]])
+            ).status_code == 200
+    before = await attachment_counts(pool)
+    files_before = files_in(tmp_path / "files")
+    erased = await erase_shopper(
+        pool, Shopper(email="ann@shop.example"), "test", chatd_on.services.attachments.disk
+    )
+    assert erased.erasure.deleted["chat_attachments"] == 1
+    assert (await attachment_counts(pool))["attachments"] == before["attachments"] - 1
+    if storage == "disk":
+        assert len(files_before) == 4  # each: a photo and its thumbnail
+        assert len(files_in(tmp_path / "files")) == 2
+    async with chatd_on.client() as client:  # bob's file still serves
+        history = await client.get(f"/api/chat/messages/{bob.id}", headers=bob.auth)
+        url = history.json()["messages"][0]["attachments"][0]["url"]
+        assert (await client.get(url)).status_code == 200

@@ -402,3 +402,11 @@ def test_stream_limits_are_positive_seconds() -> None:
     assert (n8n.stream_idle_timeout_seconds, n8n.stream_max_seconds) == (60.0, 300.0)
     config_error(None, {"CHATD_N8N__STREAM_IDLE_TIMEOUT_SECONDS": "0"}, "greater than 0")
     config_error(None, {"CHATD_N8N__STREAM_MAX_SECONDS": "-1"}, "greater than 0")
+
+
+def test_a_bad_webhook_url_is_shown_without_its_password() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"CHAT_N8N_WEBHOOK_URL": "ftp://chatd:s3cret@n8n.example/x?key=k"})
+    assert "s3cret" not in str(caught.value)
+    assert "key=k" not in str(caught.value)
+    assert str(caught.value).endswith("(got 'ftp://n8n.example/x')")
