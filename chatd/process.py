@@ -50,6 +50,7 @@ from chatd.component_config import (
     sender_config,
 )
 from chatd.core.urls import without_secrets
+from chatd.db.agents import AgentStore
 from chatd.db.conversations import ConversationStore
 from chatd.db.limits import LimitStore
 from chatd.db.listen import Listener
@@ -60,6 +61,7 @@ from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
 from chatd.db.search import keep_search_language
 from chatd.db.sessions import SessionStore
 from chatd.db.startup import open_database_url, pool_config, prepare_schema, wait_for_database
+from chatd.db.takeover import TakeoverStore
 from chatd.errors import ConfigError
 from chatd.files.attachments import FIRST_TRY_SECONDS, Attachments
 from chatd.http.address_limits import AddressLimit
@@ -136,13 +138,14 @@ def build_services(settings: Settings, pool: Pool) -> Services:
     )
     queue = QueueStore(pool)
     conversations = ConversationStore(pool, messages.target)
+    takeover = TakeoverStore(pool)
     actor_config = SessionActorConfig(settings.actors.idle_timeout_seconds)
     hub = Hub(stream_ttl=settings.n8n.stream_max_seconds + STREAM_TTL_MARGIN)
     tally = SessionTally()
 
     def spawn(session_id: str, mailbox: trio.MemoryReceiveChannel[SessionCommand]) -> SessionActor:
         return SessionActor(
-            session_id, mailbox, messages, queue, hub, actor_config, tally, conversations
+            session_id, mailbox, messages, queue, hub, actor_config, tally, conversations, takeover
         )
 
     registry = SessionRegistry[SessionCommand](
@@ -173,6 +176,8 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         conversations=conversations,
         registry=registry,
         actors=SessionClient(registry),
+        agents=AgentStore(pool),
+        takeover=takeover,
         session_creation=AddressLimit(
             limits,
             "session_create",

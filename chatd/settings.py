@@ -265,6 +265,11 @@ class AdminSettings(_Section):
     token: str = ""  # empty: the admin API is closed
 
 
+class InboxSettings(_Section):
+    # A signed-in browser unused this long is signed out (the staff inbox, /inbox).
+    session_idle_seconds: float = Field(7200.0, gt=0)
+
+
 class MetricsSettings(_Section):
     listen: str = Field("", pattern=r"^(|\[?[^\s\]]*\]?:\d{1,5})$")  # "host:port"; empty: main port
     token: str = ""  # empty: /metrics needs no token
@@ -382,6 +387,7 @@ class Settings(_Section):
     websocket: WebsocketSettings = WebsocketSettings()
     log: LogSettings = LogSettings()
     admin: AdminSettings = AdminSettings()
+    inbox: InboxSettings = InboxSettings()
     metrics: MetricsSettings = MetricsSettings()
     alerts: AlertSettings = AlertSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
@@ -396,7 +402,7 @@ class Settings(_Section):
 
 # What SIGHUP (`systemctl reload chatd`) may change in a running chatd: what is read where it is
 # used. Loggers are cached on first use, so [log] is not among them.
-RELOADABLE = ("admin", "metrics.token", "alerts", "maintenance", "csat")
+RELOADABLE = ("admin", "inbox", "metrics.token", "alerts", "maintenance", "csat")
 
 
 def reload_settings(current: Settings, new: Settings) -> tuple[Settings, list[str]]:

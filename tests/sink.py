@@ -81,6 +81,7 @@ class Reply:  # the guide's N8nWebhookResponse: {"sessionId", "response": {"cont
     attachments: Sequence[Any] | None = None
     status: int = 200
     delay: float = 0
+    actions: Sequence[Any] | None = None  # e.g. [{"type": "handoff", "reason": "..."}]
 
 
 @dataclass(frozen=True)
@@ -409,7 +410,9 @@ class Sink:
                     response["quickReplies"] = list(behaviour.quick_replies)
                 if behaviour.attachments is not None:
                     response["attachments"] = list(behaviour.attachments)
-                reply = {"sessionId": received.session_id, "response": response}
+                reply: dict[str, Any] = {"sessionId": received.session_id, "response": response}
+                if behaviour.actions is not None:
+                    reply["actions"] = list(behaviour.actions)
                 await _respond(send, behaviour.status, _json(reply))
             case Output():
                 await _respond(send, behaviour.status, _json({"output": behaviour.text}))

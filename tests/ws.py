@@ -17,18 +17,25 @@ from tests.chat import Session
 
 @asynccontextmanager
 async def open_ws(
-    http_url: str, *, origin: str | None = "", **kwargs: Any
+    http_url: str,
+    *,
+    origin: str | None = "",
+    path: str = "/api/chat/ws",
+    cookie: str | None = None,
+    **kwargs: Any,
 ) -> AsyncIterator[WebSocketConnection]:
     """`origin` "" means the server's own (allowed by default); None sends no Origin header.
 
     The TCP stream is ours to close: trio-websocket's client leaves it open when the server
     ends the connection (it waits for the server's TCP close, then forgets the socket)."""
     headers = [] if origin is None else [(b"Origin", (origin or http_url).encode())]
+    if cookie is not None:
+        headers.append((b"Cookie", cookie.encode()))
     host, port = http_url.removeprefix("http://").split(":")
     stream = await trio.open_tcp_stream(host, int(port))
     async with stream, trio.open_nursery() as nursery:
         ws = await wrap_client_stream(
-            nursery, stream, f"{host}:{port}", "/api/chat/ws", extra_headers=headers, **kwargs
+            nursery, stream, f"{host}:{port}", path, extra_headers=headers, **kwargs
         )
         try:
             yield ws

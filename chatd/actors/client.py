@@ -9,9 +9,20 @@ from __future__ import annotations
 
 from chatd.actors.handle import Reply
 from chatd.actors.registry import SessionRegistry
-from chatd.actors.session import Close, Rate, Send, SessionCommand, StoreReply, StoreStream
+from chatd.actors.session import (
+    AgentSend,
+    ChangeConversation,
+    Close,
+    Rate,
+    Send,
+    SessionCommand,
+    StoreReply,
+    StoreStream,
+)
+from chatd.core.conversation import ConversationChange
 from chatd.core.csat import Ending
-from chatd.core.messages import BotMessage, MessageStatus, NewMessage, StreamedPart
+from chatd.core.messages import BotMessage, Message, MessageStatus, NewMessage, StreamedPart
+from chatd.core.staff import Agent
 from chatd.db.conversations import Conversation, Rated
 from chatd.db.messages import StoredMessage
 from chatd.db.queue import Settle, StoredReply, StoredStream
@@ -40,6 +51,22 @@ class SessionClient:
             return StoreReply(message, reply_status, settle, reply)
 
         return await self._registry.call(message.session_id, command)
+
+    async def change_conversation(self, session_id: str, change: ConversationChange) -> Message:
+        """Apply a change of who answers, with the system message that tells everyone."""
+
+        def command(reply: Reply[Message]) -> ChangeConversation:
+            return ChangeConversation(change, reply)
+
+        return await self._registry.call(session_id, command)
+
+    async def agent_send(self, session_id: str, agent: Agent, content: str) -> Message:
+        """Store the holding agent's reply and push it to the shopper."""
+
+        def command(reply: Reply[Message]) -> AgentSend:
+            return AgentSend(agent, content, reply)
+
+        return await self._registry.call(session_id, command)
 
     async def store_stream(
         self, reply_to: str, parts: list[StreamedPart], settle: Settle

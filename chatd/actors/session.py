@@ -17,12 +17,15 @@ import structlog
 import trio
 
 from chatd.actors.handle import Reply
+from chatd.core.conversation import ConversationChange
 from chatd.core.csat import Ending
 from chatd.core.histogram import Histogram, HistogramSnapshot
-from chatd.core.messages import BotMessage, MessageStatus, NewMessage, StreamedPart
+from chatd.core.messages import BotMessage, Message, MessageStatus, NewMessage, StreamedPart
+from chatd.core.staff import Agent
 from chatd.db.conversations import Conversation, ConversationStore, Rated
 from chatd.db.messages import MessageStore, StoredMessage
 from chatd.db.queue import QueueStore, Settle, StoredReply, StoredStream
+from chatd.db.takeover import TakeoverStore
 from chatd.errors import ClientError, DatabaseUnavailable
 from chatd.realtime.hub import Hub
 
@@ -49,6 +52,23 @@ class StoreReply:
     reply_status: MessageStatus  # what the answered user message becomes: DELIVERED or FAILED
     settle: Settle | None  # the job this reply settles, fenced on its lease
     reply: Reply[StoredReply]
+
+
+@dataclass(frozen=True)
+class ChangeConversation:
+    """Who answers the conversation changes (handoff, take, hand back, transfer, close)."""
+
+    change: ConversationChange
+    reply: Reply[Message]
+
+
+@dataclass(frozen=True)
+class AgentSend:
+    """A reply from the agent holding the conversation."""
+
+    agent: Agent
+    content: str
+    reply: Reply[Message]
 
 
 @dataclass(frozen=True)
@@ -81,7 +101,7 @@ class Rate:
     reply: Reply[Rated]
 
 
-SessionCommand = Send | StoreReply | StoreStream | Close | Rate
+SessionCommand = Send | StoreReply | StoreStream | ChangeConversation | AgentSend | Close | Rate
 
 
 @dataclass(frozen=True)
@@ -131,8 +151,10 @@ class SessionActor:
         config: SessionActorConfig,
         tally: SessionTally,
         conversations: ConversationStore,
+        takeover: TakeoverStore,
     ) -> None:
         self.session_id = session_id
+        self._takeover = takeover
         self._mailbox = mailbox
         self._messages = messages
         self._queue = queue
@@ -160,6 +182,10 @@ class SessionActor:
                     await self._answer(command.reply, self._on_send(command))
                 case StoreReply():
                     await self._answer(command.reply, self._on_store_reply(command))
+                case ChangeConversation():
+                    await self._answer(command.reply, self._on_change(command))
+                case AgentSend():
+                    await self._answer(command.reply, self._on_agent_send(command))
                 case StoreStream():
                     await self._answer(command.reply, self._on_store_stream(command))
                 case Close():
@@ -200,6 +226,20 @@ class SessionActor:
             self._hub.publish_message(stored.message)
             log.info("reply_stored", message_id=stored.message.id, seq=stored.message.seq)
         return stored
+
+    async def _on_change(self, command: ChangeConversation) -> Message:
+        message = await self._takeover.change(self.session_id, command.change)
+        self._hub.publish_message(message)
+        log.info("conversation_changed", action=command.change.action, seq=message.seq)
+        return message
+
+    async def _on_agent_send(self, command: AgentSend) -> Message:
+        message = await self._takeover.agent_message(
+            self.session_id, command.agent, command.content
+        )
+        self._hub.publish_message(message)
+        log.info("agent_message_stored", message_id=message.id, seq=message.seq)
+        return message
 
     async def _on_store_stream(self, command: StoreStream) -> StoredStream:
         stored = await self._queue.store_bot_messages(

@@ -19,6 +19,7 @@ RUNNERS = {
     "serve": "chatd.cli.serve",
     "migrate": "chatd.cli.serve",
     "queue": "chatd.cli.queue",
+    "agent": "chatd.cli.agents",
     "cleanup": "chatd.cli.ops",
     "export": "chatd.cli.ops",
     "shopper": "chatd.cli.shopper",

@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Apply pending migrations (safe to run from several processes at once).",
     )
     _queue(command)
+    _agent(command)
     _bench(command)
     _ops(command)
     _shopper(command)
@@ -235,6 +236,43 @@ def _queue(command: Command) -> None:
     purge.add_argument(
         "--older-than", required=True, type=duration, metavar="DURATION", help="e.g. 7d, 12h, 30m"
     )
+
+
+AGENT_DESCRIPTION = """\
+Manage the staff who answer shoppers in the inbox (/inbox). Roles: admin (everything, the admin
+page included) and agent (works conversations). Passwords are never taken on the command line:
+they are asked for at a terminal, or read as one line from standard input (for scripts:
+`printf '%s\\n' "$PASSWORD" | chatd agent add ...`). At least 12 characters. Disabling an
+account or resetting its password signs it out of every browser at once.
+"""
+
+
+def _agent(command: Command) -> None:
+    agent = command(
+        "agent",
+        help="manage staff accounts for the inbox (add, list, disable, reset-password)",
+        description=AGENT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = agent.add_subparsers(dest="agent_command", required=True, metavar="ACTION")
+    add = actions.add_parser(
+        "add", parents=[_anywhere()], help="create an account (asks for its password)"
+    )
+    add.add_argument("email", help="the sign-in email (unique, case ignored)")
+    add.add_argument("--name", required=True, help="the name shoppers see, e.g. Anna")
+    add.add_argument("--role", choices=["agent", "admin"], default="agent", help="default agent")
+    listing = actions.add_parser("list", parents=[_anywhere()], help="every account")
+    listing.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    disable = actions.add_parser(
+        "disable", parents=[_anywhere()], help="disable an account and sign it out everywhere"
+    )
+    disable.add_argument("email")
+    reset = actions.add_parser(
+        "reset-password",
+        parents=[_anywhere()],
+        help="set a new password (asks for it) and sign the account out everywhere",
+    )
+    reset.add_argument("email")
 
 
 def _ops(command: Command) -> None:

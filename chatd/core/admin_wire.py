@@ -199,7 +199,7 @@ class SessionRecordOut(Out):
 
 
 class LastMessage(Out):
-    senderType: Literal["user", "bot", "system"]
+    senderType: Literal["user", "bot", "system", "agent"]
     content: str
     createdAt: Timestamp
 

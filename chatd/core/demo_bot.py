@@ -1,8 +1,9 @@
 """The built-in demo bot's brain: keyword intents, like the guide's n8n Function node.
 
 A small, honest demo: it never offers a button that leads back to the same answer, makes up an
-order's status (the same for the same number, and says it is made up), and admits that it has no
-people behind it. Today's date comes in as an argument.
+order's status (the same for the same number, and says it is made up), and, asked for a person,
+hands the chat to the staff inbox (/inbox; README "Staff inbox"). Today's date comes in as an
+argument.
 """
 
 from __future__ import annotations
@@ -33,14 +34,14 @@ class DemoAnswer:
     content: str
     intent: str
     quick_replies: list[str] = field(default_factory=list)
+    handoff: bool = False  # the reply carries {"type": "handoff"}: the staff inbox takes over
 
 
 HUMAN = DemoAnswer(
-    "This demo has no human agents: I'm chatd's built-in demo bot. A real shop connects chatd"
-    " to its n8n workflow (n8n.webhook_url, see the README), which decides who answers: a bot"
-    " or someone on the team.",
+    "I'll ask a colleague to join: someone from the team will answer here. (In this demo, staff"
+    " sign in at /inbox with an account from `chatd agent add`; see the README.)",
     "human",
-    ["Where is my order?", "Return an item"],
+    handoff=True,
 )
 ASK_ORDER_NUMBER = DemoAnswer(
     "Sure: what's your order number? (Any number works in this demo, e.g. 12345.)", "order"

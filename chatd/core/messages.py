@@ -53,6 +53,7 @@ class BotMessage:
     reply_to: str | None
     reply_key: str
     sender_type: str = "bot"
+    handoff: str | None = None  # the bot asks for a person, with this reason
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Message:
 
     id: str
     session_id: str
-    sender_type: str  # "user", "bot" or "system"
+    sender_type: str  # "user", "bot", "system" or "agent"
     content: str
     message_type: str
     metadata: dict[str, Any] | None

@@ -32,6 +32,9 @@ class BotReply:
     content: str
     message_type: ReplyType
     metadata: dict[str, Any]
+    # A `{"type": "handoff", "reason": ...}` action: the bot asks for a person (its reason,
+    # possibly ""); None: it does not.
+    handoff: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,13 @@ class _Attachment(_Model):
 
 
 class _Action(_Model):
-    # "tag": payload.tags label the conversation for staff; the database takes such actions (and
-    # metadata.tags) out of the reply as it stores it (sql/migrations/0009_insights.sql).
-    type: Literal["redirect", "open_modal", "trigger_event", "tag"]
+    # "handoff": the bot asks for a person, the conversation waits for an agent (README, "Staff
+    # inbox"); its `reason` is shown to the staff. "tag": payload.tags label the conversation for
+    # staff; the database takes such actions (and metadata.tags) out of the reply as it stores it
+    # (sql/migrations/0009_insights.sql).
+    type: Literal["redirect", "open_modal", "trigger_event", "handoff", "tag"]
     payload: dict[str, Any] = Field(default_factory=dict)
+    reason: Annotated[str, Field(max_length=MAX_QUICK_REPLY)] | None = None
 
     @field_validator("payload")
     @classmethod
@@ -221,12 +227,15 @@ def _from_envelope(envelope: _Envelope, max_content: int) -> BotReply:
         metadata["quickReplies"] = list(quick)
     if attachments:
         metadata["attachments"] = [a.model_dump(exclude_none=True) for a in attachments]
+    handoff = None
     if envelope.actions:
-        metadata["actions"] = [a.model_dump() for a in envelope.actions]
+        metadata["actions"] = [a.model_dump(exclude_none=True) for a in envelope.actions]
+        handoffs = [a.reason or "" for a in envelope.actions if a.type == "handoff"]
+        handoff = handoffs[0] if handoffs else None
     if envelope.metadata is not None:
         metadata["n8n"] = envelope.metadata
     _check_metadata_size(metadata)
-    return BotReply(content, declared or _default_type(metadata), metadata)
+    return BotReply(content, declared or _default_type(metadata), metadata, handoff)
 
 
 def _default_type(metadata: dict[str, Any]) -> ReplyType:

@@ -93,7 +93,9 @@ class MessageOut(Out):
 
     id: IdText
     sessionId: IdText
-    senderType: Literal["user", "bot", "system"]
+    senderType: Literal["user", "bot", "system", "agent"] = Field(
+        description="agent: a person from the shop; metadata.agentName is their name"
+    )
     content: str
     messageType: Literal["text", "quick_reply", "rich_content"]
     metadata: dict[str, Any] | None
@@ -161,8 +163,12 @@ class MessagePage(Out):
 
 class CallbackAccepted(Out):
     success: Literal[True]
-    messageId: IdText
+    messageId: IdText | None = Field(description="null: not stored (see held)")
     duplicate: bool = Field(description="true: this reply was stored before, and not again")
+    held: bool = Field(
+        False,
+        description="true: an agent holds the conversation; the bot's reply is not shown",
+    )
 
 
 # --- health ------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from chatd.core.messages import Message, MessageStatus
 from chatd.core.responses import wire
 from chatd.core.wire import iso
 
-SPEAKERS = {"user": "Shopper", "bot": "Bot", "system": "System"}
+SPEAKERS = {"user": "Shopper", "bot": "Bot", "system": "System", "agent": "Agent"}
 NOTED = (MessageStatus.PENDING, MessageStatus.FAILED)  # shown beside a message in text
 
 
@@ -79,6 +79,8 @@ def transcript_text(
         )
     for m in messages:
         speaker = SPEAKERS.get(m.sender_type, m.sender_type)
+        if m.sender_type == "agent" and m.metadata and isinstance(m.metadata.get("agentName"), str):
+            speaker = f"{speaker} {m.metadata['agentName']}"
         note = f" [{m.status}]" if m.status in NOTED else ""
         text = " ".join(m.content.splitlines())  # one message, one line
         lines.append(f"{iso(m.created_at)} {speaker}{note}: {text}")

@@ -69,6 +69,7 @@ class StoredReply:
     duplicate: bool  # the same reply was stored before
     settled: bool  # the job given was settled by this call
     response_seconds: float | None = None  # stored now: since the message it answers was stored
+    held: bool = False  # not stored: an agent holds the conversation (the bot is not shown)
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,8 @@ class QueueStore:
             "job_status": settle.job_status if settle else None,
             "last_status": settle.last_status if settle else None,
             "job_error": settle.error if settle else None,
+            "handoff": message.handoff is not None,
+            "handoff_reason": message.handoff,
         }
         async with self._pool.connection() as conn:
             for _ in range(2):
@@ -177,6 +180,8 @@ class QueueStore:
             if job is not None and not settled:
                 return StoredReply(None, duplicate=False, settled=False)
             existing = await (await conn.execute(query("reply_by_key"), params)).fetchone()
+        if existing is None and row["held_by_agent"]:
+            return StoredReply(None, duplicate=False, settled=settled, held=True)
         if existing is None:
             raise NotFound("no such session", code="session_not_found", field="sessionId")
         return StoredReply(message_from_row(existing), duplicate=True, settled=settled)

@@ -20,9 +20,12 @@ from chatd.http.routes_demo_bot import demo_bot_routes
 from chatd.http.routes_events import events_routes
 from chatd.http.routes_files import UPLOAD_PATH, files_routes, upload_limit
 from chatd.http.routes_health import health_routes
+from chatd.http.routes_inbox import inbox_routes
+from chatd.http.routes_inbox_ws import inbox_ws_routes
 from chatd.http.routes_insights import insights_routes
 from chatd.http.routes_metrics import metrics_routes
 from chatd.http.routes_n8n_chat import n8n_chat_routes
+from chatd.http.routes_staff import staff_routes
 from chatd.http.routes_web import web_routes
 from chatd.http.routes_webhook import webhook_routes
 from chatd.http.routes_ws import ws_routes
@@ -44,6 +47,9 @@ def create_app(services: Services) -> QuartTrio:
     app.register_blueprint(ws_routes(services))
     app.register_blueprint(events_routes(services))
     app.register_blueprint(admin_routes(services))
+    app.register_blueprint(staff_routes(services))
+    app.register_blueprint(inbox_routes(services))
+    app.register_blueprint(inbox_ws_routes(services))
     app.register_blueprint(insights_routes(services))
     app.register_blueprint(analytics_routes(services))
     app.register_blueprint(n8n_chat_routes(services))

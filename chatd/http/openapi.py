@@ -24,7 +24,7 @@ from chatd.core.ids import ID_PATTERN
 from chatd.core.responses import ErrorBody
 
 OPENAPI_PATH = "/api/openapi.json"
-Auth = Literal["session", "admin", "metrics", "signature"]
+Auth = Literal["session", "admin", "metrics", "signature", "staff"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
@@ -43,6 +43,13 @@ _SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "scheme": "bearer",
         "description": "metrics.token, when one is set; otherwise /metrics is open.",
     },
+    "staffCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "chatd_staff",
+        "description": "Set by POST /api/staff/sign-in; state-changing calls also need the"
+        " X-CSRF-Token header (the csrfToken sign-in and GET /api/staff/me return).",
+    },
     "webhookSignature": {
         "type": "apiKey",
         "in": "header",
@@ -56,6 +63,7 @@ _SECURITY: dict[Auth, list[dict[str, list[str]]]] = {
     "admin": [{"adminToken": []}],
     "metrics": [{"metricsToken": []}, {}],
     "signature": [{"webhookSignature": []}],
+    "staff": [{"staffCookie": []}],
 }
 # Path parts, by the name a route gives them: what the document calls them and their schema.
 _ID_SCHEMA = {"type": "string", "format": "uuid", "pattern": ID_PATTERN}

@@ -59,6 +59,7 @@ from chatd.http.body import client_ip, json_body
 from chatd.http.openapi import Doc, documented
 from chatd.http.routes_health import webhook_check
 from chatd.http.services import Services
+from chatd.http.staff_auth import COOKIE, require_admin, signed_in_agent
 
 log = structlog.get_logger(__name__)
 
@@ -210,10 +211,18 @@ def admin_routes(services: Services) -> Blueprint:
 
 
 def guard_admin(bp: Blueprint, services: Services) -> None:
-    """Every route of `bp` needs the admin token (checked before its view runs)."""
+    """Every route of `bp` needs the admin token, or an admin's sign-in (checked before its view
+    runs)."""
 
     @bp.before_request
     async def authorize() -> None:
+        if "Authorization" not in request.headers and COOKIE in request.cookies:
+            # A signed-in admin (the inbox's sign-in, with its CSRF token); not an agent.
+            agent, _ = await signed_in_agent(
+                services, request.cookies, request.method, request.headers
+            )
+            require_admin(agent)
+            return
         ip = client_ip(services.settings.server.proxy_trust)
         try:
             await check_admin_token(

@@ -10,9 +10,11 @@ import structlog
 import trio
 from quart import Blueprint, request
 
+from chatd.core.conversation import request_handoff
 from chatd.core.csat import rating_requested, wire_status
 from chatd.core.identity import prove_identity
 from chatd.core.ids import parse_id
+from chatd.core.inbox_wire import HandoffAccepted, HandoffRequest
 from chatd.core.messages import Message, NewMessage
 from chatd.core.responses import (
     MessageAccepted,
@@ -34,7 +36,7 @@ from chatd.core.wire import (
     iso,
     parse_page_query,
 )
-from chatd.errors import BadRequest, RateLimited
+from chatd.errors import BadRequest, Conflict, RateLimited
 from chatd.http.auth import request_token_hash
 from chatd.http.body import client_ip, json_body
 from chatd.http.openapi import Doc, documented
@@ -160,6 +162,30 @@ def chat_routes(services: Services) -> Blueprint:
                 seq=sent.seq,
             )
         )
+
+    @bp.post("/handoff")
+    @documented(
+        Doc(
+            "Ask for a person: the bot stops answering and the staff inbox shows it waiting",
+            "chat",
+            HandoffAccepted,
+            HandoffRequest,
+            auth="session",
+        )
+    )
+    async def handoff() -> dict[str, Any]:
+        body = await json_body(HandoffRequest)
+        structlog.contextvars.bind_contextvars(session_id=body.sessionId)
+        await services.sessions.authorize(body.sessionId, request_token_hash())
+        try:
+            message = await services.actors.change_conversation(
+                body.sessionId, request_handoff(body.reason.strip())
+            )
+        except Conflict:  # asked before, or a person is there already: nothing to do
+            row = await services.takeover.conversation(body.sessionId)
+            state = row.state.value if row else "bot"
+            return wire(HandoffAccepted(state=state, message=None))
+        return wire(HandoffAccepted(state="waiting", message=message.to_out()))
 
     async def long_poll(
         session_id: str, after_seq: int, limit: int, wait: float, stream_version: int | None

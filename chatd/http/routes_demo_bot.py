@@ -70,7 +70,7 @@ def demo_bot_routes(settings: Settings) -> Blueprint:
             return streamed(answer(str(body.get("chatInput", "")), date.today()).content)
         text = str((body.get("message") or {}).get("content", ""))
         reply = answer(text, date.today())
-        if not reply.quick_replies:
+        if not reply.quick_replies and not reply.handoff:  # an action needs the whole reply
             return streamed(reply.content)
         response: dict[str, Any] = {
             "content": reply.content,
@@ -78,10 +78,13 @@ def demo_bot_routes(settings: Settings) -> Blueprint:
         }
         if reply.quick_replies:
             response["quickReplies"] = reply.quick_replies
-        return {
+        answered: dict[str, Any] = {
             "sessionId": body.get("sessionId"),
             "response": response,
             "metadata": {"intent": reply.intent, "confidence": 0.9},
         }
+        if reply.handoff:
+            answered["actions"] = [{"type": "handoff", "reason": "the shopper asked for a person"}]
+        return answered
 
     return bp

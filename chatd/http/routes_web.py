@@ -231,6 +231,54 @@ def web_routes(*, demo: bool) -> Blueprint:
     async def admin_style() -> Response:
         return admin_css.response(max_age=0, headers=ADMIN_HEADERS)
 
+    inbox_page, inbox_js, inbox_css = (
+        Asset.load("inbox.html"),
+        Asset.load("inbox.js"),
+        Asset.load("inbox.css"),
+    )
+
+    def inbox_headers() -> dict[str, str]:
+        # The admin page's policy, plus this host's WebSocket (the inbox's live events).
+        ws = f"{'wss' if request.scheme == 'https' else 'ws'}://{request.host}"
+        csp = ADMIN_CSP.replace("connect-src 'self';", f"connect-src 'self' {ws};")
+        return {**ADMIN_HEADERS, "Content-Security-Policy": csp}
+
+    @bp.get("/inbox")
+    @documented(
+        Doc(
+            "The staff inbox (sign in with an account from `chatd agent add`)",
+            "pages",
+            "text/html",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
+    async def inbox() -> Response:
+        return inbox_page.response(max_age=0, headers=inbox_headers())
+
+    @bp.get("/inbox.js")
+    @documented(
+        Doc(
+            "The inbox page's script",
+            "pages",
+            "application/javascript",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
+    async def inbox_script() -> Response:
+        return inbox_js.response(max_age=0, headers=ADMIN_HEADERS)
+
+    @bp.get("/inbox.css")
+    @documented(
+        Doc(
+            "The inbox page's stylesheet",
+            "pages",
+            "text/css",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
+    async def inbox_style() -> Response:
+        return inbox_css.response(max_age=0, headers=ADMIN_HEADERS)
+
     analytics_page, analytics_js, analytics_css, session_js = (
         Asset.load("analytics.html"),
         Asset.load("analytics.js"),

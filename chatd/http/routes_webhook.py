@@ -63,10 +63,12 @@ def webhook_routes(services: Services) -> Blueprint:
             cb.reply.metadata,
             cb.reply_to,
             reply_key(cb.reply_to, cb.reply),
+            handoff=cb.reply.handoff,
         )
         stored = await services.actors.store_reply(message, reply_status=MessageStatus.DELIVERED)
-        assert stored.message is not None  # no job to fence: a reply is always stored or found
-        log.info("callback_accepted", scheme=scheme, duplicate=stored.duplicate)
+        log.info("callback_accepted", scheme=scheme, duplicate=stored.duplicate, held=stored.held)
+        if stored.message is None:  # no job to fence: only an agent's hold keeps it out
+            return wire(CallbackAccepted(success=True, messageId=None, duplicate=False, held=True))
         return wire(
             CallbackAccepted(success=True, messageId=stored.message.id, duplicate=stored.duplicate)
         )

@@ -15,6 +15,7 @@ from chatd.actors.client import SessionClient
 from chatd.actors.registry import SessionRegistry
 from chatd.actors.session import SessionCommand
 from chatd.core.wire import Limits
+from chatd.db.agents import AgentStore
 from chatd.db.conversations import ConversationStore
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore
@@ -22,6 +23,7 @@ from chatd.db.owner import Owner
 from chatd.db.pool import Pool
 from chatd.db.queue import QueueStore
 from chatd.db.sessions import SessionStore
+from chatd.db.takeover import TakeoverStore
 from chatd.files.attachments import Attachments
 from chatd.http.address_limits import AddressLimit
 from chatd.http.origins import RefusedOrigins
@@ -60,6 +62,8 @@ class Services:
     conversations: ConversationStore  # ends and ratings (changes go through the actors)
     registry: SessionRegistry[SessionCommand]  # the actors' supervisor (run by run_services)
     actors: SessionClient  # how the edges talk to the registry's actors
+    agents: AgentStore  # staff accounts and their browser sessions
+    takeover: TakeoverStore  # the inbox's reads (changes go through `actors`)
     session_creation: AddressLimit  # per client IP, cluster-wide
     operator_auth_failures: AddressLimit  # wrong admin/metrics tokens, per client IP, cluster-wide
     hub: Hub

@@ -44,14 +44,19 @@ BOT_LOGIC_JS = """\
 //        userContext: { isAuthenticated, membershipLevel?, ... },
 //        sessionMetadata, callbackUrl, deliveryId }
 // Out: one item { sessionId, replyTo, callbackUrl,
-//                 response: { content, type, quickReplies? } }
+//                 response: { content, type, quickReplies? }, actions? }
 //      type is "text", "quick_reply" or "rich_content"; quickReplies at most 10 labels.
+//      actions: [{ type: 'handoff', reason }] hands the chat to the staff inbox (/inbox).
 const req = $json.body;
 const text = String((req.message && req.message.content) || '').trim();
 const lower = text.toLowerCase();
 
 let response;
-if (/\\b(order|shipping|delivery|track)/.test(lower)) {
+let actions;
+if (/\\b(person|human|agent|someone)\\b/.test(lower)) {
+  response = { content: "I'll ask a colleague to join.", type: 'text' };
+  actions = [{ type: 'handoff', reason: 'the shopper asked for a person' }];
+} else if (/\\b(order|shipping|delivery|track)/.test(lower)) {
   response = {
     content: 'I can help with your order. What is your order number?',
     type: 'text',
@@ -72,6 +77,7 @@ return {
     replyTo: req.messageId,
     callbackUrl: req.callbackUrl,
     response,
+    ...(actions ? { actions } : {}),
   },
 };
 """
@@ -88,9 +94,13 @@ return {
       sessionId: $json.sessionId,
       replyTo: $json.replyTo,
       response: $json.response,
+      ...($json.actions ? { actions: $json.actions } : {}),
     }),
   },
 };
 """
 
-SYNC_REPLY_BODY = "={{ JSON.stringify({ sessionId: $json.sessionId, response: $json.response }) }}"
+SYNC_REPLY_BODY = (
+    "={{ JSON.stringify({ sessionId: $json.sessionId, response: $json.response,"
+    " ...($json.actions ? { actions: $json.actions } : {}) }) }}"
+)

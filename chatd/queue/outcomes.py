@@ -190,7 +190,13 @@ class Outcomes:
     ) -> bool:
         """Through the session's actor; True if our lease still held and the job is settled."""
         message = BotMessage(
-            job.session_id, reply.content, reply.message_type, reply.metadata, job.message_id, key
+            job.session_id,
+            reply.content,
+            reply.message_type,
+            reply.metadata,
+            job.message_id,
+            key,
+            handoff=reply.handoff,
         )
         stored = await self._actors.store_reply(message, reply_status=reply_status, settle=settle)
         return stored.settled

@@ -22,6 +22,9 @@ from chatd.realtime.streams import LiveStreams, end_event, snapshot_event
 DEFAULT_STREAM_TTL = 330.0  # n8n.stream_max_seconds and a margin
 EXPIRY_PERIOD = 5.0  # seconds between looks for abandoned streams
 
+# The staff inbox's feed: every session's events, for signed-in agents (not an id: no session's).
+INBOX_FEED = "inbox"
+
 
 class SlowConsumer(Exception):
     """The client fell too far behind; it must reconnect and resume from its last seq."""
@@ -153,6 +156,8 @@ class Hub:
     def __init__(self, stream_ttl: float = DEFAULT_STREAM_TTL) -> None:
         self._feeds: dict[str, Feed] = {}
         self._closing = False
+        # While agents are connected: the highest seq of each session sent to the inbox feed.
+        self._inbox_seqs: dict[str, int] = {}
         self.streams = LiveStreams(stream_ttl)
 
     def subscribe(self, session_id: str, subscriber: Subscriber) -> None:
@@ -174,6 +179,8 @@ class Hub:
         feed.subscribers.pop(subscriber.id, None)
         if not feed.subscribers:
             del self._feeds[session_id]
+            if session_id == INBOX_FEED:
+                self._inbox_seqs.clear()
 
     def has(self, session_id: str) -> bool:
         return session_id in self._feeds
@@ -182,22 +189,34 @@ class Hub:
         """True if message `seq` of the session has been published here already (or is moot:
         no local clients), so a notification of it needs no read."""
         feed = self._feeds.get(session_id)
+        if INBOX_FEED in self._feeds and seq > self._inbox_seqs.get(session_id, 0):
+            return False
         return feed is None or seq <= feed.last_seq
 
     def last_seqs(self) -> dict[str, int]:
         """Each session with local clients, and the highest seq published to it."""
-        return {session_id: feed.last_seq for session_id, feed in self._feeds.items()}
+        return {
+            session_id: feed.last_seq
+            for session_id, feed in self._feeds.items()
+            if session_id != INBOX_FEED
+        }
 
     def publish_message(self, message: Message) -> None:
         """A stored message (from this process's actor, or read after a notification)."""
+        event = None
         self.streams.drop(message.id)  # a streamed reply, stored: its text so far is moot
         feed = self._feeds.get(message.session_id)
-        if feed is None or message.seq <= feed.last_seq:
-            return
-        feed.last_seq = message.seq
-        event = Event.new_message(message)
-        for subscriber in list(feed.subscribers.values()):
-            subscriber.put(event)
+        if feed is not None and message.seq > feed.last_seq:
+            feed.last_seq = message.seq
+            event = Event.new_message(message)
+            for subscriber in list(feed.subscribers.values()):
+                subscriber.put(event)
+        inbox = self._feeds.get(INBOX_FEED)
+        if inbox is not None and message.seq > self._inbox_seqs.get(message.session_id, 0):
+            self._inbox_seqs[message.session_id] = message.seq
+            event = event or Event.new_message(message)
+            for subscriber in list(inbox.subscribers.values()):
+                subscriber.put(event)
 
     def publish_pieces(
         self,
@@ -248,11 +267,11 @@ class Hub:
                 self.publish(stream.session_id, Event(event))
 
     def publish(self, session_id: str, event: Event) -> None:
-        feed = self._feeds.get(session_id)
-        if feed is None:
-            return
-        for subscriber in list(feed.subscribers.values()):
-            subscriber.put(event)
+        for key in (session_id, INBOX_FEED):
+            feed = self._feeds.get(key)
+            if feed is not None:
+                for subscriber in list(feed.subscribers.values()):
+                    subscriber.put(event)
 
     @property
     def connections(self) -> int:

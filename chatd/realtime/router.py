@@ -21,7 +21,7 @@ import trio
 
 from chatd.db.messages import MessageStore
 from chatd.errors import ChatdError
-from chatd.realtime.hub import Event, Hub
+from chatd.realtime.hub import INBOX_FEED, Event, Hub
 
 log = structlog.get_logger(__name__)
 
@@ -101,7 +101,7 @@ class EventRouter:
                 # Most were published by this process's actor already: those need no read.
                 if not self._hub.published(note["sessionId"], note["seq"]):
                     notes.append(note)
-            elif self._hub.has(note["sessionId"]):
+            elif self._hub.has(note["sessionId"]) or self._hub.has(INBOX_FEED):
                 notes.append(note)
         ids = [note["messageId"] for note in notes if note["type"] == "new_message"]
         found = {m.id: m for m in await self._messages.by_ids(ids)} if ids else {}

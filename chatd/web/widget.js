@@ -43,6 +43,7 @@
     retried: "Sent again",
     you: "You",
     bot: "Assistant",
+    person: "Talk to a person",
     attachment: "Attachment",
     error: "Something went wrong. Please try again.",
     attach: "Attach files",
@@ -381,6 +382,9 @@
       ui.bubble.append(icon("chat"));
       ui.title = el("h2", { id: "title" });
       ui.close = el("button", { class: "icon", "data-testid": "close-button", onclick: () => this.close() }, icon("close"));
+      // Staff inbox: ask for a person (POST /api/chat/handoff; README "Staff inbox").
+      ui.person = el("button", { type: "button", class: "person", "data-testid": "talk-to-person",
+        onclick: () => this.askPerson() });
       ui.list = el("ol", { class: "list" });
       // Streaming bubbles sit outside the live region: a screen reader hears a reply once, when
       // its stored message joins the log, not a word at a time.
@@ -419,7 +423,7 @@
       ui.window = el("section", { id: "window", class: "window", role: "dialog", "aria-labelledby": "title",
         "data-testid": "chat-window", hidden: true, ondragenter: drag, ondragover: drag, ondragleave: drag, ondrop: drag,
         onkeydown: (e) => { if (e.key === "Escape") { e.stopPropagation(); this.close(); } } },
-      el("header", {}, ui.title, csat.end, ui.close), ui.error, ui.log, ui.typing, csat.panel, ui.tray, ui.form, ui.note, ui.drop);
+      el("header", {}, ui.title, ui.person, csat.end, ui.close), ui.error, ui.log, ui.typing, csat.panel, ui.tray, ui.form, ui.note, ui.drop);
       // An image enlarged: a modal dialog over the page; focus stays in it until it closes.
       ui.boxClose = el("button", { class: "icon", type: "button", "data-testid": "lightbox-close", onclick: () => this.shut() }, icon("close"));
       ui.boxBody = el("figure");
@@ -658,6 +662,14 @@
         message.inFlight = true;
         this.post(message);
       }
+    }
+
+    async askPerson() {
+      if (!this.session) await this.createSession();
+      if (!this.session) return;
+      await fetch(`${this.server}/api/chat/handoff`, {
+        method: "POST", headers: { ...this.auth(), "Content-Type": "application/json" },
+        body: JSON.stringify({ sessionId: this.session.id }) }).catch(() => null);
     }
 
     async post(message) {
@@ -912,6 +924,7 @@
       ui.title.textContent = t.title;
       ui.bubble.setAttribute("aria-label", t.open);
       ui.close.setAttribute("aria-label", t.close);
+      ui.person.textContent = t.person;
       ui.input.setAttribute("aria-label", t.input);
       ui.input.setAttribute("placeholder", t.input);
       ui.send.setAttribute("aria-label", t.send);
@@ -989,13 +1002,17 @@
       if (old && old.sig === sig) { keep.set(key, old); return old.node; }
       const t = this.strings;
       const user = m.senderType === "user";
+      const agent = m.senderType === "agent" && m.metadata && typeof m.metadata.agentName === "string"
+        ? m.metadata.agentName : "";
       // Shoppers type plain text (an asterisk is an asterisk); replies are Markdown.
       const text = String(m.content || "");
       const files = m.local ? m.files || [] : m.attachments || [];
       const bubble = !text && files.length ? null : user ? el("div", { class: "text" }, md.linkify(text))
         : el("div", { class: "text md" }, md.render(text));
-      const node = el("li", { class: `msg ${user ? "user" : "bot"}`, "data-testid": user ? "message-user" : "message-bot",
-        "data-seq": m.seq }, el("span", { class: "sr", text: `${user ? t.you : t.bot}: ` }), bubble);
+      const node = el("li", { class: `msg ${user ? "user" : "bot"}`,
+        "data-testid": user ? "message-user" : agent ? "message-agent" : "message-bot",
+        "data-seq": m.seq }, el("span", { class: "sr", text: `${user ? t.you : agent || t.bot}: ` }), bubble);
+      if (agent) node.prepend(el("span", { class: "who", "data-testid": "agent-name", "aria-hidden": "true", text: agent }));
       if (m.local) node.append(...files.map((a) => this.fileBox(a, "div")));
       else this.shown(node, m);
       if (!user) this.attachments(node, m.metadata || {});
@@ -1111,6 +1128,10 @@ h2 { margin: 0; font-size: 17px; font-weight: 600; }
 .user .text { background: var(--user); color: var(--user-fg); border-bottom-right-radius: 4px; }
 .user .text a { color: inherit; }
 .msg .md { white-space: normal; }
+.msg .who { font-size: 12px; opacity: .75; padding-left: 4px; }
+header .person { margin-left: auto; background: transparent; color: inherit; border: 1px solid currentColor;
+  border-radius: 12px; padding: 3px 10px; font: inherit; font-size: 13px; cursor: pointer; }
+.person + .end { margin-left: 6px; }
 .md p, .md ul, .md ol, .md pre { margin: 0 0 8px; }
 .md > :last-child { margin-bottom: 0; }
 .md ul, .md ol { padding-left: 22px; list-style: disc; } .md ol { list-style: decimal; } .md li ul { list-style: circle; }

@@ -4,14 +4,19 @@
 
 -- name: close_session
 -- A live session closed by the shopper (`token_hash` given: theirs) or by staff (NULL). Zero
--- rows: unknown, wrong token, or not live any more (conversation_state tells which).
+-- rows: unknown, wrong token, or not live any more (conversation_state tells which). The
+-- inbox sees it closed (nobody holds it any more), and its audit trail says by whom.
 WITH s AS (
     UPDATE chat_sessions
        SET status = 'closed', closed_at = now(), closed_by = %(by)s,
+           conversation_state = 'closed', agent_id = NULL, state_changed_at = now(),
            last_seq = last_seq + 1, updated_at = now()
      WHERE id = %(session_id)s AND status = 'active' AND expires_at > now()
        AND (%(token_hash)s::bytea IS NULL OR token_hash = %(token_hash)s::bytea)
  RETURNING id, last_seq
+), audit AS (
+    INSERT INTO chat_audit (session_id, action, detail)
+    SELECT s.id, 'closed', jsonb_build_object('by', %(by)s::text) FROM s
 )
 INSERT INTO chat_messages (id, session_id, sender_type, content, message_type, metadata,
                            status, seq)

@@ -8,6 +8,8 @@
 -- user messages, newest first, at most rate_max of them and none older than the window. A send
 -- is allowed while fewer than rate_max are in the window. It is checked on the row as locked:
 -- a send that waited for another one's lock rechecks against that one's recent_sends.
+-- Only a conversation the bot answers queues a job: while a person is asked for ('waiting') or
+-- holds it ('human') the message is stored for the staff (delivered) and n8n is not called.
 -- Attachments (`attachment_ids`, in the message's order; empty for none): each must be a ready
 -- upload of this session that no message has taken. Their rows are locked first, in id order,
 -- so of two sends racing for one file the second finds it taken (message_id no longer NULL
@@ -50,12 +52,13 @@ WITH a AS MATERIALIZED (
             OR recent_sends[%(rate_max)s]
                <= now() - make_interval(secs => %(rate_window_seconds)s))
        AND (SELECT found FROM files) = cardinality(%(attachment_ids)s::text[])
- RETURNING id, last_seq, user_id, guest_email, metadata, user_context
+ RETURNING id, last_seq, user_id, guest_email, metadata, user_context, conversation_state
 ), m AS (
     INSERT INTO chat_messages (id, session_id, sender_type, content, message_type, metadata,
                                status, seq, client_message_id, attachments)
     SELECT %(message_id)s, s.id, 'user', %(content)s, %(message_type)s, %(metadata)s,
-           'pending', s.last_seq, %(client_message_id)s, files.described
+           CASE WHEN s.conversation_state = 'bot' THEN 'pending' ELSE 'delivered' END,
+           s.last_seq, %(client_message_id)s, files.described
       FROM s, files
  RETURNING id, session_id, sender_type, content, message_type, metadata, status, seq, created_at,
            client_message_id, attachments
@@ -83,6 +86,7 @@ WITH a AS MATERIALIZED (
                'sessionMetadata', coalesce(s.metadata, '{}'::jsonb)),
            %(max_attempts)s
       FROM m, s, files
+     WHERE s.conversation_state = 'bot'
 )
 -- Wakes the dispatchers of every chatd process when the transaction commits.
 SELECT m.* FROM m, LATERAL (SELECT pg_notify('chatd_jobs', '')) AS wake

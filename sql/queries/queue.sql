@@ -129,8 +129,17 @@ WITH job AS (
      WHERE id = %(job_id)s AND lease_id = %(lease_id)s AND status = 'processing'
  RETURNING message_id, attempts
 ), s AS (
-    UPDATE chat_sessions SET last_seq = last_seq + 1, updated_at = now()
-     WHERE id = %(session_id)s
+    -- Not while an agent holds the conversation: the reply is not shown (its job still settles).
+    -- A reply asking for a person (`handoff`) moves a bot conversation to 'waiting'.
+    UPDATE chat_sessions
+       SET last_seq = last_seq + 1, updated_at = now(),
+           conversation_state = CASE WHEN %(handoff)s AND conversation_state = 'bot'
+                                     THEN 'waiting' ELSE conversation_state END,
+           handoff_reason = CASE WHEN %(handoff)s AND conversation_state = 'bot'
+                                 THEN %(handoff_reason)s ELSE handoff_reason END,
+           state_changed_at = CASE WHEN %(handoff)s AND conversation_state = 'bot'
+                                   THEN now() ELSE state_changed_at END
+     WHERE id = %(session_id)s AND conversation_state <> 'human'
        AND (%(job_id)s::text IS NULL OR EXISTS (SELECT 1 FROM job))
        AND NOT EXISTS (SELECT 1 FROM chat_messages
                         WHERE session_id = %(session_id)s AND reply_key = %(reply_key)s)
@@ -148,8 +157,15 @@ WITH job AS (
            webhook_attempts = coalesce((SELECT attempts FROM job), u.webhook_attempts)
      WHERE u.id = %(reply_to)s AND u.session_id = %(session_id)s AND u.status <> 'delivered'
        AND (EXISTS (SELECT 1 FROM m) OR EXISTS (SELECT 1 FROM job))
+), handoff AS (
+    INSERT INTO chat_audit (session_id, action, detail)
+    SELECT m.session_id, 'handoff_requested',
+           jsonb_build_object('by', 'bot', 'reason', %(handoff_reason)s::text)
+      FROM m WHERE %(handoff)s
 )
 SELECT m.*, (SELECT count(*) FROM job) AS settled,
+       (SELECT conversation_state = 'human' FROM chat_sessions
+         WHERE id = %(session_id)s) AS held_by_agent,
        (SELECT extract(epoch FROM now() - u.created_at)::float8 FROM chat_messages u
          WHERE u.id = %(reply_to)s AND EXISTS (SELECT 1 FROM m)) AS response_seconds
   FROM (SELECT 1) AS one LEFT JOIN m ON true
@@ -174,6 +190,9 @@ WITH job AS (
      WHERE EXISTS (SELECT 1 FROM job)
        AND NOT EXISTS (SELECT 1 FROM chat_messages e
                         WHERE e.session_id = %(session_id)s AND e.reply_key = p.reply_key)
+       -- Not while an agent holds the conversation (the job still completes).
+       AND NOT EXISTS (SELECT 1 FROM chat_sessions h
+                        WHERE h.id = %(session_id)s AND h.conversation_state = 'human')
 ), s AS (
     UPDATE chat_sessions SET last_seq = last_seq + (SELECT count(*) FROM part), updated_at = now()
      WHERE id = %(session_id)s AND EXISTS (SELECT 1 FROM part)

@@ -67,7 +67,7 @@ async def test_the_demo_at_localhost_chats_over_websocket_with_an_honest_demo_bo
         expect(bot.last).to_contain_text("Order #12345 ")
         expect(bot.last).to_contain_text("made up")
         say(page, "Can I talk to a human?")
-        expect(bot.last).to_contain_text("This demo has no human agents")
+        expect(bot.last).to_contain_text("ask a colleague to join")
         expect(page.get_by_test_id("quick-reply")).not_to_contain_text(["human"])
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / name))

@@ -139,10 +139,10 @@ def test_no_answer_offers_a_person_and_asking_for_one_is_answered_honestly() -> 
     for text in everything:
         assert all(reply(label).intent != "human" for label in reply(text).quick_replies)
     human = reply("Talk to a human")
-    assert "no human agents" in human.content
-    assert "n8n.webhook_url" in human.content
-    assert "README" in human.content
-    assert "colleague" not in human.content  # no promise that someone will join
+    assert human.handoff  # the promise is kept: the staff inbox gets the chat
+    assert "colleague" in human.content
+    assert "/inbox" in human.content
+    assert not reply("hello").handoff
 
 
 def test_a_streamed_answer_is_n8ns_stream_of_its_words() -> None:

@@ -189,7 +189,10 @@ def test_sync_webhook_logic_respond() -> None:
 
 def test_sync_respond_body_is_the_shape_chatd_reads() -> None:
     body = nodes_by_name(build("sync"))[wf.REPLY]["parameters"]["responseBody"]
-    assert body == "={{ JSON.stringify({ sessionId: $json.sessionId, response: $json.response }) }}"
+    assert body == (
+        "={{ JSON.stringify({ sessionId: $json.sessionId, response: $json.response,"
+        " ...($json.actions ? { actions: $json.actions } : {}) }) }}"
+    )
     # What that expression yields for the bot logic's output, as chatd parses it.
     logic_output = {
         "sessionId": "s-1",

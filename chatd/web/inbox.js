@@ -1,0 +1,295 @@
+// chatd's staff inbox: sign in (a cookie the page never sees, and a CSRF token kept in memory),
+// list conversations, open one, take it over from the bot, reply, hand back, transfer, close.
+// Live over /api/inbox/ws: a new chat or a handoff appears without a reload. Every piece of
+// data goes in with textContent or DOM attributes; replies are Markdown (markdown.js).
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const LABELS = { bot: "Bot answers", waiting: "Waiting for a person", human: "With", closed: "Closed" };
+  let me = null;
+  let csrf = "";
+  let view = "waiting";
+  let openId = null;
+  let socket = null;
+  let retry = 0;
+  const conversations = new Map(); // sessionId -> conversation (as the API lists it)
+  const unread = new Map(); // sessionId -> messages since the agent last looked
+  const shown = new Set(); // seqs shown in the open conversation
+
+  // --- the API ---------------------------------------------------------------------------
+
+  async function api(path, { method = "GET", body } = {}) {
+    const headers = {};
+    if (method !== "GET") headers["X-CSRF-Token"] = csrf;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, { method, headers, cache: "no-store",
+      body: body === undefined ? undefined : JSON.stringify(body) });
+    const data = await response.json().catch(() => ({}));
+    if (response.status === 401 && path !== "/api/staff/sign-in") { signedOut(); throw new Error("signed out"); }
+    if (!response.ok) throw new Error((data.error && data.error.message) || `HTTP ${response.status}`);
+    return data;
+  }
+
+  function notice(text) { $("notice").textContent = text; }
+
+  function el(tag, props = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(props)) {
+      if (k === "text") node.textContent = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v);
+    }
+    node.append(...children.filter((c) => c !== null));
+    return node;
+  }
+
+  // --- signing in and out ----------------------------------------------------------------
+
+  async function start() {
+    try {
+      const session = await api("/api/staff/me");
+      signedIn(session);
+    } catch {
+      signedOut();
+    }
+  }
+
+  function signedIn(session) {
+    me = session.agent;
+    csrf = session.csrfToken;
+    $("sign-in").hidden = true;
+    $("desk").hidden = false;
+    $("sign-out").hidden = false;
+    $("me").textContent = `${me.name} (${me.role})`;
+    loadAgents();
+    connect(); // then the lists (on open): subscribed first, so nothing falls in between
+  }
+
+  function signedOut() {
+    me = null;
+    csrf = "";
+    if (socket) { const s = socket; socket = null; s.close(1000); }
+    $("desk").hidden = true;
+    $("sign-out").hidden = true;
+    $("me").textContent = "";
+    $("sign-in").hidden = false;
+  }
+
+  $("sign-in-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = $("sign-in-error");
+    error.hidden = true;
+    try {
+      const session = await api("/api/staff/sign-in", { method: "POST",
+        body: { email: $("email").value.trim(), password: $("password").value } });
+      $("password").value = "";
+      signedIn(session);
+    } catch (e) {
+      error.textContent = e.message;
+      error.hidden = false;
+    }
+  });
+
+  $("sign-out").addEventListener("click", async () => {
+    await api("/api/staff/sign-out", { method: "POST" }).catch(() => null);
+    signedOut();
+  });
+
+  // --- lists -----------------------------------------------------------------------------
+
+  async function load() {
+    const open = await api("/api/inbox/conversations?view=open&limit=200");
+    for (const c of open.conversations) conversations.set(c.sessionId, c);
+    if (view === "closed") await loadClosed();
+    renderList();
+  }
+
+  async function loadClosed() {
+    const closed = await api("/api/inbox/conversations?view=closed&limit=200");
+    for (const c of closed.conversations) conversations.set(c.sessionId, c);
+  }
+
+  function inView(c, name) {
+    if (name === "waiting") return c.state === "waiting";
+    if (name === "mine") return c.state === "human" && c.agentId === me.id;
+    if (name === "open") return c.state !== "closed";
+    return c.state === "closed";
+  }
+
+  function renderList() {
+    const all = [...conversations.values()].sort((a, b) => (b.updatedAt > a.updatedAt ? 1 : -1));
+    for (const name of ["waiting", "mine", "open"]) {
+      const n = all.filter((c) => inView(c, name)).length;
+      document.querySelector(`[data-count="${name}"]`).textContent = n ? String(n) : "";
+    }
+    for (const tab of document.querySelectorAll("[data-view]")) {
+      tab.setAttribute("aria-selected", String(tab.dataset.view === view));
+    }
+    const items = all.filter((c) => inView(c, view)).map((c) => {
+      const count = unread.get(c.sessionId) || 0;
+      return el("li", {},
+        el("button", { type: "button", class: `item${c.sessionId === openId ? " current" : ""}`,
+          "data-testid": "conversation", "data-session": c.sessionId, onclick: () => open(c.sessionId) },
+        el("span", { class: "who", text: who(c) }),
+        count ? el("span", { class: "unread", "data-testid": "unread", text: String(count) }) : null,
+        el("span", { class: `badge ${c.state}`, text: c.state === "human" ? `${c.agentName}` : c.state }),
+        el("span", { class: "last", text: c.lastContent || "" })));
+    });
+    $("list").replaceChildren(...items);
+    $("list-empty").hidden = items.length > 0;
+  }
+
+  function who(c) { return c.guestEmail || c.userId || `Guest ${c.sessionId.slice(0, 8)}`; }
+
+  for (const tab of document.querySelectorAll("[data-view]")) {
+    tab.addEventListener("click", async () => {
+      view = tab.dataset.view;
+      if (view === "closed") await loadClosed();
+      renderList();
+    });
+  }
+
+  async function loadAgents() {
+    const { agents } = await api("/api/staff/agents");
+    const select = $("transfer-to");
+    select.replaceChildren(el("option", { value: "", text: "Transfer to…" }),
+      ...agents.filter((a) => a.id !== me.id).map((a) => el("option", { value: a.id, text: a.name })));
+  }
+
+  // --- one conversation ------------------------------------------------------------------
+
+  async function open(sessionId) {
+    openId = sessionId;
+    unread.delete(sessionId);
+    const detail = await api(`/api/inbox/conversations/${sessionId}`);
+    conversations.set(sessionId, detail.conversation);
+    shown.clear();
+    $("messages").replaceChildren();
+    for (const m of detail.messages) addMessage(m);
+    document.body.classList.add("reading");
+    $("conversation").hidden = false;
+    renderConversation();
+    renderList();
+    $("conversation-title").focus();
+  }
+
+  function renderConversation() {
+    const c = conversations.get(openId);
+    if (!c) return;
+    $("conversation-title").textContent = who(c);
+    const state = $("state");
+    state.textContent = c.state === "human" ? `${LABELS.human} ${c.agentName}` : LABELS[c.state];
+    state.dataset.state = c.state;
+    const mine = c.state === "human" && c.agentId === me.id;
+    $("take").hidden = c.state === "human" || c.state === "closed";
+    $("hand-back").hidden = !(mine || (c.state === "human" && me.role === "admin"));
+    $("transfer-to").parentElement.hidden = $("hand-back").hidden;
+    $("close").hidden = c.state === "closed" || (c.state === "human" && !mine && me.role !== "admin");
+    $("reply").disabled = !mine;
+    $("send").disabled = !mine;
+    $("reply").placeholder = mine ? "Reply to the shopper" : "Take over to reply";
+    const context = [["Email", c.guestEmail], ["User id", c.userId], ["Handoff reason", c.handoffReason]];
+    for (const [k, v] of Object.entries(c.userContext || {})) context.push([k, JSON.stringify(v)]);
+    for (const [k, v] of Object.entries(c.metadata || {})) context.push([k, typeof v === "string" ? v : JSON.stringify(v)]);
+    $("context").replaceChildren(...context.filter(([, v]) => v).flatMap(([k, v]) =>
+      [el("dt", { text: k }), el("dd", { text: String(v) })]));
+  }
+
+  function addMessage(m) {
+    if (shown.has(m.seq)) return;
+    shown.add(m.seq);
+    const user = m.senderType === "user";
+    const name = m.senderType === "agent" ? (m.metadata && m.metadata.agentName) || "Agent"
+      : user ? "Shopper" : m.senderType === "system" ? "" : "Bot";
+    const body = user ? el("div", { class: "text", text: m.content })
+      : el("div", { class: "text md" }, chatdMarkdown.render(String(m.content)));
+    const item = el("li", { class: `message ${m.senderType}`, "data-testid": `message-${m.senderType}`, "data-seq": String(m.seq) },
+      name ? el("span", { class: "from", text: name }) : null, body);
+    const list = $("messages");
+    const after = [...list.children].find((n) => Number(n.dataset.seq) > m.seq);
+    list.insertBefore(item, after || null);
+    list.scrollTop = list.scrollHeight;
+  }
+
+  async function act(path, body) {
+    try {
+      const changed = await api(`/api/inbox/conversations/${openId}/${path}`, { method: "POST", body });
+      conversations.set(openId, changed.conversation);
+      if (changed.message) addMessage(changed.message);
+      renderConversation();
+      renderList();
+    } catch (e) {
+      notice(e.message);
+      refresh(openId);
+    }
+  }
+
+  $("take").addEventListener("click", () => act("take"));
+  $("hand-back").addEventListener("click", () => act("hand-back"));
+  $("close").addEventListener("click", () => act("close"));
+  $("transfer-to").addEventListener("change", (e) => { if (e.target.value) act("transfer", { agentId: e.target.value }); e.target.value = ""; });
+  $("back").addEventListener("click", () => { document.body.classList.remove("reading"); openId = null; $("conversation").hidden = true; renderList(); });
+
+  $("composer").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = $("reply");
+    const content = input.value.trim();
+    if (!content) return;
+    try {
+      const { message } = await api(`/api/inbox/conversations/${openId}/messages`, { method: "POST", body: { content } });
+      input.value = "";
+      addMessage(message);
+    } catch (e) {
+      notice(e.message);
+    }
+  });
+  $("reply").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("composer").requestSubmit(); }
+  });
+
+  // --- live ------------------------------------------------------------------------------
+
+  async function refresh(sessionId) {
+    try {
+      const detail = await api(`/api/inbox/conversations/${sessionId}`);
+      conversations.set(sessionId, detail.conversation);
+      if (sessionId === openId) renderConversation();
+      renderList();
+    } catch {
+      // gone (expired): leave the list as it is
+    }
+  }
+
+  function onEvent(event) {
+    const id = event.sessionId;
+    if (event.type === "typing" && id === openId) { $("typing").hidden = !event.isTyping; return; }
+    if (event.type !== "new_message") return;
+    const m = event.message;
+    const known = conversations.get(id);
+    if (id === openId) { addMessage(m); if (m.senderType === "user") $("typing").hidden = true; }
+    else if (m.senderType === "user") unread.set(id, (unread.get(id) || 0) + 1);
+    // A change of who answers, or the end of the chat (also the shopper's, or the admin page's).
+    const changed = m.metadata && (m.metadata.conversation || m.metadata.event === "session_closed");
+    if (!known || changed || m.senderType === "bot") { refresh(id); return; }
+    known.lastContent = m.content;
+    known.lastSender = m.senderType;
+    known.updatedAt = m.createdAt;
+    renderList();
+  }
+
+  function connect() {
+    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/inbox/ws`);
+    socket = ws;
+    ws.onopen = () => { retry = 0; $("live").textContent = "Live"; load(); };
+    ws.onmessage = (e) => { try { onEvent(JSON.parse(e.data)); } catch { /* not ours */ } };
+    ws.onclose = (e) => {
+      if (socket !== ws) return;
+      $("live").textContent = "Reconnecting…";
+      if (e.code === 4001) { signedOut(); return; }
+      setTimeout(() => { if (socket === ws && me) connect(); }, Math.min(10000, 500 * 2 ** retry++));
+    };
+  }
+
+  start();
+})();
