@@ -32,7 +32,12 @@ variables CHATD_<SECTION>__<KEY> (e.g. CHATD_SERVER__PORT=9000) and the guide's 
 With no database.url, an embedded PostgreSQL runs in the state directory. With no
 n8n.webhook_url, a built-in demo bot answers and GET / serves a demo shop with the chat widget.
 Shops embed the widget with <script src="{chatd}/widget.js" async></script> and list their
-origin in websocket.allowed_origins. --config and --state-dir go before or after the command.
+origin in websocket.allowed_origins; shops already embedding n8n's @n8n/chat point its
+webhookUrl at /api/n8n-chat ([n8n_chat] enabled = true). --config and --state-dir go before or
+after the command.
+
+Staff: the inbox at /inbox, where people take over a chat from the bot (accounts: chatd agent
+add); search, tags and a shopper's data on the admin page; charts at /admin/analytics.
 
 Operations: /livez, /readyz and /api/chat/health; /metrics (Prometheus; metrics.token,
 metrics.listen); the admin page at /admin with admin.token; alerts to alerts.webhook_url;
