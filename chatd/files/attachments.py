@@ -24,13 +24,8 @@ from chatd.db.blobs import PostgresBlobs
 from chatd.db.pool import Pool
 from chatd.errors import DatabaseUnavailable
 from chatd.files.disk import DiskBlobs
-from chatd.files.upload import (
-    Authorize,
-    Uploaded,
-    UploadParts,
-    UploadPolicy,
-    UploadReceiver,
-)
+from chatd.files.receive import Uploaded, UploadParts, UploadPolicy
+from chatd.files.upload import Authorize, UploadReceiver
 from chatd.settings import AttachmentSettings
 
 log = structlog.get_logger(__name__)

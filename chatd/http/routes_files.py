@@ -32,7 +32,7 @@ from chatd.errors import (
     RangeNotSatisfiable,
     UnsupportedMediaType,
 )
-from chatd.files.upload import Uploaded
+from chatd.files.receive import Uploaded
 from chatd.http.auth import request_token_hash
 from chatd.http.openapi import Doc, documented
 from chatd.http.services import Services
