@@ -79,6 +79,9 @@ class Message:
     seq: int
     created_at: datetime
     attachments: tuple[MessageFile, ...] = ()  # with URLs signed when the message was read
+    # The user message a reply answers (chat_messages.reply_to; None: not one, or not read).
+    # Internal: @n8n/chat's waiting request takes the reply to its own message by it.
+    reply_to: str | None = None
 
     def to_out(self) -> MessageOut:
         """The shape every API, event and transcript uses (`attachments` only when there are)."""

@@ -11,14 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chatd.core.attachments import MessageFile
 from chatd.core.ids import ID_PATTERN, is_id
 from chatd.core.jsonbody import parse_json
+from chatd.core.messages import Message
 from chatd.core.responses import Out
 from chatd.core.wire import Limits, check_metadata, parse_model
 from chatd.errors import BadRequest
@@ -27,6 +29,7 @@ Action = Literal["sendMessage", "loadPreviousSession"]
 StreamKind = Literal["begin", "item", "end"]
 KEY_PREFIX = "n8n-chat:"  # the widget's ids hash apart from every chatd session token
 MAX_QUERY_BYTES = 8192  # a GET's query string: a chat message with room to spare
+STILL_STREAMING = "…"  # ends a reply loadPreviousSession shows while it still streams
 NODE_ID = "chatd"  # the stream's one "node": the widget groups a stream's items by node
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>])")
 
@@ -96,10 +99,15 @@ def session_key(widget_session_id: str) -> bytes:
     return hashlib.sha256((KEY_PREFIX + widget_session_id.lower()).encode()).digest()
 
 
-def parse_body(value: Any, limits: Limits) -> WidgetRequest:
-    """A JSON (or multipart form) body: 400 naming the field otherwise."""
+def parse_body(value: Any, limits: Limits, *, with_files: bool = False) -> WidgetRequest:
+    """A JSON (or multipart form) body: 400 naming the field otherwise. `with_files`: the
+    form carries files, so chatInput may be empty (as chatd's own send allows)."""
     body = parse_model(N8nChatRequest, value)
-    return _checked(body.action, body.sessionId, body.chatInput, body.metadata, limits)
+    if with_files and body.action != "sendMessage":
+        raise BadRequest("files come only with sendMessage", code="invalid_form", field="files")
+    return _checked(
+        body.action, body.sessionId, body.chatInput, body.metadata, limits, with_files=with_files
+    )
 
 
 def parse_query_args(args: Mapping[str, str], query_bytes: int, limits: Limits) -> WidgetRequest:
@@ -136,6 +144,8 @@ def _checked(
     chat_input: str | None,
     metadata: dict[str, Any] | None,
     limits: Limits,
+    *,
+    with_files: bool = False,
 ) -> WidgetRequest:
     if not is_id(session_id):
         raise BadRequest(
@@ -144,14 +154,16 @@ def _checked(
             field="sessionId",
         )
     if action == "sendMessage":
-        chat_input = _checked_input(chat_input, limits)
+        chat_input = _checked_input(chat_input, limits, with_files=with_files)
     return WidgetRequest(action, session_id.lower(), chat_input, check_metadata(metadata, limits))
 
 
-def _checked_input(chat_input: str | None, limits: Limits) -> str:
+def _checked_input(chat_input: str | None, limits: Limits, *, with_files: bool) -> str:
+    if chat_input is None and with_files:
+        return ""
     if chat_input is None:
         raise BadRequest("chatInput is required", code="missing_field", field="chatInput")
-    if not chat_input.strip():
+    if not chat_input.strip() and not with_files:
         raise BadRequest("chatInput is empty", code="empty_content", field="chatInput")
     if len(chat_input) > limits.max_message_length:
         raise BadRequest(
@@ -162,18 +174,37 @@ def _checked_input(chat_input: str | None, limits: Limits) -> str:
     return chat_input
 
 
-def reply_text(content: str, metadata: Mapping[str, Any] | None) -> str:
-    """A bot reply as the widget can show it: markdown text. Quick replies become a list (the
-    widget has no buttons chatd can drive), attachments become links or images."""
-    parts = [content]
+def answers(message: Message, sent_id: str) -> bool:
+    """Whether `message` is the reply a request that sent `sent_id` waits for: the bot's (or
+    chatd's fallback) reply to that very message, not to another request's message of the same
+    session; or a message answering none in particular (an agent's, a callback without
+    replyTo), which any waiting request may show."""
+    return message.sender_type != "user" and message.reply_to in (sent_id, None)
+
+
+def reply_text(
+    content: str, metadata: Mapping[str, Any] | None, files: Sequence[MessageFile] = ()
+) -> str:
+    """A message as the widget can show it: markdown text. Quick replies become a list (the
+    widget has no buttons chatd can drive), attachments (a bot's links, a shopper's uploaded
+    files) become links or images."""
+    parts = [content] if content else []
     extra = metadata or {}
     quick = [q for q in extra.get("quickReplies") or () if isinstance(q, str)]
     if quick:
         parts.append("\n".join(f"- {_escape(label)}" for label in quick))
-    links = [_attachment(a) for a in extra.get("attachments") or () if isinstance(a, dict)]
+    described = [a for a in extra.get("attachments") or () if isinstance(a, dict)]
+    described += [{"url": f.url, "title": f.name, "type": f.kind} for f in files]
+    links = [_attachment(a) for a in described]
     if any(links):
         parts.append("\n".join(f"- {link}" for link in links if link))
     return "\n\n".join(parts)
+
+
+def streaming_text(text_so_far: str) -> str:
+    """A reply still streaming, as loadPreviousSession shows it: the text so far, marked as
+    unfinished (the widget does not ask again; the whole reply is there at the next load)."""
+    return f"{text_so_far} {STILL_STREAMING}" if text_so_far else STILL_STREAMING
 
 
 def _attachment(attachment: Mapping[str, Any]) -> str:

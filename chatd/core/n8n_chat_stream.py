@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chatd.core.messages import Message
-from chatd.core.n8n_chat import StreamKind, reply_text, stream_line
+from chatd.core.n8n_chat import StreamKind, answers, reply_text, stream_line
 
 
 class ReplyLines:
@@ -31,7 +31,7 @@ class ReplyLines:
         """The lines an event of the session adds (often none)."""
         kind = data.get("type")
         if message is not None:
-            return self._stored(message) if message.sender_type != "user" else b""
+            return self._stored(message) if answers(message, self._reply_to) else b""
         if kind in ("message_delta", "message_stream") and data.get("replyTo") == self._reply_to:
             return self._piece(str(data["messageId"]), int(data["index"]), str(data["text"]), kind)
         if kind == "message_stream_end" and data.get("messageId") == self._streaming:

@@ -121,6 +121,17 @@ class AttachmentStore:
     async def delete(self, attachment_id: str) -> None:
         await self._execute(query("delete_attachment"), {"id": attachment_id})
 
+    async def delete_unsent(self, attachment_ids: Sequence[str]) -> list[str]:
+        """Delete those of these files no message has taken; the ids deleted."""
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(
+                    query("delete_unsent_attachments"), {"ids": list(attachment_ids)}
+                )
+                return [row["id"] for row in await cur.fetchall()]
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
     async def for_download(self, attachment_id: str) -> StoredFile | None:
         row = await self._one(query("attachment_for_download"), {"id": attachment_id})
         if row is None:

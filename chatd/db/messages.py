@@ -209,6 +209,7 @@ def message_from_row(row: Mapping[str, Any], links: FileLinks | None = None) -> 
         row["seq"],
         row["created_at"],
         link_files(described, links, time.time()) if described else (),
+        row.get("reply_to"),
     )
 
 

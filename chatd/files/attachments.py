@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,11 @@ from chatd.core.storage import BlobStore, BlobVariant, StorageKind
 from chatd.db.attachments import AttachmentStore, StoredFile
 from chatd.db.blobs import PostgresBlobs
 from chatd.db.pool import Pool
-from chatd.errors import DatabaseUnavailable
+from chatd.errors import ClientError, DatabaseUnavailable
 from chatd.files.disk import DiskBlobs
+from chatd.files.n8n_chat_form import FormLimits, N8nChatForm, OpenSession, ReceivedForm
 from chatd.files.receive import Uploaded, UploadParts, UploadPolicy
-from chatd.files.upload import Authorize, UploadReceiver
+from chatd.files.upload import CLEANUP_SECONDS, Authorize, UploadReceiver
 from chatd.settings import AttachmentSettings
 
 log = structlog.get_logger(__name__)
@@ -120,6 +121,46 @@ class Attachments:
         uploaded = await receiver.run(body, boundary)
         self._uploads += 1
         return uploaded
+
+    async def receive_form(
+        self,
+        body: AsyncIterator[bytes],
+        boundary: bytes,
+        open_session: OpenSession,
+        *,
+        fields_bytes: int,
+    ) -> ReceivedForm:
+        """@n8n/chat's form with its files (chatd/files/n8n_chat_form.py); without
+        attachments.enabled a file in it is refused (415)."""
+        max_files = self.settings.max_files_per_message if self.settings.enabled else 0
+        form = N8nChatForm(
+            self._parts, self.policy, FormLimits(max_files, fields_bytes), open_session
+        )
+        try:
+            if max_files:
+                self.check_ready()
+            received = await form.run(body, boundary)
+        except ClientError as exc:
+            if form.saw_files:
+                self.refused(exc.code)
+            raise
+        self._uploads += len(received.files)
+        return received
+
+    async def discard_unsent(self, attachment_ids: Sequence[str]) -> None:
+        """Files stored for a message that was not stored after all: gone, row and bytes
+        (shielded: a client hanging up cleans up too). A file a message took stays."""
+        if not attachment_ids:
+            return
+        with trio.move_on_after(CLEANUP_SECONDS) as cleanup:
+            cleanup.shield = True
+            try:
+                deleted = await self.store.delete_unsent(attachment_ids)
+                await self.blobs.delete(deleted)
+            except Exception as exc:  # noqa: BLE001 -- the send's own error is the one to report
+                log.warning(
+                    "attachment_cleanup_failed", attachment_ids=list(attachment_ids), error=str(exc)
+                )
 
     def refused(self, code: str) -> None:
         self._refused[code] += 1

@@ -24,7 +24,8 @@ from chatd.http.routes_inbox import inbox_routes
 from chatd.http.routes_inbox_ws import inbox_ws_routes
 from chatd.http.routes_insights import insights_routes
 from chatd.http.routes_metrics import metrics_routes
-from chatd.http.routes_n8n_chat import n8n_chat_routes
+from chatd.http.routes_n8n_chat import PATH as N8N_CHAT_PATH
+from chatd.http.routes_n8n_chat import form_limit, n8n_chat_routes
 from chatd.http.routes_staff import staff_routes
 from chatd.http.routes_web import web_routes
 from chatd.http.routes_webhook import webhook_routes
@@ -41,7 +42,10 @@ def create_app(services: Services) -> QuartTrio:
     app.register_blueprint(files_routes(services))
     # Uploads stream with backpressure, under their own limit (chatd/http/streaming.py).
     max_file_bytes = services.settings.attachments.max_file_bytes
-    app.config[STREAMED_BODIES] = {UPLOAD_PATH: upload_limit(max_file_bytes)}
+    app.config[STREAMED_BODIES] = {
+        UPLOAD_PATH: upload_limit(max_file_bytes),
+        N8N_CHAT_PATH: form_limit(services.settings),  # @n8n/chat's form with its files
+    }
     app.register_blueprint(health_routes(services))
     app.register_blueprint(webhook_routes(services))
     app.register_blueprint(ws_routes(services))

@@ -5,6 +5,7 @@ fallback); the request waits for the reply up to n8n_chat.reply_timeout_seconds.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -19,24 +20,35 @@ from chatd.core.n8n_chat import (
     N8nChatQuery,
     N8nChatRequest,
     WidgetRequest,
+    answers,
     form_fields,
     history_entry,
     parse_body,
     parse_query_args,
     reply_text,
     session_key,
+    streaming_text,
 )
 from chatd.core.n8n_chat_stream import ReplyLines
 from chatd.core.responses import wire
 from chatd.db.n8n_chat import WidgetSession, WidgetSessionStore
-from chatd.errors import NotFound, RateLimited, Unauthorized, UnsupportedMediaType
+from chatd.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from chatd.http.body import client_ip
 from chatd.http.n8n_chat_body import ReplyBody
 from chatd.http.openapi import Doc, documented
+from chatd.http.routes_files import MULTIPART_OVERHEAD
 from chatd.http.services import Services
 from chatd.realtime.admission import Admission
 from chatd.realtime.hub import Closing, SlowConsumer
 from chatd.realtime.stream import SessionStream
+from chatd.settings import Settings
 
 PATH = "/api/n8n-chat"
 IDENTITY_HEADER = "X-Chatd-Identity"  # an identityToken the shop's back end signed (a JWT)
@@ -82,21 +94,47 @@ def n8n_chat_routes(services: Services) -> Blueprint:
     async def post() -> Response | dict[str, Any]:
         enabled()
         if request.mimetype == "application/json":
-            raw = await request.get_data(as_text=False)  # 413 past server.max_body_bytes
-            assert isinstance(raw, bytes)
+            raw = await _json_bytes(settings.server.max_body_bytes)
             return await answer(parse_body(parse_json(raw), services.limits))
         if request.mimetype == "multipart/form-data":
-            form, files = await request.form, await request.files
-            if files:
-                raise UnsupportedMediaType(
-                    "file uploads are not supported by this chatd's /api/n8n-chat",
-                    code="files_unsupported",
-                    field="files",
-                )
-            return await answer(parse_body(form_fields(form), services.limits))
+            return await form()
         raise UnsupportedMediaType(
             f"send application/json or multipart/form-data (got {request.mimetype or 'none'!r})"
         )
+
+    async def form() -> Response | dict[str, Any]:
+        """The widget's form (allowFileUploads): its files become attachments of the session,
+        sent with the message as POST /api/chat/send sends them; refused, they are deleted."""
+        boundary = request.mimetype_params.get("boundary")
+        if not boundary:
+            raise BadRequest("multipart/form-data needs a boundary", code="invalid_form")
+        declared = request.content_length
+        if declared is not None and declared > form_limit(settings):
+            raise PayloadTooLarge(
+                f"the form is larger than {form_limit(settings):,} bytes", code="form_too_large"
+            )
+
+        async def open_for_files(fields: Mapping[str, str]) -> str:
+            widget = parse_body(form_fields(fields), services.limits, with_files=True)
+            session = await open_session(session_key(widget.session_id), widget)
+            structlog.contextvars.bind_contextvars(session_id=session.id)
+            return session.id
+
+        received = await services.attachments.receive_form(
+            request.body,
+            boundary.encode("latin-1", errors="replace"),
+            open_for_files,
+            fields_bytes=settings.server.max_body_bytes,
+        )
+        files = tuple(f.id for f in received.files)
+        try:
+            widget = parse_body(
+                form_fields(received.fields), services.limits, with_files=bool(files)
+            )
+            return await answer(widget, files)
+        except BaseException:
+            await services.attachments.discard_unsent(files)  # the message was not stored
+            raise
 
     @bp.get(PATH)
     @documented(_doc("n8n's chat widget with webhookConfig.method 'GET'", query=N8nChatQuery))
@@ -112,14 +150,16 @@ def n8n_chat_routes(services: Services) -> Blueprint:
                 code="n8n_chat_disabled",
             )
 
-    async def answer(widget: WidgetRequest) -> Response | dict[str, Any]:
+    async def answer(
+        widget: WidgetRequest, files: tuple[str, ...] = ()
+    ) -> Response | dict[str, Any]:
         key = session_key(widget.session_id)
         if widget.action == "loadPreviousSession":
             return wire(await history(key))
         assert widget.chat_input is not None  # checked for sendMessage
         session = await open_session(key, widget)
         structlog.contextvars.bind_contextvars(session_id=session.id)
-        message = NewMessage(widget.chat_input, "text", widget.metadata, None)
+        message = NewMessage(widget.chat_input, "text", widget.metadata, None, files)
         # The wait for the reply is a live connection of the address: admitted before the
         # message is stored, so a refusal (429) stores nothing.
         admission = await services.live_connections.admit(client_ip(settings.server.proxy_trust))
@@ -133,7 +173,7 @@ def n8n_chat_routes(services: Services) -> Blueprint:
             return streamed(session.id, stored, admission)  # started with the response
         admission.start()
         try:
-            reply = await wait_for_reply(session.id, stored.seq)
+            reply = await wait_for_reply(session.id, stored)
         finally:
             admission.release()
         text = settings.n8n_chat.timeout_reply if reply is None else reply_of(reply)
@@ -165,8 +205,17 @@ def n8n_chat_routes(services: Services) -> Blueprint:
         session = await store.find(key)
         if session is None:  # a widget's fresh UUID: nothing to show, nothing created
             return N8nChatAnswer(data=[])
+        # The replies streaming now, seen before the read: one stored in between is in the read.
+        streaming = [s.view() for s in services.hub.streams.of_session(session.id)]
         messages = await services.messages.recent(session.id, limit=HISTORY)
-        return N8nChatAnswer(data=[history_entry(m.sender_type, reply_of(m)) for m in messages])
+        data = [history_entry(m.sender_type, reply_of(m)) for m in messages]
+        stored = {m.id for m in messages}
+        data += [
+            history_entry("bot", streaming_text(s["text"]))
+            for s in streaming
+            if s["messageId"] not in stored
+        ]
+        return N8nChatAnswer(data=data)
 
     async def open_session(key: bytes, widget: WidgetRequest) -> WidgetSession:
         identity = prove_identity(
@@ -187,9 +236,10 @@ def n8n_chat_routes(services: Services) -> Blueprint:
         check_identity(session, identity)
         return session
 
-    async def wait_for_reply(session_id: str, after_seq: int) -> Message | None:
-        """The first reply stored after the shopper's message (seq `after_seq`), or None when
+    async def wait_for_reply(session_id: str, sent: Message) -> Message | None:
+        """The first reply to the shopper's message `sent` stored after it, or None when
         n8n_chat.reply_timeout_seconds pass first."""
+        after_seq = sent.seq
         stream = session_stream(session_id, after_seq)
         with stream, trio.move_on_after(settings.n8n_chat.reply_timeout_seconds):
             while True:
@@ -199,10 +249,10 @@ def n8n_chat_routes(services: Services) -> Blueprint:
                     found = await services.messages.after_seq(
                         session_id, after_seq, limit=settings.websocket.send_buffer
                     )
-                    return first_reply(found)
+                    return first_reply(found, sent.id)
                 except Closing:
                     return None
-                reply = first_reply([e.message for e in events if e.message is not None])
+                reply = first_reply([e.message for e in events if e.message is not None], sent.id)
                 if reply is not None:
                     return reply
         return None
@@ -210,13 +260,34 @@ def n8n_chat_routes(services: Services) -> Blueprint:
     return bp
 
 
-def first_reply(messages: list[Message]) -> Message | None:
-    """The bot's (or chatd's fallback) answer; a second tab's shopper message is not one."""
-    return next((m for m in messages if m.sender_type != "user"), None)
+async def _json_bytes(limit: int) -> bytes:
+    """The JSON body, up to `limit` bytes (server.max_body_bytes): the path's streamed body
+    may be as large as a form with files (form_limit), a JSON body may not."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit:,} bytes")
+    raw = bytearray()
+    async for chunk in request.body:
+        raw += chunk
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"the body is larger than {limit:,} bytes")
+    return bytes(raw)
+
+
+def form_limit(settings: Settings) -> int:
+    """The whole multipart body of a sendMessage: its fields, and its files when allowed."""
+    files = settings.attachments
+    room = files.max_files_per_message * files.max_file_bytes if files.enabled else 0
+    return settings.server.max_body_bytes + room + MULTIPART_OVERHEAD
+
+
+def first_reply(messages: list[Message], sent_id: str) -> Message | None:
+    """The answer to `sent_id` (core/n8n_chat.answers): not a second tab's shopper message,
+    nor the reply to another request's message sent at the same moment."""
+    return next((m for m in messages if answers(m, sent_id)), None)
 
 
 def reply_of(message: Message) -> str:
-    return reply_text(message.content, message.metadata)
+    return reply_text(message.content, message.metadata, message.attachments)
 
 
 def check_identity(session: WidgetSession, identity: Identity) -> None:

@@ -52,6 +52,12 @@ RETURNING a.id, a.created_at
 -- name: delete_attachment
 DELETE FROM chat_attachments WHERE id = %(id)s
 
+-- name: delete_unsent_attachments
+-- Files a form stored for a message that was then refused: only those no message has taken
+-- (one that did commit keeps its files); the ids deleted, so their bytes go too.
+DELETE FROM chat_attachments WHERE id = ANY(%(ids)s) AND message_id IS NULL
+RETURNING id
+
 -- name: attachment_for_download
 SELECT id, storage, chunk_bytes, name, type, kind, size, sha256, thumb_type, thumb_size
   FROM chat_attachments

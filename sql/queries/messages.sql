@@ -123,7 +123,7 @@ SELECT id, session_id, sender_type, content, message_type, metadata, status, seq
 -- Page `offset / limit + 1` counted from the newest, returned oldest first.
 SELECT * FROM (
     SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at,
-           attachments
+           attachments, reply_to
       FROM chat_messages
      WHERE session_id = %(session_id)s
      ORDER BY seq DESC
@@ -132,7 +132,7 @@ SELECT * FROM (
 
 -- name: messages_after_seq
 SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at,
-       attachments
+       attachments, reply_to
   FROM chat_messages
  WHERE session_id = %(session_id)s AND seq > %(after_seq)s
  ORDER BY seq
@@ -142,7 +142,7 @@ SELECT id, session_id, sender_type, content, message_type, metadata, status, seq
 -- The re-read of many feeds at once (after lost notifications): up to `limit` messages after
 -- each session's seq, in one round trip however many sessions have clients here.
 SELECT m.id, m.session_id, m.sender_type, m.content, m.message_type, m.metadata, m.status, m.seq,
-       m.created_at, m.attachments
+       m.created_at, m.attachments, m.reply_to
   FROM unnest(%(session_ids)s::text[], %(after_seqs)s::bigint[]) AS f(session_id, after_seq),
        LATERAL (SELECT * FROM chat_messages c
                  WHERE c.session_id = f.session_id AND c.seq > f.after_seq
@@ -153,7 +153,7 @@ SELECT m.id, m.session_id, m.sender_type, m.content, m.message_type, m.metadata,
 -- name: messages_by_ids
 -- The messages a batch of new_message notifications names (the fan-out reads each once).
 SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at,
-       attachments
+       attachments, reply_to
   FROM chat_messages
  WHERE id = ANY(%(ids)s)
 

@@ -150,7 +150,8 @@ WITH job AS (
     SELECT %(message_id)s, s.id, %(sender_type)s, %(content)s, %(message_type)s, %(metadata)s,
            'delivered', s.last_seq, %(reply_to)s, %(reply_key)s
       FROM s
- RETURNING id, session_id, sender_type, content, message_type, metadata, status, seq, created_at
+ RETURNING id, session_id, sender_type, content, message_type, metadata, status, seq, created_at,
+           reply_to
 ), answered AS (
     UPDATE chat_messages u
        SET status = %(reply_status)s, updated_at = now(),
@@ -205,7 +206,8 @@ WITH job AS (
            %(reply_to)s, part.reply_key
       FROM part, s
      ORDER BY part.n
- RETURNING id, session_id, sender_type, content, message_type, metadata, status, seq, created_at
+ RETURNING id, session_id, sender_type, content, message_type, metadata, status, seq, created_at,
+           reply_to
 ), answered AS (
     UPDATE chat_messages u
        SET status = 'delivered', updated_at = now(), webhook_attempts = job.attempts
@@ -227,7 +229,8 @@ UPDATE chat_webhook_queue
 RETURNING id
 
 -- name: reply_by_key
-SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at
+SELECT id, session_id, sender_type, content, message_type, metadata, status, seq, created_at,
+       reply_to
   FROM chat_messages
  WHERE session_id = %(session_id)s AND reply_key = %(reply_key)s
 
