@@ -204,7 +204,8 @@ def reply_text(
 def streaming_text(text_so_far: str) -> str:
     """A reply still streaming, as loadPreviousSession shows it: the text so far, marked as
     unfinished (the widget does not ask again; the whole reply is there at the next load)."""
-    return f"{text_so_far} {STILL_STREAMING}" if text_so_far else STILL_STREAMING
+    text = text_so_far.rstrip()
+    return f"{text} {STILL_STREAMING}" if text else STILL_STREAMING
 
 
 def _attachment(attachment: Mapping[str, Any]) -> str:

@@ -18,7 +18,7 @@ import trio
 
 from tests.chat import new_session, send, table_counts
 from tests.integration.test_delivery import Pipeline, open_pipeline
-from tests.sink import Hold, Reply, Status, Stream, Wait, chunk
+from tests.sink import Hold, Received, Reply, Status, Stream, Wait, chunk
 
 IDENTITY_SECRET = "i" * 32
 PATH = "/api/n8n-chat"
@@ -384,3 +384,65 @@ async def test_disabled_endpoint_is_404(chatd: Any) -> None:
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "n8n_chat_disabled"
     assert got.status_code == 404
+
+
+def echo(received: Received) -> Reply:
+    """n8n answering each message by name, slowly enough for both sends to be stored first."""
+    return Reply(f"re: {received.json['message']['content']}", delay=0.5)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_two_sends_at_once_in_one_session_each_get_their_own_reply(
+    pipe: Pipeline, streaming: bool
+) -> None:
+    widget = str(uuid.uuid4())
+    assert (await post(pipe, send_body(widget, "hello"))).status_code == 200  # the session
+    pipe.sink.behave(echo)
+    headers = {"Accept": "text/plain"} if streaming else {}
+    answers: dict[str, str] = {}
+
+    async def one(text: str) -> None:
+        response = await post(pipe, send_body(widget, text), headers=headers)
+        assert response.status_code == 200, response.text
+        if streaming:
+            lines = [json.loads(line) for line in response.text.split("\n") if line]
+            answers[text] = "".join(line.get("content", "") for line in lines)
+        else:
+            answers[text] = response.json()["output"]
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(one, "apples")
+        nursery.start_soon(one, "pears")
+    assert answers == {"apples": "re: apples", "pears": "re: pears"}
+    # Both were waiting when the first reply was stored: the second did not take it.
+    seqs = {r.json["message"]["content"]: r.json["seq"] for r in pipe.sink.requests[1:]}
+    assert sorted(seqs.values()) == [3, 4]
+
+
+async def test_history_shows_a_reply_still_streaming_as_its_text_so_far(pipe: Pipeline) -> None:
+    pipe.sink.behave(
+        Stream(
+            [
+                chunk("begin"),
+                chunk("item", content="Your order "),
+                chunk("item", content="ships "),
+                Wait(),
+                chunk("item", content="today."),
+                chunk("end"),
+            ]
+        )
+    )
+    widget = str(uuid.uuid4())
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(post, pipe, send_body(widget, "where is it?"))
+        with trio.fail_after(10):
+            while [d["kwargs"]["content"] for d in await history(pipe, widget)] != [
+                "where is it?",
+                "Your order ships …",  # marked unfinished: the widget will not ask again
+            ]:
+                await trio.sleep(0.05)
+        data = await history(pipe, widget)
+        assert [d["id"][-1] for d in data] == ["HumanMessage", "AIMessage"]
+        pipe.sink.release()
+    data = await history(pipe, widget)
+    assert [d["kwargs"]["content"] for d in data] == ["where is it?", "Your order ships today."]

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
+from chatd.core.attachments import MessageFile
 from chatd.core.messages import Message, MessageStatus
 from chatd.core.n8n_chat import (
     MAX_QUERY_BYTES,
+    answers,
     history_entry,
     parse_body,
     parse_query_args,
     reply_text,
     session_key,
     stream_line,
+    streaming_text,
 )
 from chatd.core.n8n_chat_stream import ReplyLines
 from chatd.core.tokens import token_hash
@@ -199,3 +203,44 @@ def test_time_out_closes_the_open_run_and_adds_the_note() -> None:
         ("end", 1, None),
     ]
     assert reply.done
+
+
+def test_a_request_takes_the_reply_to_its_own_message_or_to_none() -> None:
+    mine = replace(stored("b1", "re: apples"), reply_to="u1")
+    theirs = replace(stored("b2", "re: pears"), reply_to="u2")
+    agent = replace(stored("a1", "Hi, Ann here", "agent"), reply_to=None)
+    assert answers(mine, "u1")
+    assert not answers(theirs, "u1")
+    assert answers(agent, "u1")  # answers nobody in particular: any request may show it
+    assert not answers(replace(stored("u2", "pears", "user"), reply_to=None), "u1")
+    reply = ReplyLines("u1")
+    assert reply.on_event({"type": "new_message"}, theirs) == b""
+    assert not reply.done
+    assert lines(reply.on_event({"type": "new_message"}, mine))[1] == ("item", 0, "re: apples")
+
+
+def test_a_shoppers_files_and_a_reply_still_streaming_in_history() -> None:
+    photo = MessageFile(
+        "f1", "dent (1).jpg", "image/jpeg", 10, "image", 4, 3, "https://c/f/1?sig=a", None
+    )
+    bill = MessageFile(
+        "f2", "bill.pdf", "application/pdf", 9, "file", None, None, "http://c/f/2", None
+    )
+    assert reply_text("look", None, [photo, bill]) == (
+        "look\n\n- ![dent \\(1\\).jpg](https://c/f/1?sig=a)\n- [bill.pdf](http://c/f/2)"
+    )
+    assert reply_text("", None, [bill]) == "- [bill.pdf](http://c/f/2)"  # files alone
+    assert streaming_text("Your order ships ") == "Your order ships …"
+    assert streaming_text("") == "…"
+
+
+def test_files_let_chat_input_be_empty_but_only_with_send_message() -> None:
+    send = {"action": "sendMessage", "sessionId": UUID}
+    assert parse_body({**send, "chatInput": ""}, LIMITS, with_files=True).chat_input == ""
+    assert parse_body(send, LIMITS, with_files=True).chat_input == ""
+    with pytest.raises(BadRequest) as empty:
+        parse_body({**send, "chatInput": ""}, LIMITS)
+    assert empty.value.code == "empty_content"
+    with pytest.raises(BadRequest) as load:
+        parse_body({"action": "loadPreviousSession", "sessionId": UUID}, LIMITS, with_files=True)
+    assert (load.value.code, load.value.field) == ("invalid_form", "files")
