@@ -13,11 +13,13 @@ import mimetypes
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 from playwright.sync_api import BrowserContext, Page, Route, expect
 
 from tests.browser import BrowserThread, n8n_chat_dist
+from tests.files import jpeg_with_location
 from tests.integration.test_delivery import Pipeline, open_pipeline
 from tests.sink import Reply, Status, Stream, Wait, chunk
 
@@ -227,5 +229,50 @@ async def test_streamed_reply_grows_in_the_widget_before_it_ends(
     assert await rows(shop) == [
         ("user", "When does it ship?", "delivered"),
         ("bot", "Your order ships today.", "delivered"),
+    ]
+    await browser.run(ctx.close)
+
+
+async def test_a_file_attached_in_the_widget_reaches_n8n_and_the_reply_is_shown(
+    browser: BrowserThread, shop: Pipeline
+) -> None:
+    shop.sink.behave(Reply("I can see the dent, sorry! A new one ships **today**."))
+    photo = jpeg_with_location(320, 200)
+    ctx, page = await open_shop(browser, shop.chatd.url, allowFileUploads=True)
+
+    def attach_and_send() -> str | None:
+        open_chat(page)
+        with page.expect_file_chooser() as chooser:
+            page.locator('[data-test-id="chat-attach-file-button"]').click()
+        chooser.value.set_files(
+            files=[{"name": "dent.jpg", "mimeType": "image/jpeg", "buffer": photo}]
+        )
+        expect(page.locator('[data-test-id="chat-file"]')).to_contain_text("dent.jpg")
+        say(page, "The parcel arrived dented")
+        expect(page.locator(BOT).last).to_contain_text("I can see the dent")
+        expect(page.locator(USER).last).to_contain_text("dent.jpg")  # the widget's own chip
+        page.screenshot(path=str(SCREENSHOTS / "n8n-chat-widget-file.png"))
+        page.reload()
+        open_chat(page)  # the previous session: the file as a link in the shopper's message
+        expect(page.locator(f"{USER} a").last).to_have_text("dent.jpg")
+        page.screenshot(path=str(SCREENSHOTS / "n8n-chat-widget-file-reloaded.png"))
+        return page.locator(f"{USER} a").last.get_attribute("href")
+
+    link = await browser.run(attach_and_send)
+    assert page.errors == []  # type: ignore[attr-defined]
+    (request,) = shop.sink.requests
+    assert request.json["message"]["content"] == "The parcel arrived dented"
+    (sent,) = request.json["message"]["attachments"]
+    assert (sent["name"], sent["type"], sent["kind"]) == ("dent.jpg", "image/jpeg", "image")
+    async with httpx.AsyncClient(timeout=10) as n8n:  # the URL works for n8n
+        fetched = await n8n.get(sent["url"])
+        assert link is not None
+        linked = await n8n.get(link)  # the history's link, signed when the history was read
+    assert fetched.status_code == 200
+    assert fetched.headers["content-type"] == "image/jpeg"
+    assert linked.content == fetched.content
+    assert await rows(shop) == [
+        ("user", "The parcel arrived dented", "delivered"),
+        ("bot", "I can see the dent, sorry! A new one ships **today**.", "delivered"),
     ]
     await browser.run(ctx.close)
