@@ -53,6 +53,24 @@ class N8nChatRequest(BaseModel):
     metadata: dict[str, Any] | None = None
 
 
+class N8nChatFormBody(BaseModel):
+    """The same as a multipart/form-data form, as the widget sends it with allowFileUploads:
+    the fields first, then a part named `files` per file. Read as a stream by
+    chatd/files/n8n_chat_form.py; this model describes it for the document."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    action: Literal["sendMessage"]
+    sessionId: Annotated[str, Field(max_length=36, json_schema_extra={"pattern": ID_PATTERN})]
+    chatInput: Annotated[str, Field(description="may be empty when files come with it")] | None = (
+        None
+    )
+    metadata: str | None = Field(None, description="JSON text of an object")
+    files: list[Annotated[bytes, Field(json_schema_extra={"format": "binary"})]] = Field(
+        default_factory=list,
+        description="at most attachments.max_files_per_message, each stored as an attachment",
+    )
+
+
 class N8nChatQuery(BaseModel):
     """The same fields as a GET's query (webhookConfig.method 'GET')."""
 

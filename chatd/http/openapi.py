@@ -127,6 +127,7 @@ class Doc:
     description: str = ""
     status: int = 200  # of the success answer
     body_media: str = "application/json"  # how `body` is sent (multipart/form-data: a form)
+    form: type[BaseModel] | None = None  # the body may be this multipart/form-data form instead
 
 
 def documented(doc: Doc) -> Callable[[F], F]:
@@ -185,7 +186,7 @@ def _schemas(
 ) -> tuple[dict[tuple[type[BaseModel], JsonSchemaMode], Any], dict[str, Any]]:
     wanted: set[tuple[type[BaseModel], JsonSchemaMode]] = {(ErrorBody, "serialization")}
     for doc in docs:
-        wanted |= {(m, "validation") for m in (doc.body, doc.query) if m is not None}
+        wanted |= {(m, "validation") for m in (doc.body, doc.query, doc.form) if m is not None}
         for answer in (doc.answer, *doc.also.values()):
             if isinstance(answer, type):
                 wanted.add((answer, "serialization"))
@@ -222,10 +223,10 @@ def _operation(
         operation["parameters"] = parameters
     if doc.body is not None:
         schema = refs[(doc.body, "validation")]
-        operation["requestBody"] = {
-            "required": True,
-            "content": {doc.body_media: {"schema": schema}},
-        }
+        content = {doc.body_media: {"schema": schema}}
+        if doc.form is not None:
+            content["multipart/form-data"] = {"schema": refs[(doc.form, "validation")]}
+        operation["requestBody"] = {"required": True, "content": content}
     operation["security"] = _SECURITY[doc.auth] if doc.auth else []
     operation["responses"] = _responses(rule, doc, refs)
     return operation

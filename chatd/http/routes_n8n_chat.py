@@ -17,6 +17,7 @@ from chatd.core.jsonbody import parse_json
 from chatd.core.messages import Message, NewMessage
 from chatd.core.n8n_chat import (
     N8nChatAnswer,
+    N8nChatFormBody,
     N8nChatQuery,
     N8nChatRequest,
     WidgetRequest,
@@ -59,6 +60,9 @@ _DESCRIPTION = (
     " stored (the fallback text if n8n failed), or n8n_chat.timeout_reply past"
     " n8n_chat.reply_timeout_seconds; with `Accept: text/plain` (the widget's enableStreaming) it"
     f" answers NDJSON begin/item/end lines instead. {IDENTITY_HEADER}: an identityToken (JWT)."
+    " As multipart/form-data (allowFileUploads), each `files` part is stored as an attachment of"
+    " the session and sent with the message; a refused file or form (413 form_too_large,"
+    " file_too_large; 415 file_type_not_allowed; 400 too_many_files, invalid_form) keeps none."
 )
 
 
@@ -74,6 +78,7 @@ def _doc(
         N8nChatAnswer,
         body=body,
         query=query,
+        form=N8nChatFormBody if body is not None else None,
         headers={IDENTITY_HEADER: "an identityToken (HS256 JWT) the shop's back end signed"},
         media=(STREAM_MIMETYPE,),
         description=_DESCRIPTION,

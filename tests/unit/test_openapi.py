@@ -111,6 +111,12 @@ def test_every_reference_resolves_and_bodies_come_from_the_models() -> None:
     assert set(send["responses"]) == {"200", "4XX", "503"}
     error = schemas["ErrorDetail"]
     assert set(error["required"]) == {"code", "message"}
+    n8n_chat = document["paths"]["/api/n8n-chat"]["post"]["requestBody"]["content"]
+    assert n8n_chat["multipart/form-data"]["schema"] == {
+        "$ref": "#/components/schemas/N8nChatFormBody"
+    }  # @n8n/chat's allowFileUploads form
+    files = schemas["N8nChatFormBody"]["properties"]["files"]
+    assert files["items"] == {"format": "binary", "type": "string"}
 
 
 def test_admin_operations_need_the_admin_token_and_open_ones_none() -> None:
