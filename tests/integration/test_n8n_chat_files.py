@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ import trio
 
 from tests.chat import table_counts
 from tests.files import PDF, attachment_counts, jpeg_with_location
+from tests.integration.test_attachment_storage import files_in
 from tests.integration.test_delivery import Pipeline, open_pipeline
 from tests.integration.test_n8n_chat import PATH, history
 from tests.sink import Reply
@@ -218,4 +220,31 @@ async def test_without_attachments_files_are_refused(
         "files",
     )
     assert await stored(pipe) == before
+    pipe.chatd.stop.set()
+
+
+async def test_files_in_a_directory_and_a_refusal_leaves_none_there(
+    nursery: trio.Nursery, database_url: str, tmp_path: Path
+) -> None:
+    directory = tmp_path / "files"
+    pipe = await open_pipeline(
+        nursery,
+        database_url,
+        n8n_chat={"enabled": True},
+        attachments={"storage": "disk", "directory": str(directory)},
+    )
+    pipe.sink.behave(Reply("ok"))
+    pdf = ("invoice.pdf", PDF, "application/pdf")
+    refused = await post_form(
+        pipe, widget_form(str(uuid.uuid4()), "hi", pdf, ("b.pdf", EXE, "application/pdf"))
+    )
+    assert refused.status_code == 415
+    assert files_in(directory) == []  # the first file was written, then deleted
+    sent = await post_form(pipe, widget_form(str(uuid.uuid4()), "hi", pdf))
+    assert sent.status_code == 200, sent.text
+    (on_disk,) = files_in(directory)
+    assert on_disk.read_bytes() == PDF
+    (entry,) = pipe.sink.requests[0].json["message"]["attachments"]
+    async with httpx.AsyncClient(timeout=10) as n8n:
+        assert (await n8n.get(entry["url"])).content == PDF
     pipe.chatd.stop.set()
