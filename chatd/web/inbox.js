@@ -208,7 +208,8 @@
     const user = m.senderType === "user";
     const name = m.senderType === "agent" ? (m.metadata && m.metadata.agentName) || "Agent"
       : user ? "Shopper" : m.senderType === "system" ? "" : "Bot";
-    const body = user ? el("div", { class: "text", text: m.content })
+    const body = !m.content && m.attachments && m.attachments.length ? null // files alone: no empty bubble
+      : user ? el("div", { class: "text", text: m.content })
       : el("div", { class: "text md" }, chatdMarkdown.render(String(m.content)));
     const item = el("li", { class: `message ${m.senderType}`, "data-testid": `message-${m.senderType}`, "data-seq": String(m.seq),
       "data-at": m.createdAt }, name ? el("span", { class: "from", text: name }) : null, body, ...files(m));
@@ -274,6 +275,8 @@
     $("send").textContent = noting ? "Add note" : "Send";
     for (const b of document.querySelectorAll("[data-mode]")) b.setAttribute("aria-pressed", String(b.dataset.mode === mode));
   }
+
+  $("audit").parentElement.addEventListener("toggle", (e) => { if (e.target.open && openId) refresh(openId); });
 
   for (const b of document.querySelectorAll("[data-mode]")) {
     b.addEventListener("click", () => { mode = b.dataset.mode; renderConversation(); $("reply").focus(); });
@@ -351,7 +354,8 @@
     else if (m.senderType === "user") unread.set(id, (unread.get(id) || 0) + 1);
     // A change of who answers, or the end of the chat (also the shopper's, or the admin page's).
     const changed = m.metadata && (m.metadata.conversation || m.metadata.event === "session_closed");
-    if (!known || changed || m.senderType === "bot") { refresh(id); return; }
+    const audited = id === openId && m.senderType === "agent"; // a reply is in the audit trail
+    if (!known || changed || audited || m.senderType === "bot") { refresh(id); return; }
     known.lastContent = m.content;
     known.lastSender = m.senderType;
     known.updatedAt = m.createdAt;

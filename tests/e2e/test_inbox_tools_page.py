@@ -14,6 +14,8 @@ from playwright.sync_api import Page, expect
 
 from chatd.core.staff import Role
 from tests.browser import BrowserThread
+from tests.e2e.test_admin_page import TOKEN, open_admin
+from tests.e2e.test_admin_page import sign_in as admin_sign_in
 from tests.e2e.test_inbox_page import sign_in
 from tests.e2e.test_widget import DESKTOP, MOBILE, SCREENSHOTS, SHOP, open_shop, open_widget, say
 from tests.files import png
@@ -33,6 +35,7 @@ async def shop(nursery: trio.Nursery, database_url: str) -> AsyncIterator[Pipeli
         database_url,
         websocket={"allowed_origins": SHOP, "heartbeat_interval_seconds": 2},
         chat={"rate_limit_max": 100},
+        admin={"token": TOKEN},
     )
     pipe.sink.behave(Reply("The bot answers."))
     yield pipe
@@ -52,7 +55,8 @@ def add_canned(agent: Page) -> None:
     expect(agent.get_by_test_id("canned-row")).to_have_count(1)
     expect(agent.get_by_test_id("canned-row")).to_contain_text("/refund")
     agent.screenshot(path=str(SCREENSHOTS / "inbox-canned-editor.png"))
-    agent.get_by_role("button", name="Close", exact=True).first.click()
+    agent.get_by_test_id("canned-done").click()
+    expect(agent.get_by_test_id("canned-admin")).to_be_hidden()
 
 
 def write_note(agent: Page) -> None:
@@ -145,3 +149,21 @@ async def test_notes_canned_responses_and_files(browser: BrowserThread, shop: Pi
     errors = agent.errors  # type: ignore[attr-defined]
     # The first GET /api/staff/me (not signed in yet), the refused capital shortcut (400).
     assert [e for e in errors if "status of 401" not in e and "status of 400" not in e] == []
+
+    # The admin page's transcript: the audit trail as lines of their own, in time order.
+    ctx, admin, _ = await open_admin(browser, shop.chatd.url)
+
+    def transcript() -> None:
+        admin_sign_in(admin, TOKEN)
+        admin.get_by_test_id("session-row").first.get_by_role("button").click()
+        shown = admin.get_by_test_id("transcript")
+        expect(shown).to_contain_text("Refunds take 5 days.")
+        lines = shown.get_by_test_id("audit-line")
+        expect(lines).to_have_count(3)
+        expect(lines.first).to_contain_text("Anna took the conversation over")
+        expect(shown.locator("li.agent .who").first).to_have_text("Anna")
+        assert "VIP" not in shown.inner_text()  # notes stay in the inbox
+        shown.screenshot(path=str(SCREENSHOTS / "admin-transcript-audit.png"))
+
+    await browser.run(transcript)
+    await browser.run(ctx.close)
