@@ -55,6 +55,7 @@ from chatd.db.conversations import ConversationStore
 from chatd.db.limits import LimitStore
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore, QueueTarget
+from chatd.db.notes import CannedStore, NoteStore
 from chatd.db.owner import Owner
 from chatd.db.pool import Pool, open_pool
 from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
@@ -138,7 +139,7 @@ def build_services(settings: Settings, pool: Pool) -> Services:
     )
     queue = QueueStore(pool)
     conversations = ConversationStore(pool, messages.target)
-    takeover = TakeoverStore(pool)
+    takeover = TakeoverStore(pool, attachments.links)
     actor_config = SessionActorConfig(settings.actors.idle_timeout_seconds)
     hub = Hub(stream_ttl=settings.n8n.stream_max_seconds + STREAM_TTL_MARGIN)
     tally = SessionTally()
@@ -178,6 +179,8 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         actors=SessionClient(registry),
         agents=AgentStore(pool),
         takeover=takeover,
+        notes=NoteStore(pool),
+        canned=CannedStore(pool),
         session_creation=AddressLimit(
             limits,
             "session_create",
@@ -216,7 +219,9 @@ async def run_services(
     notifier = notifier or Notifier(None)
     settings = services.settings
     relay = StreamRelay(services.hub, services.messages, services.process_tag)
-    router = EventRouter(services.hub, services.messages, own_prefix=relay.prefix)
+    router = EventRouter(
+        services.hub, services.messages, own_prefix=relay.prefix, notes=services.notes
+    )
     # An empty webhook_url is the built-in demo bot on our own port: local, so no proxy.
     to_n8n = open_senders(
         sender_config(settings), settings.n8n.webhook_url, settings.queue.concurrency

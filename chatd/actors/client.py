@@ -60,11 +60,13 @@ class SessionClient:
 
         return await self._registry.call(session_id, command)
 
-    async def agent_send(self, session_id: str, agent: Agent, content: str) -> Message:
-        """Store the holding agent's reply and push it to the shopper."""
+    async def agent_send(
+        self, session_id: str, agent: Agent, content: str, attachments: tuple[str, ...] = ()
+    ) -> Message:
+        """Store the holding agent's reply (with its files) and push it to the shopper."""
 
         def command(reply: Reply[Message]) -> AgentSend:
-            return AgentSend(agent, content, reply)
+            return AgentSend(agent, content, reply, attachments)
 
         return await self._registry.call(session_id, command)
 

@@ -69,6 +69,7 @@ class AgentSend:
     agent: Agent
     content: str
     reply: Reply[Message]
+    attachments: tuple[str, ...] = ()  # the agent's uploads into this session, in order
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,7 @@ class SessionActor:
 
     async def _on_agent_send(self, command: AgentSend) -> Message:
         message = await self._takeover.agent_message(
-            self.session_id, command.agent, command.content
+            self.session_id, command.agent, command.content, command.attachments
         )
         self._hub.publish_message(message)
         log.info("agent_message_stored", message_id=message.id, seq=message.seq)

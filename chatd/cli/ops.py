@@ -164,14 +164,14 @@ async def _export(args: argparse.Namespace, pool: Pool, language: str) -> int:
 
 
 def _jsonl(t: Transcript) -> str:
-    body = transcript_json(t.session, t.messages)
+    body = transcript_json(t.session, t.messages, audit=t.audit)
     # The export reads no ratings: no "rating": null that would read as "not rated".
     body.pop("rating", None)
     return json.dumps(body, ensure_ascii=False) + "\n"
 
 
 def _text(t: Transcript) -> str:
-    return transcript_text(t.session, t.messages) + "\n"
+    return transcript_text(t.session, t.messages, audit=t.audit) + "\n"
 
 
 @asynccontextmanager

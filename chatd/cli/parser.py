@@ -88,8 +88,10 @@ another holds the lock, this one waits for it (up to --wait seconds), then exits
 """
 
 EXPORT_DESCRIPTION = """\
-Print one JSON line per session, oldest first: {"session": {...}, "messages": [...]}, the shapes
-of the HTTP API (never the session token or its hash). A session is included when its lifetime
+Print one JSON line per session, oldest first: {"session": {...}, "messages": [...], "audit":
+[...]}, the shapes of the HTTP API (never the session token or its hash); "audit" is who asked
+for a person, took, replied, transferred, handed back and closed, and when ([audit] lines in
+--format text). Staff's internal notes are never exported. A session is included when its lifetime
 (created to last updated) overlaps [--since, --until). WHEN is a date (2026-11-01, midnight UTC),
 a date and time (2026-11-01T10:00:00Z; without a zone, UTC) or a duration back from now (7d,
 12h, 30m). --tag, --rating, --query, --user-id and --email narrow it further (all must

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatd.core.csat import RatingOut
+from chatd.core.inbox_wire import AuditOut
 from chatd.core.responses import Count, IdText, MessageOut, Out, SessionStatus, Timestamp
 from chatd.core.tags import TAG_PATTERN
 
@@ -219,3 +220,7 @@ class Transcript(Out):
     session: SessionRecordOut
     messages: list[MessageOut]
     rating: RatingOut | None = Field(default=None, description="the shopper's rating, if any")
+    audit: list[AuditOut] = Field(
+        default_factory=list,
+        description="who asked for a person, took, replied, transferred, handed back, closed",
+    )

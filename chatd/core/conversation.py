@@ -14,11 +14,14 @@ the session takes no more messages, and the widget may ask for a rating.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from chatd.core.csat import ENDED_CONTENT, Ending, ended_metadata
+from chatd.core.inbox_wire import AuditOut
 from chatd.core.staff import Agent
+from chatd.core.wire import iso
 
 
 class ConversationState(StrEnum):
@@ -29,6 +32,26 @@ class ConversationState(StrEnum):
 
 
 OPEN_STATES = (ConversationState.BOT, ConversationState.WAITING, ConversationState.HUMAN)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of a conversation's audit trail (chat_audit): who did what, when."""
+
+    action: str
+    agent_id: str | None  # None: the shopper or the bot (detail may say which)
+    agent_name: str | None
+    detail: dict[str, Any] | None
+    created_at: datetime
+
+    def to_out(self) -> AuditOut:
+        return AuditOut(
+            action=self.action,
+            agentId=self.agent_id,
+            agentName=self.agent_name,
+            detail=self.detail,
+            at=iso(self.created_at),
+        )
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chatd.core.ids import Id
 from chatd.core.responses import IdText, MessageOut, Out, Timestamp
+from chatd.core.wire import AttachmentIds, Content
 
 MAX_INBOX_LIMIT = 200
 MAX_REASON = 200
-
-Text = Annotated[str, Field(min_length=1, json_schema_extra={"pattern": r"\S"})]
 
 
 class _Request(BaseModel):
@@ -27,7 +26,10 @@ class SignInRequest(_Request):
 
 
 class AgentReplyRequest(_Request):
-    content: Text
+    content: Content = ""
+    attachments: AttachmentIds | None = Field(
+        default=None, description="attachmentIds from POST /api/inbox/upload, in order"
+    )
 
 
 class TransferRequest(_Request):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from chatd.core.admin_wire import SessionRecordOut, Transcript
+from chatd.core.conversation import AuditEntry
 from chatd.core.csat import ShopperRating
 from chatd.core.insights_wire import ShopperExport, ShopperSession
 from chatd.core.messages import Message, MessageStatus
@@ -16,6 +17,15 @@ from chatd.core.wire import iso
 
 SPEAKERS = {"user": "Shopper", "bot": "Bot", "system": "System", "agent": "Agent"}
 NOTED = (MessageStatus.PENDING, MessageStatus.FAILED)  # shown beside a message in text
+DONE = {  # an audit entry's action, as a text transcript says it
+    "handoff_requested": "asked for a person",
+    "taken": "took the conversation over",
+    "replied": "replied",
+    "transferred": "passed the conversation to another agent",
+    "handed_back": "handed the conversation back to the bot",
+    "closed": "closed the conversation",
+}
+BY = {"shopper": "The shopper", "bot": "The bot", "staff": "Staff"}  # detail.by, no agent
 
 
 @dataclass(frozen=True)
@@ -52,19 +62,26 @@ class SessionRecord:
 
 
 def transcript_json(
-    session: SessionRecord, messages: Iterable[Message], rating: ShopperRating | None = None
+    session: SessionRecord,
+    messages: Iterable[Message],
+    rating: ShopperRating | None = None,
+    audit: Sequence[AuditEntry] = (),
 ) -> dict[str, Any]:
     return wire(
         Transcript(
             session=session.to_out(),
             messages=[m.to_out() for m in messages],
             rating=rating.to_out() if rating else None,
+            audit=[a.to_out() for a in audit],
         )
     )
 
 
 def transcript_text(
-    session: SessionRecord, messages: Iterable[Message], rating: ShopperRating | None = None
+    session: SessionRecord,
+    messages: Iterable[Message],
+    rating: ShopperRating | None = None,
+    audit: Sequence[AuditEntry] = (),
 ) -> str:
     """One line per message, oldest first, readable in any mail client or ticket system."""
     who = session.user_id or session.guest_email or "guest"
@@ -77,7 +94,10 @@ def transcript_text(
             f"Rated {rating.rating} of 5 at {iso(rating.created_at)}"
             + (f": {comment}" if comment else "")
         )
+    trail = list(audit)  # oldest first; each goes before the first message after it
     for m in messages:
+        while trail and trail[0].created_at < m.created_at:
+            lines.append(audit_line(trail.pop(0)))
         speaker = SPEAKERS.get(m.sender_type, m.sender_type)
         if m.sender_type == "agent" and m.metadata and isinstance(m.metadata.get("agentName"), str):
             speaker = f"{speaker} {m.metadata['agentName']}"
@@ -85,7 +105,18 @@ def transcript_text(
         text = " ".join(m.content.splitlines())  # one message, one line
         lines.append(f"{iso(m.created_at)} {speaker}{note}: {text}")
         lines += [f"  attachment: {ref}" for ref in attachment_refs(m)]
+    lines += [audit_line(entry) for entry in trail]
     return "\n".join(lines) + "\n"
+
+
+def audit_line(entry: AuditEntry) -> str:
+    """One audit entry as a line of its own: `<when> [audit] <who> <did what>`."""
+    detail = entry.detail or {}
+    who = entry.agent_name or BY.get(str(detail.get("by")), "Someone")
+    done = DONE.get(entry.action, entry.action.replace("_", " "))
+    reason = detail.get("reason")
+    why = f" ({' '.join(reason.splitlines())})" if isinstance(reason, str) and reason else ""
+    return f"{iso(entry.created_at)} [audit] {who} {done}{why}"
 
 
 def attachment_refs(message: Message) -> list[str]:

@@ -1,5 +1,6 @@
-"""Bulk export: sessions active in a time range with their messages, page by page, oldest first,
-optionally only those with a tag, a rating, of one shopper, or with a message matching a search.
+"""Bulk export: sessions active in a time range with their messages and audit trails, page by
+page, oldest first, optionally only those with a tag, a rating, of one shopper, or with a
+message matching a search.
 
 Keyset pagination by (created_at, id): each page is one short query for the sessions and one for
 their messages, so memory holds one page whatever the range.
@@ -8,11 +9,12 @@ their messages, so memory holds one page whatever the range.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
 
+from chatd.core.conversation import AuditEntry
 from chatd.core.messages import Message
 from chatd.core.rating_filter import RatingFilter
 from chatd.core.transcript import SessionRecord
@@ -46,6 +48,7 @@ class ExportRange:
 class Transcript:
     session: SessionRecord
     messages: list[Message]  # oldest first
+    audit: list[AuditEntry] = field(default_factory=list)  # who took, replied, ... oldest first
 
 
 async def transcript_pages(
@@ -92,7 +95,12 @@ async def _page(
         ids = [s.id for s in sessions]
         cur = await conn.execute(query("export_messages"), {"session_ids": ids})
         messages = [message_from_row(row) for row in await cur.fetchall()]
+        cur = await conn.execute(query("audit_of_sessions"), {"session_ids": ids})
+        audit_rows = await cur.fetchall()
     by_session: dict[str, list[Message]] = {sid: [] for sid in ids}
     for message in messages:
         by_session[message.session_id].append(message)
-    return [Transcript(s, by_session[s.id]) for s in sessions]
+    audit: dict[str, list[AuditEntry]] = {sid: [] for sid in ids}
+    for row in audit_rows:
+        audit[row.pop("session_id")].append(AuditEntry(**row))
+    return [Transcript(s, by_session[s.id], audit[s.id]) for s in sessions]

@@ -217,6 +217,11 @@ def _attachments_refused(refusal: Mapping[str, Any]) -> bool:
     return bool(refusal["attachments_missing"] or refusal["attachments_taken"])
 
 
+def check_files(refusal: Mapping[str, Any], wanted: tuple[str, ...]) -> None:
+    """An agent's files, refused as a shopper's are (the inbox's replies, chatd/db/takeover.py)."""
+    _check_attachments(refusal, wanted)
+
+
 def _check_attachments(refusal: Mapping[str, Any], wanted: tuple[str, ...]) -> None:
     """404 for a file that is not this session's ready upload (another session's looks the
     same: it is none of this one's business), 409 for one another message has taken."""

@@ -10,11 +10,12 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from chatd.core.conversation import ConversationChange, ConversationState
+from chatd.core.conversation import AuditEntry, ConversationChange, ConversationState
+from chatd.core.file_urls import FileLinks
 from chatd.core.messages import Message
 from chatd.core.staff import Agent
 from chatd.core.tokens import new_id
-from chatd.db.messages import message_from_row
+from chatd.db.messages import check_files, message_from_row
 from chatd.db.pool import Pool
 from chatd.db.queries import query
 from chatd.errors import Conflict, Gone, NotFound
@@ -40,18 +41,10 @@ class InboxRow:
     last_at: datetime | None
 
 
-@dataclass(frozen=True)
-class AuditEntry:
-    action: str
-    agent_id: str | None
-    agent_name: str | None
-    detail: dict[str, Any] | None
-    created_at: datetime
-
-
 class TakeoverStore:
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, links: FileLinks | None = None) -> None:
         self._pool = pool
+        self._links = links  # signs the URLs of an agent's files
 
     async def change(self, session_id: str, change: ConversationChange) -> Message:
         """Apply `change` with its system message; Conflict (who holds it), Gone or NotFound."""
@@ -81,21 +74,30 @@ class TakeoverStore:
             ).fetchone()
         raise refusal(now, change)
 
-    async def agent_message(self, session_id: str, agent: Agent, content: str) -> Message:
+    async def agent_message(
+        self, session_id: str, agent: Agent, content: str, attachments: tuple[str, ...] = ()
+    ) -> Message:
         params = {
             "session_id": session_id,
             "message_id": new_id(),
             "agent_id": agent.id,
             "agent_name": agent.name,
             "content": content,
+            "attachment_ids": list(attachments),
         }
         async with self._pool.connection() as conn:
             row = await (await conn.execute(query("agent_message"), params)).fetchone()
             if row is not None:
-                return message_from_row(row)
+                return message_from_row(row, self._links)
             now = await (
                 await conn.execute(query("conversation_now"), {"session_id": session_id})
             ).fetchone()
+            files = None
+            if attachments:
+                files = await (await conn.execute(query("agent_files_refusal"), params)).fetchone()
+        holding = now is not None and now["live"] and now["agent_id"] == agent.id
+        if holding and files is not None:
+            check_files(files, attachments)
         raise refusal(now, None)
 
     async def inbox(

@@ -14,6 +14,7 @@ from chatd.http.keepalive import KeepConnectionUsable
 from chatd.http.openapi import openapi_routes
 from chatd.http.routes_admin import admin_routes
 from chatd.http.routes_analytics import analytics_routes
+from chatd.http.routes_canned import canned_routes
 from chatd.http.routes_chat import chat_routes
 from chatd.http.routes_csat import csat_routes, staff_close_routes
 from chatd.http.routes_demo_bot import demo_bot_routes
@@ -21,6 +22,7 @@ from chatd.http.routes_events import events_routes
 from chatd.http.routes_files import UPLOAD_PATH, files_routes, upload_limit
 from chatd.http.routes_health import health_routes
 from chatd.http.routes_inbox import inbox_routes
+from chatd.http.routes_inbox_tools import STAFF_UPLOAD_PATH, inbox_tools_routes
 from chatd.http.routes_inbox_ws import inbox_ws_routes
 from chatd.http.routes_insights import insights_routes
 from chatd.http.routes_metrics import metrics_routes
@@ -45,6 +47,7 @@ def create_app(services: Services) -> QuartTrio:
     app.config[STREAMED_BODIES] = {
         UPLOAD_PATH: upload_limit(max_file_bytes),
         N8N_CHAT_PATH: form_limit(services.settings),  # @n8n/chat's form with its files
+        STAFF_UPLOAD_PATH: upload_limit(max_file_bytes),
     }
     app.register_blueprint(health_routes(services))
     app.register_blueprint(webhook_routes(services))
@@ -54,6 +57,8 @@ def create_app(services: Services) -> QuartTrio:
     app.register_blueprint(staff_routes(services))
     app.register_blueprint(inbox_routes(services))
     app.register_blueprint(inbox_ws_routes(services))
+    app.register_blueprint(inbox_tools_routes(services))
+    app.register_blueprint(canned_routes(services))
     app.register_blueprint(insights_routes(services))
     app.register_blueprint(analytics_routes(services))
     app.register_blueprint(n8n_chat_routes(services))

@@ -81,6 +81,7 @@ _PATH_PARAMETERS: dict[str, tuple[str, str, dict[str, Any]]] = {
         "The file's attachment id (UUID text; either case).",
         _ID_SCHEMA,
     ),
+    "canned_id": ("cannedId", "The canned response's id (UUID text; either case).", _ID_SCHEMA),
 }
 _MEDIA_SCHEMAS: dict[str, dict[str, Any]] = {
     # One event of the stream: the fields of the WebSocket's events (chatd/PROTOCOL.md).

@@ -198,10 +198,11 @@ def admin_routes(services: Services) -> Blueprint:
             raise NotFound(f"no session {session_id!r}", code="session_not_found")
         headers = {"Content-Disposition": attachment(session_id, kind)} if download else {}
         rating = await services.conversations.rating(session_id)
+        audit = await services.takeover.audit(session_id)
         if kind == "text":
-            text = transcript_text(found.session, found.messages, rating)
+            text = transcript_text(found.session, found.messages, rating, audit)
             return Response(text, content_type="text/plain; charset=utf-8", headers=headers)
-        body = transcript_json(found.session, found.messages, rating)
+        body = transcript_json(found.session, found.messages, rating, audit)
         if not download:
             return body
         data = json.dumps(body, ensure_ascii=False, indent=2) + "\n"

@@ -72,7 +72,7 @@ def files_routes(services: Services) -> Blueprint:
         except ClientError as exc:
             attachments.refused(exc.code)
             raise
-        return wire(_accepted(services, uploaded)), 201
+        return wire(accepted(services, uploaded)), 201
 
     @bp.get("/files/<attachment_id>")
     @documented(
@@ -112,6 +112,19 @@ def files_routes(services: Services) -> Blueprint:
 
 
 async def _receive(services: Services) -> Uploaded:
+    boundary = upload_boundary(services)
+    token_hash = request_token_hash()
+
+    async def authorize(session_id: str) -> None:
+        structlog.contextvars.bind_contextvars(session_id=session_id)
+        await services.sessions.authorize(session_id, token_hash)
+
+    return await services.attachments.upload(request.body, boundary, authorize)
+
+
+def upload_boundary(services: Services) -> bytes:
+    """This request's multipart boundary, once the request may be an upload at all (files on,
+    multipart, not declared too large); the inbox's uploads check the same."""
     settings = services.settings.attachments
     if not settings.enabled:
         raise NotFound("this chat does not take files", code="attachments_disabled")
@@ -127,17 +140,10 @@ async def _receive(services: Services) -> Uploaded:
             code="file_too_large",
             field="file",
         )
-    token_hash = request_token_hash()
-
-    async def authorize(session_id: str) -> None:
-        structlog.contextvars.bind_contextvars(session_id=session_id)
-        await services.sessions.authorize(session_id, token_hash)
-
-    boundary = request.mimetype_params["boundary"].encode("latin-1", errors="replace")
-    return await services.attachments.upload(request.body, boundary, authorize)
+    return request.mimetype_params["boundary"].encode("latin-1", errors="replace")
 
 
-def _accepted(services: Services, uploaded: Uploaded) -> UploadAccepted:
+def accepted(services: Services, uploaded: Uploaded) -> UploadAccepted:
     links, now, done = services.attachments.links, time.time(), uploaded.file
     original = links.sign(uploaded.id, "original", now)
     extra: dict[str, Any] = {}

@@ -27,7 +27,7 @@ from chatd.core.inbox_wire import (
 from chatd.core.query import parse_query
 from chatd.core.responses import wire
 from chatd.core.staff import Agent
-from chatd.core.wire import check_content, iso
+from chatd.core.wire import check_attachments, check_content, iso
 from chatd.db.takeover import InboxRow
 from chatd.errors import BadRequest, NotFound
 from chatd.http.body import json_body
@@ -183,8 +183,9 @@ def inbox_routes(services: Services) -> Blueprint:
         me = await agent()
         session_id = parse_id(session_id, "sessionId")
         body = await json_body(AgentReplyRequest)
-        content = check_content(body.content, services.limits)
-        message = await services.actors.agent_send(session_id, me, content)
+        files = check_attachments(body.attachments, services.limits)
+        content = check_content(body.content, services.limits, with_attachments=bool(files))
+        message = await services.actors.agent_send(session_id, me, content, files)
         return wire(AgentReplied(message=message.to_out()))
 
     return bp

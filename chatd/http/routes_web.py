@@ -267,6 +267,20 @@ def web_routes(*, demo: bool) -> Blueprint:
     async def inbox_script() -> Response:
         return inbox_js.response(max_age=0, headers=ADMIN_HEADERS)
 
+    inbox_tools_js = Asset.load("inbox-tools.js")
+
+    @bp.get("/inbox-tools.js")
+    @documented(
+        Doc(
+            "The inbox page's tools: canned responses, files, the admins' editor",
+            "pages",
+            "application/javascript",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
+    async def inbox_tools_script() -> Response:
+        return inbox_tools_js.response(max_age=0, headers=ADMIN_HEADERS)
+
     @bp.get("/inbox.css")
     @documented(
         Doc(

@@ -19,6 +19,7 @@ from chatd.db.agents import AgentStore
 from chatd.db.conversations import ConversationStore
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore
+from chatd.db.notes import CannedStore, NoteStore
 from chatd.db.owner import Owner
 from chatd.db.pool import Pool
 from chatd.db.queue import QueueStore
@@ -64,6 +65,8 @@ class Services:
     actors: SessionClient  # how the edges talk to the registry's actors
     agents: AgentStore  # staff accounts and their browser sessions
     takeover: TakeoverStore  # the inbox's reads (changes go through `actors`)
+    notes: NoteStore  # the inbox's internal notes (staff only)
+    canned: CannedStore  # the canned responses admins keep for agents
     session_creation: AddressLimit  # per client IP, cluster-wide
     operator_auth_failures: AddressLimit  # wrong admin/metrics tokens, per client IP, cluster-wide
     hub: Hub

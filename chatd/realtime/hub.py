@@ -266,6 +266,13 @@ class Hub:
                 event = end_event(stream.session_id, stream.message_id, "expired")
                 self.publish(stream.session_id, Event(event))
 
+    def publish_inbox(self, event: Event) -> None:
+        """An event for staff only (an internal note): the inbox's feed, never a session's."""
+        feed = self._feeds.get(INBOX_FEED)
+        if feed is not None:
+            for subscriber in list(feed.subscribers.values()):
+                subscriber.put(event)
+
     def publish(self, session_id: str, event: Event) -> None:
         for key in (session_id, INBOX_FEED):
             feed = self._feeds.get(key)

@@ -6,6 +6,9 @@ local clients are read. A notification is a hint: when some may have been lost (
 connection dropped, the inbox overflowed, a read failed) every feed is re-read from its last
 seq, and the streams read elsewhere are no longer given as snapshots (pieces may be missing).
 
+Internal notes (`note`: staff only) are read the same way and given to the inbox's feed alone,
+never to a session's: a shopper's connection cannot hear of them.
+
 Streamed pieces come whole in their notifications (chatd/realtime/relay.py); every process keeps
 the text so far of every stream it hears of, local clients or not, for a client that resumes
 here. Our own process's notifications are skipped unread: its pieces were published already.
@@ -20,6 +23,7 @@ import structlog
 import trio
 
 from chatd.db.messages import MessageStore
+from chatd.db.notes import NoteStore
 from chatd.errors import ChatdError
 from chatd.realtime.hub import INBOX_FEED, Event, Hub
 
@@ -40,9 +44,11 @@ class EventRouter:
         *,
         reread_feeds: int = REREAD_FEEDS,
         own_prefix: str | None = None,  # how our own relay's notifications begin
+        notes: NoteStore | None = None,  # reads the notes notified (None: they are not routed)
     ) -> None:
         self._hub = hub
         self._messages = messages
+        self._notes = notes
         self._reread_feeds = reread_feeds
         self._own_prefix = own_prefix
         self._send, self._receive = trio.open_memory_channel[str | None](INBOX)
@@ -90,10 +96,14 @@ class EventRouter:
 
     async def _route(self, payloads: list[str]) -> None:
         notes: list[dict[str, Any]] = []
+        staff_notes: list[str] = []
         for payload in payloads:
             note = parse_notification(payload)
             if note is None:
                 log.warning("events_bad_notification", payload=payload[:200])
+            elif note["type"] == "note":  # staff only: never published to a session's feed
+                if self._hub.has(INBOX_FEED):
+                    staff_notes.append(note["noteId"])
             elif note["type"] == "stream":
                 self._stream(note["items"])
             elif note["type"] == "new_message":
@@ -113,6 +123,10 @@ class EventRouter:
                 origin = str(note.pop("origin", ""))
                 self._hub.publish(note["sessionId"], Event(note, origin=origin))
         self.routed += len(notes)
+        if staff_notes and self._notes is not None:
+            for staff_note in await self._notes.by_ids(staff_notes):
+                self._hub.publish_inbox(Event(staff_note.event()))
+            self.routed += len(staff_notes)
 
     def _stream(self, items: list[dict[str, Any]]) -> None:
         for item in items:
@@ -139,7 +153,7 @@ class EventRouter:
                 self._hub.publish_message(message)
 
 
-KINDS = ("new_message", "message_status", "bot_typing", "typing", "stream")
+KINDS = ("new_message", "message_status", "bot_typing", "typing", "stream", "note")
 
 
 def parse_notification(payload: str) -> dict[str, Any] | None:
@@ -161,6 +175,8 @@ def parse_notification(payload: str) -> dict[str, Any] | None:
     if note["type"] == "new_message" and not (
         isinstance(note.get("messageId"), str) and type(note.get("seq")) is int
     ):
+        return None
+    if note["type"] == "note" and not isinstance(note.get("noteId"), str):
         return None
     return note
 

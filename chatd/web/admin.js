@@ -346,6 +346,20 @@
     return row;
   }
 
+  function speaker(m) {
+    if (m.senderType === "agent") return (m.metadata && m.metadata.agentName) || "Agent";
+    return m.senderType === "user" ? "Shopper" : m.senderType === "bot" ? "Bot" : "System";
+  }
+
+  const DID = { handoff_requested: "asked for a person", taken: "took the conversation over", replied: "replied",
+    transferred: "passed the conversation on", handed_back: "handed it back to the bot", closed: "closed the conversation" };
+
+  function auditText(a) {
+    const by = a.agentName || { shopper: "The shopper", bot: "The bot", staff: "Staff" }[a.detail && a.detail.by] || "Someone";
+    const reason = a.detail && typeof a.detail.reason === "string" && a.detail.reason ? ` (${a.detail.reason})` : "";
+    return `${by} ${DID[a.action] || a.action.replace(/_/g, " ")}${reason}`;
+  }
+
   async function showTranscript(sessionId) {
     let data;
     try {
@@ -361,14 +375,21 @@
     $("transcript-meta").textContent =
       `Session ${s.id} with ${who}, ${s.status}, started ${when(s.createdAt)}; ${data.messages.length} message(s).`;
     const items = data.messages.map((m) =>
-      el("li", { className: `msg ${m.senderType}`, dataset: { seq: m.seq } },
+      el("li", { className: `msg ${m.senderType}`, dataset: { seq: m.seq, at: m.createdAt } },
         el("p", { className: "meta" },
-          el("span", { className: "who", text: m.senderType === "user" ? "Shopper" : m.senderType === "bot" ? "Bot" : "System" }),
+          el("span", { className: "who", text: speaker(m) }),
           el("span", { text: ` · ${when(m.createdAt)} · #${m.seq}` }),
           m.senderType === "user" ? el("span", { className: `st ${m.status}`, text: ` · ${m.status}` }) : null),
         m.senderType === "user"
           ? el("p", { className: "content", text: m.content })
           : el("div", { className: "content md" }, chatdMarkdown.render(m.content))));
+    // The audit trail (who asked for a person, took, replied, transferred, closed) in time order.
+    for (const a of data.audit || []) {
+      const line = el("li", { className: "msg audit", dataset: { at: a.at, testid: "audit-line" } },
+        el("p", { className: "meta" }, el("span", { text: `${when(a.at)} · ${auditText(a)}` })));
+      const at = items.findIndex((item) => item.dataset.at > a.at);
+      items.splice(at < 0 ? items.length : at, 0, line);
+    }
     $("transcript").replaceChildren(...items);
     $("end-chat").hidden = !(s.status === "active" && new Date(s.expiresAt) > new Date());
     $("transcript-panel").hidden = false;

@@ -2,6 +2,8 @@
 // list conversations, open one, take it over from the bot, reply, hand back, transfer, close.
 // Live over /api/inbox/ws: a new chat or a handoff appears without a reload. Every piece of
 // data goes in with textContent or DOM attributes; replies are Markdown (markdown.js).
+// The composer writes a reply (to the shopper) or an internal note (staff only, shown yellow);
+// canned responses, files and the admins' canned-response editor are in inbox-tools.js.
 "use strict";
 
 (() => {
@@ -13,18 +15,19 @@
   let openId = null;
   let socket = null;
   let retry = 0;
+  let mode = "reply"; // the composer writes a "reply" (to the shopper) or a "note" (staff only)
   const conversations = new Map(); // sessionId -> conversation (as the API lists it)
   const unread = new Map(); // sessionId -> messages since the agent last looked
   const shown = new Set(); // seqs shown in the open conversation
 
   // --- the API ---------------------------------------------------------------------------
 
-  async function api(path, { method = "GET", body } = {}) {
+  async function api(path, { method = "GET", body, form } = {}) {
     const headers = {};
     if (method !== "GET") headers["X-CSRF-Token"] = csrf;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const response = await fetch(path, { method, headers, cache: "no-store",
-      body: body === undefined ? undefined : JSON.stringify(body) });
+      body: form !== undefined ? form : body === undefined ? undefined : JSON.stringify(body) });
     const data = await response.json().catch(() => ({}));
     if (response.status === 401 && path !== "/api/staff/sign-in") { signedOut(); throw new Error("signed out"); }
     if (!response.ok) throw new Error((data.error && data.error.message) || `HTTP ${response.status}`);
@@ -62,6 +65,7 @@
     $("desk").hidden = false;
     $("sign-out").hidden = false;
     $("me").textContent = `${me.name} (${me.role})`;
+    document.dispatchEvent(new CustomEvent("chatd:signed-in", { detail: me }));
     loadAgents();
     connect(); // then the lists (on open): subscribed first, so nothing falls in between
   }
@@ -74,6 +78,7 @@
     $("sign-out").hidden = true;
     $("me").textContent = "";
     $("sign-in").hidden = false;
+    document.dispatchEvent(new CustomEvent("chatd:signed-out"));
   }
 
   $("sign-in-form").addEventListener("submit", async (event) => {
@@ -166,7 +171,10 @@
     conversations.set(sessionId, detail.conversation);
     shown.clear();
     $("messages").replaceChildren();
+    if (window.chatdInboxTools) window.chatdInboxTools.clear(); // files go with this conversation only
     for (const m of detail.messages) addMessage(m);
+    renderAudit(detail.audit);
+    loadNotes(sessionId);
     document.body.classList.add("reading");
     $("conversation").hidden = false;
     renderConversation();
@@ -186,9 +194,7 @@
     $("hand-back").hidden = !(mine || (c.state === "human" && me.role === "admin"));
     $("transfer-to").parentElement.hidden = $("hand-back").hidden;
     $("close").hidden = c.state === "closed" || (c.state === "human" && !mine && me.role !== "admin");
-    $("reply").disabled = !mine;
-    $("send").disabled = !mine;
-    $("reply").placeholder = mine ? "Reply to the shopper" : "Take over to reply";
+    renderComposer(c, mine);
     const context = [["Email", c.guestEmail], ["User id", c.userId], ["Handoff reason", c.handoffReason]];
     for (const [k, v] of Object.entries(c.userContext || {})) context.push([k, JSON.stringify(v)]);
     for (const [k, v] of Object.entries(c.metadata || {})) context.push([k, typeof v === "string" ? v : JSON.stringify(v)]);
@@ -202,14 +208,78 @@
     const user = m.senderType === "user";
     const name = m.senderType === "agent" ? (m.metadata && m.metadata.agentName) || "Agent"
       : user ? "Shopper" : m.senderType === "system" ? "" : "Bot";
-    const body = user ? el("div", { class: "text", text: m.content })
+    const body = !m.content && m.attachments && m.attachments.length ? null // files alone: no empty bubble
+      : user ? el("div", { class: "text", text: m.content })
       : el("div", { class: "text md" }, chatdMarkdown.render(String(m.content)));
-    const item = el("li", { class: `message ${m.senderType}`, "data-testid": `message-${m.senderType}`, "data-seq": String(m.seq) },
-      name ? el("span", { class: "from", text: name }) : null, body);
+    const item = el("li", { class: `message ${m.senderType}`, "data-testid": `message-${m.senderType}`, "data-seq": String(m.seq),
+      "data-at": m.createdAt }, name ? el("span", { class: "from", text: name }) : null, body, ...files(m));
     const list = $("messages");
     const after = [...list.children].find((n) => Number(n.dataset.seq) > m.seq);
     list.insertBefore(item, after || null);
     list.scrollTop = list.scrollHeight;
+  }
+
+  /** A message's files: images as thumbnails (signed URLs from chatd), others as links. */
+  function files(m) {
+    return (Array.isArray(m.attachments) ? m.attachments : []).map((a) => {
+      const image = a.kind === "image" && (a.thumbnailUrl || a.url);
+      return el("a", { class: "file", href: a.url, target: "_blank", rel: "noopener noreferrer",
+        "data-testid": image ? "attachment-image" : "attachment-file" },
+      image ? el("img", { src: image, alt: a.name || "Attachment" }) : el("span", { text: a.name || "Attachment" }));
+    });
+  }
+
+  // --- internal notes and the audit trail --------------------------------------------------
+
+  async function loadNotes(sessionId) {
+    try {
+      const { notes } = await api(`/api/inbox/conversations/${sessionId}/notes`);
+      if (sessionId === openId) for (const n of notes) addNote(n);
+    } catch (e) {
+      notice(e.message);
+    }
+  }
+
+  /** A note among the messages, by time; yellow and labelled, so no one mistakes it for a reply. */
+  function addNote(n) {
+    const list = $("messages");
+    if (list.querySelector(`[data-note="${CSS.escape(n.id)}"]`)) return;
+    const item = el("li", { class: "message note", "data-testid": "message-note", "data-note": n.id, "data-at": n.createdAt },
+      el("span", { class: "from", text: `Internal note · ${n.agentName}` }), el("div", { class: "text", text: n.content }));
+    const after = [...list.children].find((node) => node.dataset.at > n.createdAt);
+    list.insertBefore(item, after || null);
+    if (!after) list.scrollTop = list.scrollHeight;
+  }
+
+  const DID = { handoff_requested: "asked for a person", taken: "took it over", replied: "replied",
+    transferred: "transferred it", handed_back: "handed it back to the bot", closed: "closed it" };
+
+  function renderAudit(entries) {
+    $("audit").replaceChildren(...(entries || []).map((a) => {
+      const by = a.agentName || (a.detail && a.detail.by === "shopper" ? "The shopper" : a.detail && a.detail.by === "bot" ? "The bot" : "Someone");
+      const when = new Date(a.at);
+      return el("li", { "data-testid": "audit-entry" }, el("time", { datetime: a.at, text: when.toLocaleString() }),
+        ` ${by} ${DID[a.action] || a.action.replace(/_/g, " ")}`);
+    }));
+  }
+
+  function renderComposer(c, mine) {
+    const noting = mode === "note";
+    const can = noting ? c.state !== "closed" : mine;
+    $("reply").disabled = !can;
+    $("send").disabled = !can;
+    $("attach").disabled = noting || !mine;
+    $("composer").classList.toggle("noting", noting);
+    $("reply").placeholder = noting ? (can ? "Internal note: only staff see it" : "The conversation has ended")
+      : mine ? "Reply to the shopper" : "Take over to reply";
+    $("send").textContent = noting ? "Add note" : "Send";
+    for (const b of document.querySelectorAll("[data-mode]")) b.setAttribute("aria-pressed", String(b.dataset.mode === mode));
+  }
+
+  $("audit").parentElement.addEventListener("toggle", (e) => { if (e.target.open && openId) refresh(openId); });
+
+  for (const b of document.querySelectorAll("[data-mode]")) {
+    b.addEventListener("click", () => { mode = b.dataset.mode; renderConversation(); $("reply").focus(); });
   }
 
   async function act(path, body) {
@@ -235,10 +305,22 @@
     event.preventDefault();
     const input = $("reply");
     const content = input.value.trim();
-    if (!content) return;
+    const tools = window.chatdInboxTools;
     try {
-      const { message } = await api(`/api/inbox/conversations/${openId}/messages`, { method: "POST", body: { content } });
+      if (mode === "note") {
+        if (!content) return;
+        const { note } = await api(`/api/inbox/conversations/${openId}/notes`, { method: "POST", body: { content } });
+        input.value = "";
+        addNote(note);
+        return;
+      }
+      if (tools && tools.uploading()) { notice("Wait until the files are uploaded."); return; }
+      const attachments = tools ? tools.uploaded() : [];
+      if (!content && !attachments.length) return;
+      const body = attachments.length ? { content, attachments } : { content };
+      const { message } = await api(`/api/inbox/conversations/${openId}/messages`, { method: "POST", body });
       input.value = "";
+      if (tools) tools.clear();
       addMessage(message);
     } catch (e) {
       notice(e.message);
@@ -254,7 +336,7 @@
     try {
       const detail = await api(`/api/inbox/conversations/${sessionId}`);
       conversations.set(sessionId, detail.conversation);
-      if (sessionId === openId) renderConversation();
+      if (sessionId === openId) { renderConversation(); renderAudit(detail.audit); }
       renderList();
     } catch {
       // gone (expired): leave the list as it is
@@ -264,6 +346,7 @@
   function onEvent(event) {
     const id = event.sessionId;
     if (event.type === "typing" && id === openId) { $("typing").hidden = !event.isTyping; return; }
+    if (event.type === "note") { if (id === openId) addNote(event.note); return; }
     if (event.type !== "new_message") return;
     const m = event.message;
     const known = conversations.get(id);
@@ -271,7 +354,8 @@
     else if (m.senderType === "user") unread.set(id, (unread.get(id) || 0) + 1);
     // A change of who answers, or the end of the chat (also the shopper's, or the admin page's).
     const changed = m.metadata && (m.metadata.conversation || m.metadata.event === "session_closed");
-    if (!known || changed || m.senderType === "bot") { refresh(id); return; }
+    const audited = id === openId && m.senderType === "agent"; // a reply is in the audit trail
+    if (!known || changed || audited || m.senderType === "bot") { refresh(id); return; }
     known.lastContent = m.content;
     known.lastSender = m.senderType;
     known.updatedAt = m.createdAt;
@@ -290,6 +374,10 @@
       setTimeout(() => { if (socket === ws && me) connect(); }, Math.min(10000, 500 * 2 ** retry++));
     };
   }
+
+  // What inbox-tools.js builds on: the API (with the CSRF token), and the open conversation.
+  window.chatdInbox = { api, el, notice, me: () => me, openId: () => openId,
+    conversation: () => (openId ? conversations.get(openId) : null) };
 
   start();
 })();

@@ -42,19 +42,43 @@ SELECT s.id, s.conversation_state, s.agent_id, a.name AS agent_name,
 
 -- name: agent_message
 -- An agent's reply, only while that agent holds the conversation; stored delivered (nothing to
--- send to n8n), with the agent's display name for the widget, and audited.
-WITH s AS (
+-- send to n8n), with the agent's display name for the widget, and audited. Its files
+-- (`attachment_ids`, in order; empty for none) must be ready uploads of this session that no
+-- message has taken, locked as send_user_message locks them; else nothing is stored
+-- (agent_files_refusal says why).
+WITH a AS MATERIALIZED (
+    SELECT id, name, type, size, kind, width, height, thumb_type
+      FROM chat_attachments
+     WHERE id = ANY(%(attachment_ids)s::text[]) AND session_id = %(session_id)s
+       AND state = 'ready' AND message_id IS NULL
+     ORDER BY id
+       FOR UPDATE
+), files AS (
+    SELECT CASE WHEN count(*) > 0 THEN
+               jsonb_agg(jsonb_build_object('id', id, 'name', name, 'type', type, 'size', size,
+                                            'kind', kind, 'width', width, 'height', height,
+                                            'thumbnail', thumb_type IS NOT NULL)
+                         ORDER BY array_position(%(attachment_ids)s::text[], id))
+           END AS described,
+           count(*) AS found
+      FROM a
+), s AS (
     UPDATE chat_sessions SET last_seq = last_seq + 1, updated_at = now()
      WHERE id = %(session_id)s AND status = 'active' AND expires_at > now()
        AND conversation_state = 'human' AND agent_id = %(agent_id)s
+       AND (SELECT found FROM files) = cardinality(%(attachment_ids)s::text[])
  RETURNING id, last_seq
 ), m AS (
     INSERT INTO chat_messages (id, session_id, sender_type, content, message_type, metadata,
-                               status, seq)
+                               status, seq, attachments)
     SELECT %(message_id)s, s.id, 'agent', %(content)s, 'text',
-           jsonb_build_object('agentName', %(agent_name)s::text), 'delivered', s.last_seq
-      FROM s
- RETURNING id, session_id, sender_type, content, message_type, metadata, status, seq, created_at
+           jsonb_build_object('agentName', %(agent_name)s::text), 'delivered', s.last_seq,
+           files.described
+      FROM s, files
+ RETURNING id, session_id, sender_type, content, message_type, metadata, status, seq, created_at,
+           attachments
+), taken AS (
+    UPDATE chat_attachments SET message_id = m.id FROM m WHERE chat_attachments.id IN (SELECT id FROM a)
 ), audit AS (
     INSERT INTO chat_audit (session_id, agent_id, action, detail)
     SELECT m.session_id, %(agent_id)s, 'replied', jsonb_build_object('messageId', m.id) FROM m

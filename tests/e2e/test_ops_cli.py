@@ -121,7 +121,8 @@ async def test_export_since_to_a_file(
     assert [p.name for p in out.parent.iterdir()] == ["chats.jsonl"]  # no temporary file left
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [doc["session"]["id"] for doc in lines] == ["recent", "newest"]
-    assert set(lines[0]) == {"session", "messages"}
+    assert set(lines[0]) == {"session", "messages", "audit"}
+    assert lines[0]["audit"] == []  # nobody took it over (test_export has a trail)
     assert [m["content"] for m in lines[0]["messages"]] == [
         "message 1 of recent",
         "message 2 of recent",

@@ -7,7 +7,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from chatd.core.rating_filter import RatingFilter
-from chatd.core.transcript import transcript_json
+from chatd.core.transcript import transcript_json, transcript_text
 from chatd.db.export import ExportRange, Transcript, transcript_pages
 from chatd.db.pool import Pool
 
@@ -90,7 +90,7 @@ async def test_exported_rows_make_the_transcript_shape(pool: Pool) -> None:
     await seed(pool, "one", T0, T0 + timedelta(minutes=5), messages=3)
     [[transcript]] = await export(pool, ExportRange(T0, T0 + timedelta(hours=1)))
     assert "token_hash" not in dataclasses.asdict(transcript.session)
-    assert transcript_json(transcript.session, transcript.messages) == {
+    assert transcript_json(transcript.session, transcript.messages, audit=transcript.audit) == {
         "session": {
             "id": "one",
             "userId": None,
@@ -118,7 +118,40 @@ async def test_exported_rows_make_the_transcript_shape(pool: Pool) -> None:
             for seq in (1, 2, 3)
         ],
         "rating": None,
+        "audit": [],
     }
+
+
+async def test_export_carries_each_sessions_audit_trail(pool: Pool) -> None:
+    """Who took, replied, closed, and when: in the JSON and, as lines of their own, the text."""
+    await seed(pool, "one", T0, T0 + timedelta(minutes=5), messages=2)
+    await seed(pool, "two", T0 + timedelta(minutes=1), T0 + timedelta(minutes=5), messages=1)
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO chat_agents (id, name, email, role, password_hash)"
+            " VALUES ('a1', 'Anna', 'anna@shop.example', 'agent', 'x')"
+        )
+        for action, agent, seconds in [("taken", "a1", 1.5), ("closed", "a1", 9)]:
+            await conn.execute(
+                "INSERT INTO chat_audit (session_id, agent_id, action, created_at)"
+                " VALUES ('one', %s, %s, %s)",
+                (agent, action, T0 + timedelta(seconds=seconds)),
+            )
+    [[one, two]] = await export(pool, ExportRange(T0, T0 + timedelta(hours=1)))
+    assert [(a.action, a.agent_name) for a in one.audit] == [("taken", "Anna"), ("closed", "Anna")]
+    assert two.audit == []
+    body = transcript_json(one.session, one.messages, audit=one.audit)
+    assert [(a["action"], a["agentName"], a["at"]) for a in body["audit"]] == [
+        ("taken", "Anna", "2026-11-01T10:00:01.500000Z"),
+        ("closed", "Anna", "2026-11-01T10:00:09Z"),
+    ]
+    lines = transcript_text(one.session, one.messages, audit=one.audit).splitlines()
+    assert lines[1:] == [
+        "2026-11-01T10:00:01Z Shopper: text 1",
+        "2026-11-01T10:00:01.500000Z [audit] Anna took the conversation over",
+        "2026-11-01T10:00:02Z Bot: text 2",
+        "2026-11-01T10:00:09Z [audit] Anna closed the conversation",
+    ]
 
 
 async def tag(pool: Pool, sid: str, *tags: str) -> None:

@@ -13,7 +13,8 @@ def test_the_triggers_payloads_are_accepted() -> None:
     new = {"type": "new_message", "sessionId": "s", "messageId": "m", "seq": 3}
     status = {"type": "message_status", "sessionId": "s", "messageId": "m", "status": "sent"}
     typing = {"type": "bot_typing", "sessionId": "s", "isTyping": True}
-    for note in (new, status, typing):
+    staff_note = {"type": "note", "sessionId": "s", "noteId": "n"}
+    for note in (new, status, typing, staff_note):
         assert parse_notification(json.dumps(note)) == note
 
 
@@ -32,6 +33,8 @@ def test_the_triggers_payloads_are_accepted() -> None:
         '{"type": "new_message", "sessionId": "s", "messageId": 5, "seq": 1}',
         '{"type": "new_message", "sessionId": "s", "messageId": "m"}',
         '{"type": "new_message", "sessionId": "s", "messageId": "m", "seq": "1"}',
+        '{"type": "note", "sessionId": "s"}',
+        '{"type": "note", "sessionId": "s", "noteId": 7}',
     ],
 )
 def test_anything_else_is_refused(payload: str) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from chatd.core.conversation import AuditEntry
 from chatd.core.messages import Message, MessageStatus
-from chatd.core.transcript import SessionRecord, transcript_json, transcript_text
+from chatd.core.transcript import SessionRecord, audit_line, transcript_json, transcript_text
 
 T0 = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
 
@@ -61,3 +62,34 @@ def test_text_is_one_line_per_message_with_speaker_and_problem_status() -> None:
         "2026-11-25T10:00:00Z Shopper [failed]: line one line two",
         "2026-11-25T10:00:00Z Bot: sorry",
     ]
+
+
+def test_audit_lines_say_who_did_what_and_why() -> None:
+    def line(action: str, agent: str | None, detail: dict[str, Any] | None) -> str:
+        return audit_line(AuditEntry(action, "a1" if agent else None, agent, detail, T0))
+
+    assert (
+        line("taken", "Anna", None)
+        == "2026-11-25T10:00:00Z [audit] Anna took the conversation over"
+    )
+    assert line("handoff_requested", None, {"by": "shopper", "reason": "a\nrefund"}) == (
+        "2026-11-25T10:00:00Z [audit] The shopper asked for a person (a refund)"
+    )
+    assert line("closed", None, {"by": "staff"}).endswith("Staff closed the conversation")
+    assert line("something_new", None, None).endswith("Someone something new")
+
+
+def test_audit_entries_go_in_time_order_among_the_messages() -> None:
+    later = T0.replace(second=30)
+    audit = [
+        AuditEntry("taken", "a1", "Anna", None, T0),
+        AuditEntry("closed", "a1", "Anna", None, later),
+    ]
+    text = transcript_text(session(), [message(1, "user", "hi")], audit=audit)
+    assert text.splitlines()[1:] == [
+        "2026-11-25T10:00:00Z Shopper: hi",  # same instant: the message first
+        "2026-11-25T10:00:00Z [audit] Anna took the conversation over",
+        "2026-11-25T10:00:30Z [audit] Anna closed the conversation",
+    ]
+    body = transcript_json(session(), [], audit=audit)
+    assert [a["action"] for a in body["audit"]] == ["taken", "closed"]
