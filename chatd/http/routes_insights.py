@@ -259,11 +259,7 @@ async def agent_named(agents: AgentStore, raw: str) -> str | None:
     name = raw.strip()
     if not name:
         return None
-    if "@" in name:
-        account = await agents.by_email(name)
-        found = None if account is None else account[0]
-    else:
-        found = await agents.by_id(name)
+    found = await agents.named(name)
     if found is None:
         raise BadRequest(
             f"agent: no agent has the id or email {name!r}", code="unknown_agent", field="agent"
