@@ -23,6 +23,7 @@ Shutdown runs inside out: STOPPING=1; stop accepting and claiming; live connecti
 end of stream) so clients reconnect elsewhere; requests and webhook calls in flight
 finish within the grace period (calls still running then release their jobs untouched); then
 the actors and the LISTEN connection stop, the pool closes, the embedded PostgreSQL stops.
+The components themselves are built once, before any of this runs, in chatd/wiring.py.
 """
 
 from __future__ import annotations
@@ -39,9 +40,6 @@ import structlog
 import trio
 from hypercorn.trio import serve as hypercorn_serve
 
-from chatd.actors.client import SessionClient
-from chatd.actors.registry import SessionRegistry
-from chatd.actors.session import SessionActor, SessionActorConfig, SessionCommand, SessionTally
 from chatd.component_config import (
     allowed_origins,
     dispatch_config,
@@ -49,48 +47,29 @@ from chatd.component_config import (
     metrics_hypercorn_config,
     sender_config,
 )
-from chatd.core.urls import without_secrets
-from chatd.db.agents import AgentStore
-from chatd.db.conversations import ConversationStore
-from chatd.db.limits import LimitStore
 from chatd.db.listen import Listener
-from chatd.db.messages import MessageStore, QueueTarget
-from chatd.db.notes import CannedStore, NoteStore
-from chatd.db.owner import Owner
-from chatd.db.pool import Pool, open_pool
-from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL, QueueStore
+from chatd.db.pool import open_pool
+from chatd.db.queue import EVENTS_CHANNEL, JOBS_CHANNEL
 from chatd.db.search import keep_search_language
-from chatd.db.sessions import SessionStore
 from chatd.db.startup import open_database_url, pool_config, prepare_schema, wait_for_database
-from chatd.db.takeover import TakeoverStore
 from chatd.errors import ConfigError
-from chatd.files.attachments import FIRST_TRY_SECONDS, Attachments
-from chatd.http.address_limits import AddressLimit
+from chatd.files.attachments import FIRST_TRY_SECONDS
 from chatd.http.asgi import create_app, create_metrics_app
-from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
-from chatd.http.services import Services, ServingState
-from chatd.http.tally import CallbackTally, WebSocketTally
+from chatd.http.services import Services
 from chatd.logs import renders_json
 from chatd.ops.alerter import run_alerts
 from chatd.ops.gc_policy import run_gc_policy
 from chatd.ops.maintenance import run_maintenance
-from chatd.ops.metrics import Metrics
 from chatd.ops.sd_notify import Notifier
 from chatd.ops.status import run_status
 from chatd.queue.dispatcher import Dispatcher
 from chatd.queue.sender import open_senders
-from chatd.realtime.admission import LiveConnections
-from chatd.realtime.hub import Hub
-from chatd.realtime.liveness import Liveness
 from chatd.realtime.relay import StreamRelay
 from chatd.realtime.router import EventRouter
 from chatd.settings import Settings, reload_settings
+from chatd.wiring import build_services
 
 log = structlog.get_logger(__name__)
-
-# A stream's text so far is forgotten this long after n8n.stream_max_seconds, if nothing ended it
-# (its reader died): its reader stops by then, and the withdrawal may take a moment to arrive.
-STREAM_TTL_MARGIN = 30.0
 
 
 @dataclass(frozen=True)
@@ -115,94 +94,6 @@ class Ready:
             else "PostgreSQL at database.url"
         )
         return f"chatd is listening on {', '.join(self.urls)} ({where})"
-
-
-def build_services(settings: Settings, pool: Pool) -> Services:
-    chat = settings.chat
-    attachments = Attachments(pool, settings.attachments, base_url=settings.server.public_url)
-    messages = MessageStore(
-        pool,
-        QueueTarget(
-            webhook_url=without_secrets(settings.n8n.webhook_url) or DEMO_WEBHOOK_PATH,
-            max_attempts=settings.queue.max_attempts,
-            guest_ttl_seconds=chat.guest_session_ttl_seconds,
-            user_ttl_seconds=chat.user_session_ttl_seconds,
-            rate_limit_max=chat.rate_limit_max,
-            rate_limit_window_seconds=chat.rate_limit_window_seconds,
-        ),
-        attachments.links,
-    )
-    sessions = SessionStore(
-        pool,
-        guest_ttl_seconds=chat.guest_session_ttl_seconds,
-        user_ttl_seconds=chat.user_session_ttl_seconds,
-    )
-    queue = QueueStore(pool)
-    conversations = ConversationStore(pool, messages.target)
-    takeover = TakeoverStore(pool, attachments.links)
-    actor_config = SessionActorConfig(settings.actors.idle_timeout_seconds)
-    hub = Hub(stream_ttl=settings.n8n.stream_max_seconds + STREAM_TTL_MARGIN)
-    tally = SessionTally()
-
-    def spawn(session_id: str, mailbox: trio.MemoryReceiveChannel[SessionCommand]) -> SessionActor:
-        return SessionActor(
-            session_id, mailbox, messages, queue, hub, actor_config, tally, conversations, takeover
-        )
-
-    registry = SessionRegistry[SessionCommand](
-        spawn,
-        mailbox_size=settings.actors.mailbox_size,
-        call_timeout=settings.actors.call_timeout_seconds,
-        restart_backoff_max=settings.actors.restart_backoff_max_seconds,
-    )
-    websockets, callbacks = WebSocketTally(), CallbackTally()
-    owner, limits = Owner(), LimitStore(pool)
-    live_connections = LiveConnections(limits, owner, settings.websocket.max_connections_per_ip)
-    metrics = Metrics(
-        pool=pool,
-        sessions=sessions,
-        actors=tally,
-        registry=registry,
-        hub=hub,
-        websockets=websockets,
-        callbacks=callbacks,
-        admissions=live_connections,
-        attachments=attachments,
-    )
-    return Services(
-        pool=pool,
-        sessions=sessions,
-        messages=messages,
-        queue=queue,
-        conversations=conversations,
-        registry=registry,
-        actors=SessionClient(registry),
-        agents=AgentStore(pool),
-        takeover=takeover,
-        notes=NoteStore(pool),
-        canned=CannedStore(pool),
-        session_creation=AddressLimit(
-            limits,
-            "session_create",
-            chat.session_create_per_ip_max,
-            chat.session_create_per_ip_window_seconds,
-        ),
-        operator_auth_failures=AddressLimit(
-            limits,
-            "operator_auth_failure",
-            settings.server.operator_auth_failures_max,
-            settings.server.operator_auth_failure_window_seconds,
-        ),
-        hub=hub,
-        liveness=Liveness(settings.websocket.heartbeat_interval_seconds),
-        live_connections=live_connections,
-        websockets=websockets,
-        callbacks=callbacks,
-        metrics=metrics,
-        state=ServingState(settings),
-        owner=owner,
-        attachments=attachments,
-    )
 
 
 async def run_services(

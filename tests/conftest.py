@@ -19,8 +19,9 @@ from chatd.db.migrate import migrate
 from chatd.db.pool import Pool, PoolConfig, open_pool
 from chatd.http.services import Services
 from chatd.logs import configure_logging
-from chatd.process import build_services, run_services
+from chatd.process import run_services
 from chatd.settings import Settings, load_settings
+from chatd.wiring import build_services
 from tests import n8n
 from tests.pg import DatabaseFactory, running_cluster, searchable_tempdir
 

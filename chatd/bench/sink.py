@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -62,37 +63,66 @@ async def serve_sink(
     ok = http_response("200 OK", config.body)
     failed = http_response("503 Service Unavailable", FAILURE)
 
+    async def answer(stream: trio.SocketStream) -> None:
+        requests = Requests(stream)
+        while await requests.receive():
+            now = time.perf_counter()
+            if not stats.requests:
+                stats.first = now
+            stats.last = now
+            stats.requests += 1
+            if config.delay:
+                await trio.sleep(config.delay)
+            if config.failure_rate and random.random() < config.failure_rate:
+                stats.failed += 1
+                await stream.send_all(failed)
+            else:
+                await stream.send_all(ok)
+
+    await serve_raw(answer, host, port, task_status=task_status)
+
+
+class Requests:
+    """Whole HTTP/1.1 requests off one keep-alive connection (a head, then a Content-Length
+    body), read and dropped: a sink only needs to know that the next one is in."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self._stream = stream
+        self._buffer = b""
+
+    async def receive(self) -> bool:
+        """True once the next whole request has arrived; False when the client closed."""
+        end = self._buffer.find(b"\r\n\r\n")
+        while end < 0:
+            if not await self._more():
+                return False
+            end = self._buffer.find(b"\r\n\r\n")
+        total = end + 4 + content_length(self._buffer[:end])
+        while len(self._buffer) < total:
+            if not await self._more():
+                return False
+        self._buffer = self._buffer[total:]
+        return True
+
+    async def _more(self) -> bool:
+        chunk = await self._stream.receive_some(65536)
+        self._buffer += chunk
+        return bool(chunk)
+
+
+async def serve_raw(
+    answer: Callable[[trio.SocketStream], Awaitable[None]],
+    host: str,
+    port: int,
+    *,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """`answer` each connection until cancelled; `started()` with the URL once listening."""
+
     async def connection(stream: trio.SocketStream) -> None:
-        buffer = b""
         try:
             async with stream:
-                while True:
-                    end = buffer.find(b"\r\n\r\n")
-                    while end < 0:
-                        chunk = await stream.receive_some(65536)
-                        if not chunk:
-                            return
-                        buffer += chunk
-                        end = buffer.find(b"\r\n\r\n")
-                    total = end + 4 + content_length(buffer[:end])
-                    while len(buffer) < total:
-                        chunk = await stream.receive_some(65536)
-                        if not chunk:
-                            return
-                        buffer += chunk
-                    buffer = buffer[total:]
-                    now = time.perf_counter()
-                    if not stats.requests:
-                        stats.first = now
-                    stats.last = now
-                    stats.requests += 1
-                    if config.delay:
-                        await trio.sleep(config.delay)
-                    if config.failure_rate and random.random() < config.failure_rate:
-                        stats.failed += 1
-                        await stream.send_all(failed)
-                    else:
-                        await stream.send_all(ok)
+                await answer(stream)
         except (trio.BrokenResourceError, trio.ClosedResourceError, ValueError):
             pass  # the client went away, or sent what is not HTTP
 

@@ -47,11 +47,29 @@ class SearchQuery(_Request):
     status: Annotated[
         Literal["any", "bot_only", "failed"],
         Field(
-            description="bot_only: no person took part (every conversation, until agents come);"
+            description="bot_only: never handed to a person (as handoff=no);"
             " failed: a delivery to n8n failed in it"
         ),
     ] = "any"
-    sender: Literal["any", "user", "bot", "system"] = "any"
+    handoff: Annotated[
+        Literal["", "yes", "no"],
+        Field(
+            description="yes: only conversations handed to a person (asked for, or taken over"
+            " by an agent), at any time; no: only those never handed off"
+        ),
+    ] = ""
+    state: Annotated[
+        Literal["", "bot", "waiting", "human", "closed"],
+        Field(description="only conversations in this state now (who answers them)"),
+    ] = ""
+    agent: Annotated[
+        Printable,
+        Field(
+            description="only conversations this agent (id or email) took part in: took, replied,"
+            " was passed, handed back or closed, or holds now"
+        ),
+    ] = ""
+    sender: Literal["any", "user", "bot", "system", "agent"] = "any"
     rating: Annotated[
         Literal["", "1", "2", "3", "4", "5", "rated", "unrated"],
         Field(description="only conversations the shopper rated so (1-5), rated at all, or not"),
@@ -106,7 +124,7 @@ class SearchHitOut(Out):
     messageId: IdText
     sessionId: IdText
     seq: Annotated[int, Field(ge=1)]
-    senderType: Literal["user", "bot", "system"]
+    senderType: Literal["user", "bot", "system", "agent"]
     createdAt: Timestamp
     rank: Annotated[float, Field(ge=0)]
     snippet: list[Segment] = Field(description="the message around its first match")

@@ -53,6 +53,13 @@ class AgentStore:
             row = await (await conn.execute(query("agent_by_id"), {"id": agent_id})).fetchone()
         return None if row is None else agent_from_row(row)
 
+    async def named(self, name: str) -> Agent | None:
+        """The account with this email (ignoring case; a name with an @) or this id."""
+        if "@" in name:
+            account = await self.by_email(name)
+            return None if account is None else account[0]
+        return await self.by_id(name)
+
     async def disable(self, email: str) -> bool:
         """Disabled, and signed out everywhere at once; False if there is no such account."""
         async with self._pool.connection() as conn:

@@ -1,6 +1,6 @@
 """Bulk export: sessions active in a time range with their messages and audit trails, page by
-page, oldest first, optionally only those with a tag, a rating, of one shopper, or with a
-message matching a search.
+page, oldest first, optionally only those with a tag, a rating, of one shopper, with a message
+matching a search, handed to a person (or not), in a conversation state, or an agent's.
 
 Keyset pagination by (created_at, id): each page is one short query for the sessions and one for
 their messages, so memory holds one page whatever the range.
@@ -42,6 +42,9 @@ class ExportRange:
     rating: RatingFilter | None = None  # only sessions rated (that value), or not rated
     query: str | None = None  # only sessions with a message matching it (websearch syntax)
     language: str = "simple"  # the text search configuration `query` is read with
+    handed_off: bool | None = None  # only sessions handed to a person (True) or never (False)
+    state: str | None = None  # only sessions now in this conversation state (bot, waiting, ...)
+    agent_id: str | None = None  # only sessions this agent took part in, or holds
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,9 @@ async def _page(
         **rating_params(spec.rating),
         "q": spec.query,
         "config": spec.language,
+        "handed_off": spec.handed_off,
+        "state": spec.state,
+        "agent_id": spec.agent_id,
         "after_created_at": after[0],
         "after_id": after[1],
         "limit": limit,

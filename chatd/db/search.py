@@ -44,6 +44,9 @@ class SearchFilters:
     rating: RatingFilter | None = None  # its conversation is rated (that value) or not
     user_id: str | None = None  # its conversation is this shopper's, by user id ...
     email: str | None = None  # ... or by guest email (ignoring case)
+    handed_off: bool | None = None  # its conversation was handed to a person (or never was)
+    state: str | None = None  # its conversation is now "bot", "waiting", "human" or "closed"
+    agent_id: str | None = None  # an agent took part in its conversation, or holds it
 
 
 @dataclass(frozen=True)
@@ -99,10 +102,11 @@ class SearchStore:
                 "limit": limit + 1,  # one more: is there another page?
                 "offset": offset,
             }
-            sql = query("search_relevance")
+            params["plan"] = "relevance"
             if sort == "newest":
-                sql = await _newest_plan(conn, params)
-            rows = await (await conn.execute(sql, params, prepare=False)).fetchall()
+                params["plan"] = await _newest_plan(conn, params)
+            cur = await conn.execute(query("search_page"), params, prepare=False)
+            rows = await cur.fetchall()
             rows, more = rows[:limit], len(rows) > limit
             details = await self._details(conn, q, [row["id"] for row in rows])
         hits = [_hit(row, details[row["id"]]) for row in rows if row["id"] in details]
@@ -130,14 +134,13 @@ class SearchStore:
 
 
 async def _newest_plan(conn: Connection, params: dict[str, Any]) -> str:
+    """search_page's plan for newest first: "few" (sort the matches) or "newest" (walk)."""
     cur = await conn.execute(
         query("search_matches_upto"), {**params, "cap": FEW_MATCHES + 1}, prepare=False
     )
     row = await cur.fetchone()
     assert row is not None  # count(*) always answers
-    if row["n"] <= FEW_MATCHES:
-        return query("search_newest_few")
-    return query("search_newest")
+    return "few" if row["n"] <= FEW_MATCHES else "newest"
 
 
 def _filter_params(filters: SearchFilters) -> dict[str, Any]:
@@ -148,6 +151,9 @@ def _filter_params(filters: SearchFilters) -> dict[str, Any]:
         "tag": filters.tag,
         "failed": filters.failed,
         **rating_params(filters.rating),
+        "handed_off": filters.handed_off,
+        "state": filters.state,
+        "agent_id": filters.agent_id,
     }
 
 

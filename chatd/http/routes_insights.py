@@ -41,6 +41,7 @@ from chatd.core.search import segments, snippet, terms
 from chatd.core.tags import RULE, normalise_tag
 from chatd.core.transcript import shopper_json, transcript_text
 from chatd.core.wire import iso
+from chatd.db.agents import AgentStore
 from chatd.db.export import Transcript, transcript_pages
 from chatd.db.search import SearchFilters, SearchHit, SearchStore
 from chatd.db.shoppers import Erasure, Shopper, erase_shopper
@@ -85,7 +86,7 @@ def insights_routes(services: Services) -> Blueprint:
             )
         found = await searches.search(
             q,
-            search_filters(args),
+            await search_filters(args, services.agents),
             sort=args.sort,
             offset=(args.page - 1) * args.limit,
             limit=args.limit,
@@ -222,7 +223,7 @@ def shopper_of(user_id: str | None, email: str | None) -> Shopper:
     return Shopper(user_id=user_id, email=email)
 
 
-def search_filters(args: SearchQuery) -> SearchFilters:
+async def search_filters(args: SearchQuery, agents: AgentStore) -> SearchFilters:
     shopper = args.shopper.strip() or None
     return SearchFilters(
         since=moment(args.since, "since"),
@@ -233,7 +234,37 @@ def search_filters(args: SearchQuery) -> SearchFilters:
         rating=parse_rating_filter(args.rating),
         user_id=shopper,
         email=shopper,
+        handed_off=handed_off(args.status, args.handoff),
+        state=args.state or None,
+        agent_id=await agent_named(agents, args.agent),
     )
+
+
+def handed_off(status: str, handoff: str) -> bool | None:
+    """status=bot_only is handoff=no, said the older way; the two must agree."""
+    wanted = {"": None, "yes": True, "no": False}[handoff]
+    if status != "bot_only":
+        return wanted
+    if wanted is True:
+        raise BadRequest(
+            "status=bot_only (never handed to a person) contradicts handoff=yes",
+            code="invalid_query",
+            field="handoff",
+        )
+    return False
+
+
+async def agent_named(agents: AgentStore, raw: str) -> str | None:
+    """The id of the agent named by id or by email (ignoring case); 400 for nobody."""
+    name = raw.strip()
+    if not name:
+        return None
+    found = await agents.named(name)
+    if found is None:
+        raise BadRequest(
+            f"agent: no agent has the id or email {name!r}", code="unknown_agent", field="agent"
+        )
+    return found.id
 
 
 def moment(raw: str, field: str) -> datetime | None:

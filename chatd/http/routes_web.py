@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,252 +101,111 @@ ADMIN_CSP = (
 ADMIN_HEADERS = {"Content-Security-Policy": ADMIN_CSP, "Referrer-Policy": "no-referrer"}
 
 
+def no_headers() -> dict[str, str]:
+    return {}
+
+
+def widget_headers() -> dict[str, str]:
+    # Any shop may embed it: the API's own CORS and origin rules decide who may chat.
+    return {"Cross-Origin-Resource-Policy": "cross-origin"}
+
+
+def demo_headers() -> dict[str, str]:
+    return {"Content-Security-Policy": demo_csp(request.host, request.scheme == "https")}
+
+
+def admin_headers() -> dict[str, str]:
+    return ADMIN_HEADERS
+
+
+def inbox_headers() -> dict[str, str]:
+    # The admin page's policy, plus this host's WebSocket (the inbox's live events).
+    ws = f"{'wss' if request.scheme == 'https' else 'ws'}://{request.host}"
+    csp = ADMIN_CSP.replace("connect-src 'self';", f"connect-src 'self' {ws};")
+    return {**ADMIN_HEADERS, "Content-Security-Policy": csp}
+
+
+@dataclass(frozen=True)
+class Served:
+    """One file served at one path: its cache policy and extra headers (per request)."""
+
+    path: str
+    endpoint: str  # the view's name: the OpenAPI operationId is "web.<endpoint>"
+    file: str  # in chatd/web/ ("widget.js": widget_source())
+    summary: str
+    max_age: int  # seconds; 0: revalidated every time (pages of this origin, so they match)
+    headers: Callable[[], dict[str, str]] = no_headers
+    demo_only: str | None = None  # outside demo mode: 404 with this message
+
+
+SERVED = (
+    Served("/widget.js", "widget_js", "widget.js",
+           "The chat widget script, for any shop's page", 300, widget_headers),
+    Served("/markdown.js", "markdown_js", "markdown.js",
+           "The Markdown renderer chatd's own pages share with the widget (which includes it)", 0),
+    Served("/", "demo_page", "demo.html",
+           "The demo shop page (demo mode only: no n8n URL set)", 0, demo_headers,
+           demo_only="no page here: chatd's API is under /api/chat (see the README)"),
+    Served("/demo.css", "demo_css", "demo.css",
+           "The demo page's stylesheet (demo mode only)", 300,
+           demo_only="the demo shop is served only in demo mode"),
+    Served("/admin-search.js", "admin_search_script", "admin-search.js",
+           "The admin page's search, tags and shopper data (after admin.js)", 0, admin_headers),
+    Served("/admin-search.css", "admin_search_style", "admin-search.css",
+           "The admin page's search, tags and shopper data: their styles (after admin.css)", 0,
+           admin_headers),
+    Served("/admin", "admin", "admin.html",
+           "The admin page (it asks for the admin token)", 0, admin_headers),
+    Served("/admin.js", "admin_script", "admin.js", "The admin page's script", 0, admin_headers),
+    Served("/admin.css", "admin_style", "admin.css", "The admin page's stylesheet", 0,
+           admin_headers),
+    Served("/inbox", "inbox", "inbox.html",
+           "The staff inbox (sign in with an account from `chatd agent add`)", 0, inbox_headers),
+    Served("/inbox.js", "inbox_script", "inbox.js", "The inbox page's script", 0, admin_headers),
+    Served("/inbox-tools.js", "inbox_tools_script", "inbox-tools.js",
+           "The inbox page's tools: canned responses, files, the admins' editor", 0,
+           admin_headers),
+    Served("/inbox.css", "inbox_style", "inbox.css", "The inbox page's stylesheet", 0,
+           admin_headers),
+    Served("/admin/analytics", "analytics", "analytics.html",
+           "The analytics page (it asks for the admin token)", 0, admin_headers),
+    Served("/analytics.js", "analytics_script", "analytics.js", "The analytics page's script", 0,
+           admin_headers),
+    Served("/analytics.css", "analytics_style", "analytics.css",
+           "The analytics page's stylesheet (after admin.css)", 0, admin_headers),
+    Served("/admin-session.js", "admin_session_script", "admin-session.js",
+           "The admin token's handling, shared by the operator pages", 0, admin_headers),
+)  # fmt: skip
+MEDIA = {".js": "application/javascript", ".css": "text/css", ".html": "text/html"}
+
+
 def web_routes(*, demo: bool) -> Blueprint:
     bp = Blueprint("web", __name__)
-    widget = Asset.of("widget.js", widget_source())
-    markdown = Asset.load("markdown.js")
-    page, style = Asset.load("demo.html"), Asset.load("demo.css")
-
-    @bp.get("/widget.js")
-    @documented(
-        Doc(
-            "The chat widget script, for any shop's page",
-            "pages",
-            "application/javascript",
-            also={304: "Not Modified: If-None-Match matched"},
-        )
-    )
-    async def widget_js() -> Response:
-        # Any shop may embed it: the API's own CORS and origin rules decide who may chat.
-        return widget.response(
-            max_age=300, headers={"Cross-Origin-Resource-Policy": "cross-origin"}
-        )
-
-    @bp.get("/markdown.js")
-    @documented(
-        Doc(
-            "The Markdown renderer chatd's own pages share with the widget (which includes it)",
-            "pages",
-            "application/javascript",
-            also={304: "Not Modified: If-None-Match matched"},
-        )
-    )
-    async def markdown_js() -> Response:
-        # For this origin's pages (admin, later an inbox); revalidated so it matches them.
-        return markdown.response(max_age=0)
-
-    @bp.get("/")
-    @documented(
-        Doc(
-            "The demo shop page (demo mode only: no n8n URL set)",
-            "pages",
-            "text/html",
-            also={304: "Not Modified: If-None-Match matched"},
-        )
-    )
-    async def demo_page() -> Response:
-        if not demo:
-            raise NotFound("no page here: chatd's API is under /api/chat (see the README)")
-        csp = demo_csp(request.host, request.scheme == "https")
-        return page.response(max_age=0, headers={"Content-Security-Policy": csp})
-
-    @bp.get("/demo.css")
-    @documented(
-        Doc(
-            "The demo page's stylesheet (demo mode only)",
-            "pages",
-            "text/css",
-            also={304: "Not Modified: If-None-Match matched"},
-        )
-    )
-    async def demo_css() -> Response:
-        if not demo:
-            raise NotFound("the demo shop is served only in demo mode")
-        return style.response(max_age=300)
-
-    search_js, search_css = Asset.load("admin-search.js"), Asset.load("admin-search.css")
-
-    @bp.get("/admin-search.js")
-    @documented(
-        Doc(
-            "The admin page's search, tags and shopper data (after admin.js)",
-            "pages",
-            "application/javascript",
-            also={304: "Not Modified: If-None-Match matched"},
-        )
-    )
-    async def admin_search_script() -> Response:
-        return search_js.response(max_age=0, headers=ADMIN_HEADERS)
-
-    @bp.get("/admin-search.css")
-    @documented(
-        Doc(
-            "The admin page's search, tags and shopper data: their styles (after admin.css)",
-            "pages",
-            "text/css",
-            also={304: "Not Modified: If-None-Match matched"},
-        )
-    )
-    async def admin_search_style() -> Response:
-        return search_css.response(max_age=0, headers=ADMIN_HEADERS)
-
-    admin_page, admin_js, admin_css = (
-        Asset.load("admin.html"),
-        Asset.load("admin.js"),
-        Asset.load("admin.css"),
-    )
-
-    @bp.get("/admin")
-    @documented(
-        Doc(
-            "The admin page (it asks for the admin token)",
-            "pages",
-            "text/html",
-            also={304: "Not Modified: If-None-Match matched"},
-        )
-    )
-    async def admin() -> Response:
-        return admin_page.response(max_age=0, headers=ADMIN_HEADERS)
-
-    @bp.get("/admin.js")
-    @documented(
-        Doc(
-            "The admin page's script",
-            "pages",
-            "application/javascript",
-            also={304: "Not Modified: If-None-Match matched"},
-        )
-    )
-    async def admin_script() -> Response:
-        return admin_js.response(max_age=0, headers=ADMIN_HEADERS)
-
-    @bp.get("/admin.css")
-    @documented(
-        Doc(
-            "The admin page's stylesheet",
-            "pages",
-            "text/css",
-            also={304: "Not Modified: If-None-Match matched"},
-        )
-    )
-    async def admin_style() -> Response:
-        return admin_css.response(max_age=0, headers=ADMIN_HEADERS)
-
-    inbox_page, inbox_js, inbox_css = (
-        Asset.load("inbox.html"),
-        Asset.load("inbox.js"),
-        Asset.load("inbox.css"),
-    )
-
-    def inbox_headers() -> dict[str, str]:
-        # The admin page's policy, plus this host's WebSocket (the inbox's live events).
-        ws = f"{'wss' if request.scheme == 'https' else 'ws'}://{request.host}"
-        csp = ADMIN_CSP.replace("connect-src 'self';", f"connect-src 'self' {ws};")
-        return {**ADMIN_HEADERS, "Content-Security-Policy": csp}
-
-    @bp.get("/inbox")
-    @documented(
-        Doc(
-            "The staff inbox (sign in with an account from `chatd agent add`)",
-            "pages",
-            "text/html",
-            also={304: "Not Modified: If-None-Match matched"},
-        )
-    )
-    async def inbox() -> Response:
-        return inbox_page.response(max_age=0, headers=inbox_headers())
-
-    @bp.get("/inbox.js")
-    @documented(
-        Doc(
-            "The inbox page's script",
-            "pages",
-            "application/javascript",
-            also={304: "Not Modified: If-None-Match matched"},
-        )
-    )
-    async def inbox_script() -> Response:
-        return inbox_js.response(max_age=0, headers=ADMIN_HEADERS)
-
-    inbox_tools_js = Asset.load("inbox-tools.js")
-
-    @bp.get("/inbox-tools.js")
-    @documented(
-        Doc(
-            "The inbox page's tools: canned responses, files, the admins' editor",
-            "pages",
-            "application/javascript",
-            also={304: "Not Modified: If-None-Match matched"},
-        )
-    )
-    async def inbox_tools_script() -> Response:
-        return inbox_tools_js.response(max_age=0, headers=ADMIN_HEADERS)
-
-    @bp.get("/inbox.css")
-    @documented(
-        Doc(
-            "The inbox page's stylesheet",
-            "pages",
-            "text/css",
-            also={304: "Not Modified: If-None-Match matched"},
-        )
-    )
-    async def inbox_style() -> Response:
-        return inbox_css.response(max_age=0, headers=ADMIN_HEADERS)
-
-    analytics_page, analytics_js, analytics_css, session_js = (
-        Asset.load("analytics.html"),
-        Asset.load("analytics.js"),
-        Asset.load("analytics.css"),
-        Asset.load("admin-session.js"),
-    )
-
-    @bp.get("/admin/analytics")
-    @documented(
-        Doc(
-            "The analytics page (it asks for the admin token)",
-            "pages",
-            "text/html",
-            also={304: "Not Modified: If-None-Match matched"},
-        )
-    )
-    async def analytics() -> Response:
-        return analytics_page.response(max_age=0, headers=ADMIN_HEADERS)
-
-    @bp.get("/analytics.js")
-    @documented(
-        Doc(
-            "The analytics page's script",
-            "pages",
-            "application/javascript",
-            also={304: "Not Modified: If-None-Match matched"},
-        )
-    )
-    async def analytics_script() -> Response:
-        return analytics_js.response(max_age=0, headers=ADMIN_HEADERS)
-
-    @bp.get("/analytics.css")
-    @documented(
-        Doc(
-            "The analytics page's stylesheet (after admin.css)",
-            "pages",
-            "text/css",
-            also={304: "Not Modified: If-None-Match matched"},
-        )
-    )
-    async def analytics_style() -> Response:
-        return analytics_css.response(max_age=0, headers=ADMIN_HEADERS)
-
-    @bp.get("/admin-session.js")
-    @documented(
-        Doc(
-            "The admin token's handling, shared by the operator pages",
-            "pages",
-            "application/javascript",
-            also={304: "Not Modified: If-None-Match matched"},
-        )
-    )
-    async def admin_session_script() -> Response:
-        return session_js.response(max_age=0, headers=ADMIN_HEADERS)
-
+    for served in SERVED:
+        bp.add_url_rule(served.path, served.endpoint, serve(served, demo), methods=["GET"])
     return bp
+
+
+def serve(served: Served, demo: bool) -> Callable[[], Awaitable[Response]]:
+    """The view of one file (read once, here)."""
+    if served.file == "widget.js":
+        asset = Asset.of(served.file, widget_source())
+    else:
+        asset = Asset.load(served.file)
+    hidden = served.demo_only if not demo else None
+
+    @documented(
+        Doc(
+            served.summary,
+            "pages",
+            MEDIA[Path(served.file).suffix],
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
+    async def view() -> Response:
+        if hidden is not None:
+            raise NotFound(hidden)
+        return asset.response(max_age=served.max_age, headers=served.headers())
+
+    view.__name__ = served.endpoint
+    return view

@@ -1,6 +1,6 @@
 """What the HTTP edge needs from the rest of the process, passed in explicitly.
 
-Two rooms: `Services`, the components built once by app.build_services and never replaced, and
+Two rooms: `Services`, the components built once by chatd.wiring.build_services and never replaced, and
 its `state`, what only exists once serving (set by app.run_services as each part comes up) plus
 the settings a SIGHUP replaces. Counters are in neither: each component keeps its own.
 """
@@ -54,7 +54,7 @@ class ServingState:
 
 @dataclass(frozen=True)
 class Services:
-    """Built once by build_services; never replaced."""
+    """Built once by chatd.wiring.build_services; never replaced."""
 
     pool: Pool
     sessions: SessionStore

@@ -65,7 +65,7 @@
 
   const when = (iso) => new Date(iso).toLocaleString();
   const who = (s) => (s.userId ? `user ${s.userId}` : s.guestEmail || "a guest");
-  const speaker = (type) => ({ user: "Shopper", bot: "Bot", system: "System" })[type] || type;
+  const speaker = (type) => ({ user: "Shopper", bot: "Bot", system: "System", agent: "Agent" })[type] || type;
 
   function say(id, text, isError = false) {
     const node = $(id);
@@ -106,8 +106,12 @@
       field("From", el("input", { id: "insight-since", type: "date" })),
       field("Until", el("input", { id: "insight-until", type: "date" })),
       field("Tag", select("insight-tag", [["", "Any tag"]])),
-      field("Status", select("insight-status", [["any", "Any"], ["bot_only", "Bot only"], ["failed", "Failed deliveries"]])),
-      field("Sender", select("insight-sender", [["any", "Anyone"], ["user", "Shopper"], ["bot", "Bot"]])),
+      field("Status", select("insight-status", [["any", "Any"], ["failed", "Failed deliveries"]])),
+      field("Handoff", select("insight-handoff", [["", "Any"], ["yes", "Handed to a person"], ["no", "Bot only"]])),
+      field("State now", select("insight-state", [["", "Any state"], ["bot", "Bot answers"], ["waiting", "Waiting for a person"],
+        ["human", "With an agent"], ["closed", "Closed"]])),
+      field("Agent", el("input", { id: "insight-agent", type: "text", autocomplete: "off", placeholder: "agent email or id" })),
+      field("Sender", select("insight-sender", [["any", "Anyone"], ["user", "Shopper"], ["bot", "Bot"], ["agent", "Agent"]])),
       field("Rating", select("insight-rating", [["", "Any rating"], ["rated", "Rated"], ["unrated", "Not rated"],
         ["5", "5 stars"], ["4", "4 stars"], ["3", "3 stars"], ["2", "2 stars"], ["1", "1 star"]])),
       field("Shopper", el("input", { id: "insight-shopper", type: "text", autocomplete: "off", placeholder: "user id or email" })),
@@ -190,7 +194,8 @@
 
   function searchParams() {
     const params = new URLSearchParams({ q: $("insight-q").value, sort: $("insight-sort").value, page: String(page), limit: String(PAGE_SIZE) });
-    const optional = { since: $("insight-since").value, until: $("insight-until").value, tag: $("insight-tag").value, rating: $("insight-rating").value, shopper: $("insight-shopper").value.trim() };
+    const optional = { since: $("insight-since").value, until: $("insight-until").value, tag: $("insight-tag").value, rating: $("insight-rating").value, shopper: $("insight-shopper").value.trim(),
+      handoff: $("insight-handoff").value, state: $("insight-state").value, agent: $("insight-agent").value.trim() };
     for (const [name, value] of Object.entries(optional)) if (value) params.set(name, value);
     if ($("insight-until").value) {  // the day chosen is included
       const next = new Date(`${$("insight-until").value}T00:00:00Z`);

@@ -170,7 +170,8 @@ SELECT count(*) AS sessions
 -- index do the work; the row comparison breaks ties between equal timestamps. Optional filters
 -- (NULL: not applied; run unprepared, so they fold away): named sessions, one shopper (user id,
 -- or guest email ignoring case), a tag, a rating (rated: has one, or not; rating: that value),
--- a full-text query matching one of their messages.
+-- a full-text query matching one of their messages, handed to a person or never (the audit,
+-- as search_page), in a state now, an agent's (named by the audit, as search_page).
 SELECT s.id, s.user_id, s.guest_email, s.status, s.metadata, s.created_at, s.updated_at,
        s.expires_at, s.last_seq,
        ARRAY(SELECT t.tag FROM chat_tags t WHERE t.session_id = s.id ORDER BY t.tag) AS tags
@@ -190,6 +191,16 @@ SELECT s.id, s.user_id, s.guest_email, s.status, s.metadata, s.created_at, s.upd
         OR EXISTS (SELECT 1 FROM chat_messages m
                     WHERE m.session_id = s.id
                       AND m.search @@ websearch_to_tsquery(%(config)s::regconfig, %(q)s::text)))
+   AND (%(handed_off)s::boolean IS NULL
+        OR EXISTS (SELECT 1 FROM chat_audit a
+                    WHERE a.session_id = s.id AND a.action IN ('handoff_requested', 'taken'))
+           = %(handed_off)s::boolean)
+   AND (%(state)s::text IS NULL OR s.conversation_state = %(state)s::text)
+   AND (%(agent_id)s::text IS NULL
+        OR EXISTS (SELECT 1 FROM chat_audit a
+                    WHERE a.session_id = s.id
+                      AND (a.agent_id = %(agent_id)s::text
+                           OR a.detail ->> 'to' = %(agent_id)s::text)))
    AND s.created_at >= %(after_created_at)s
    AND (s.created_at, s.id) > (%(after_created_at)s, %(after_id)s)
  ORDER BY s.created_at, s.id

@@ -24,9 +24,10 @@ SELECT numnode(websearch_to_tsquery(%(config)s::regconfig, %(q)s)) AS nodes,
 
 -- name: search_matches_upto
 -- How many messages match, filters included, counted up to `cap` (the search index gives them):
--- this chooses between search_newest and search_newest_few. The planner's estimate cannot: a
--- word rarer than those its statistics keep is guessed at hundreds of rows whatever its real
--- count, and walking the time index for a word in 20 messages reads the whole table.
+-- this chooses search_page's plan for newest first ('newest' or 'few'). The planner's estimate
+-- cannot: a word rarer than those its statistics keep is guessed at hundreds of rows whatever
+-- its real count, and walking the time index for a word in 20 messages reads the whole table.
+-- The WHERE clause is search_page's: change them together.
 SELECT count(*) AS n
   FROM (SELECT 1 FROM chat_messages m
         WHERE m.search @@ websearch_to_tsquery(%(config)s::regconfig, %(q)s)
@@ -45,15 +46,37 @@ SELECT count(*) AS n
                         WHERE r.session_id = m.session_id
                           AND (%(rating)s::smallint IS NULL OR r.rating = %(rating)s::smallint))
                = %(rated)s::boolean)
+       AND (%(handed_off)s::boolean IS NULL
+            OR EXISTS (SELECT 1 FROM chat_audit a
+                        WHERE a.session_id = m.session_id
+                          AND a.action IN ('handoff_requested', 'taken'))
+               = %(handed_off)s::boolean)
+       AND (%(state)s::text IS NULL
+            OR EXISTS (SELECT 1 FROM chat_sessions s
+                        WHERE s.id = m.session_id AND s.conversation_state = %(state)s::text))
+       AND (%(agent_id)s::text IS NULL
+            OR EXISTS (SELECT 1 FROM chat_audit a
+                        WHERE a.session_id = m.session_id
+                          AND (a.agent_id = %(agent_id)s::text
+                               OR a.detail ->> 'to' = %(agent_id)s::text)))
          LIMIT %(cap)s) AS found
 
--- name: search_newest
--- One page of matches, newest first, for a word with many matches (search_matches_upto): the
--- planner walks the created_at index backwards and stops after the page (the match is checked
--- on each row it passes). Filters on the conversation are probes of small indexes (tags by
--- session, failed messages by session); a shopper's sessions come as ids (shopper_sessions), so
--- the planner may start from them. The WHERE clause is search_newest_few's and
--- search_relevance's: change them together.
+-- name: search_page
+-- One page of matches, by one of three plans (`plan`; the other two branches are constant
+-- false, planned away, since the query runs unprepared):
+-- - newest: newest first, for a word with many matches (search_matches_upto): the planner
+--   walks the created_at index backwards and stops after the page (the match is checked on
+--   each row it passes);
+-- - few: newest first, for a word with few matches: they come from the search index
+--   (materialised, so the planner cannot trade it for the walk), then are sorted;
+-- - relevance: most relevant first (ts_rank_cd: how often and how close together the words
+--   occur), then newest. Every match is ranked: the GIN index finds them, each is read once.
+-- Filters on the conversation are probes of small indexes (tags, failed messages, the audit by
+-- session; the session by its key); a shopper's sessions come as ids (shopper_sessions), so the
+-- planner may start from them. Handed off: the audit has a request for a person, or an agent's
+-- taking it. An agent's: the audit names it (took, replied, transferred, handed back, closed,
+-- or was passed the conversation; whoever holds it now took it or was passed it).
+WITH matches AS NOT MATERIALIZED (
 SELECT m.id, m.session_id, m.seq, m.sender_type, m.created_at,
        ts_rank_cd(m.search, websearch_to_tsquery(%(config)s::regconfig, %(q)s)) AS rank
   FROM chat_messages m
@@ -73,61 +96,30 @@ SELECT m.id, m.session_id, m.seq, m.sender_type, m.created_at,
                     WHERE r.session_id = m.session_id
                       AND (%(rating)s::smallint IS NULL OR r.rating = %(rating)s::smallint))
            = %(rated)s::boolean)
- ORDER BY m.created_at DESC, m.id DESC
- LIMIT %(limit)s OFFSET %(offset)s
-
--- name: search_newest_few
--- The same for a word with few matches: they come from the search index (materialised, so the
--- planner cannot trade it for the walk), then are sorted.
-WITH found AS MATERIALIZED (
-SELECT m.id, m.session_id, m.seq, m.sender_type, m.created_at,
-       ts_rank_cd(m.search, websearch_to_tsquery(%(config)s::regconfig, %(q)s)) AS rank
-  FROM chat_messages m
- WHERE m.search @@ websearch_to_tsquery(%(config)s::regconfig, %(q)s)
-   AND (%(since)s::timestamptz IS NULL OR m.created_at >= %(since)s::timestamptz)
-   AND (%(until)s::timestamptz IS NULL OR m.created_at < %(until)s::timestamptz)
-   AND (%(sender)s::text IS NULL OR m.sender_type = %(sender)s::text)
-   AND (%(session_ids)s::text[] IS NULL OR m.session_id = ANY(%(session_ids)s::text[]))
-   AND (%(tag)s::text IS NULL
-        OR EXISTS (SELECT 1 FROM chat_tags t
-                    WHERE t.session_id = m.session_id AND t.tag = %(tag)s::text))
-   AND (NOT %(failed)s::boolean
-        OR EXISTS (SELECT 1 FROM chat_messages f
-                    WHERE f.session_id = m.session_id AND f.status = 'failed'))
-   AND (%(rated)s::boolean IS NULL
-        OR EXISTS (SELECT 1 FROM chat_ratings r
-                    WHERE r.session_id = m.session_id
-                      AND (%(rating)s::smallint IS NULL OR r.rating = %(rating)s::smallint))
-           = %(rated)s::boolean)
+   AND (%(handed_off)s::boolean IS NULL
+        OR EXISTS (SELECT 1 FROM chat_audit a
+                    WHERE a.session_id = m.session_id
+                      AND a.action IN ('handoff_requested', 'taken'))
+           = %(handed_off)s::boolean)
+   AND (%(state)s::text IS NULL
+        OR EXISTS (SELECT 1 FROM chat_sessions s
+                    WHERE s.id = m.session_id AND s.conversation_state = %(state)s::text))
+   AND (%(agent_id)s::text IS NULL
+        OR EXISTS (SELECT 1 FROM chat_audit a
+                    WHERE a.session_id = m.session_id
+                      AND (a.agent_id = %(agent_id)s::text
+                           OR a.detail ->> 'to' = %(agent_id)s::text)))
+), few AS MATERIALIZED (
+SELECT * FROM matches WHERE %(plan)s::text = 'few'
 )
-SELECT * FROM found
- ORDER BY created_at DESC, id DESC
- LIMIT %(limit)s OFFSET %(offset)s
-
--- name: search_relevance
--- One page of matches, most relevant first (ts_rank_cd: how often and how close together the
--- words occur), then newest. Every match is ranked: the GIN index finds them, each is read once.
-SELECT m.id, m.session_id, m.seq, m.sender_type, m.created_at,
-       ts_rank_cd(m.search, websearch_to_tsquery(%(config)s::regconfig, %(q)s)) AS rank
-  FROM chat_messages m
- WHERE m.search @@ websearch_to_tsquery(%(config)s::regconfig, %(q)s)
-   AND (%(since)s::timestamptz IS NULL OR m.created_at >= %(since)s::timestamptz)
-   AND (%(until)s::timestamptz IS NULL OR m.created_at < %(until)s::timestamptz)
-   AND (%(sender)s::text IS NULL OR m.sender_type = %(sender)s::text)
-   AND (%(session_ids)s::text[] IS NULL OR m.session_id = ANY(%(session_ids)s::text[]))
-   AND (%(tag)s::text IS NULL
-        OR EXISTS (SELECT 1 FROM chat_tags t
-                    WHERE t.session_id = m.session_id AND t.tag = %(tag)s::text))
-   AND (NOT %(failed)s::boolean
-        OR EXISTS (SELECT 1 FROM chat_messages f
-                    WHERE f.session_id = m.session_id AND f.status = 'failed'))
-   AND (%(rated)s::boolean IS NULL
-        OR EXISTS (SELECT 1 FROM chat_ratings r
-                    WHERE r.session_id = m.session_id
-                      AND (%(rating)s::smallint IS NULL OR r.rating = %(rating)s::smallint))
-           = %(rated)s::boolean)
- ORDER BY rank DESC, m.created_at DESC, m.id DESC
- LIMIT %(limit)s OFFSET %(offset)s
+(SELECT * FROM matches WHERE %(plan)s::text = 'newest'
+  ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s)
+UNION ALL
+(SELECT * FROM few
+  ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s)
+UNION ALL
+(SELECT * FROM matches WHERE %(plan)s::text = 'relevance'
+  ORDER BY rank DESC, created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s)
 
 -- name: search_details
 -- What a page shows of each match: the whole message with its matches marked (ts_headline is

@@ -22,11 +22,10 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
 
 import trio
 
-from chatd.bench.sink import content_length
+from chatd.bench.sink import Requests, serve_raw
 from tests.benchmarks.fastsink import _environ, wait_listening
 
 HEAD = (
@@ -69,39 +68,19 @@ class Stats:
 async def serve(
     port: int, tokens: int, gap: float, stats: Stats, *, task_status: trio.TaskStatus[str]
 ) -> None:
-    async def connection(stream: trio.SocketStream) -> None:
-        buffer = b""
-        try:
-            async with stream:
-                while True:
-                    end = buffer.find(b"\r\n\r\n")
-                    while end < 0:
-                        data = await stream.receive_some(65536)
-                        if not data:
-                            return
-                        buffer += data
-                        end = buffer.find(b"\r\n\r\n")
-                    total = end + 4 + content_length(buffer[:end])
-                    while len(buffer) < total:
-                        data = await stream.receive_some(65536)
-                        if not data:
-                            return
-                        buffer += data
-                    buffer = buffer[total:]
-                    stats.streams += 1
-                    await stream.send_all(HEAD + BEGIN + first_item())
-                    for _ in range(tokens - 1):
-                        if gap:
-                            await trio.sleep(gap)
-                        await stream.send_all(ITEM)
-                    stats.items += tokens
-                    await stream.send_all(END + b"0\r\n\r\n")
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ValueError):
-            pass  # the client went away
+    async def answer(stream: trio.SocketStream) -> None:
+        requests = Requests(stream)
+        while await requests.receive():
+            stats.streams += 1
+            await stream.send_all(HEAD + BEGIN + first_item())
+            for _ in range(tokens - 1):
+                if gap:
+                    await trio.sleep(gap)
+                await stream.send_all(ITEM)
+            stats.items += tokens
+            await stream.send_all(END + b"0\r\n\r\n")
 
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(partial(trio.serve_tcp, connection, port, host="127.0.0.1"))
-        task_status.started(f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}")
+    await serve_raw(answer, "127.0.0.1", port, task_status=task_status)
 
 
 async def _main(tokens: int, gap: float) -> None:

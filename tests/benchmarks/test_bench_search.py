@@ -2,8 +2,8 @@
 page, against the p99 of GET /api/chat/messages for one session of the same server, same run
 (issue 21's target: p99 at most 3 times the baseline's).
 
-The database is the analytics benchmark's (test_bench_analytics.py: 20,000 conversations over
-the last 30 days, 50 messages each), then one message in 125 (0.8 %, chosen by a hash of its id,
+The database is the analytics benchmark's (baseline.py: 20,000 conversations over the last 30
+days, 50 messages each), then one message in 125 (0.8 %, chosen by a hash of its id,
 so spread over all the days) is rewritten to ask about an umbrella. 4 keep-alive connections ask
 back to back: the baseline, the search (newest first, 20 a page), the baseline again.
 Run: uv run pytest -m benchmark tests/benchmarks/test_bench_search.py -s
@@ -19,12 +19,18 @@ import psycopg
 import pytest
 import trio
 
-from tests.benchmarks.loadgen import LoadResult, request_bytes, run_load
+from tests.benchmarks.baseline import (
+    CONNECTIONS,
+    MESSAGES,
+    SECONDS,
+    SESSIONS,
+    baseline_session,
+    fill,
+    measure_against_baseline,
+)
+from tests.benchmarks.loadgen import request_bytes
 from tests.benchmarks.server import chatd_process
-from tests.benchmarks.test_bench_analytics import MESSAGES, SESSIONS, fill
 
-CONNECTIONS = 4
-SECONDS = 5.0
 TARGET = 3.0
 WORD = "umbrella"
 EVERY = 125  # one message in EVERY holds WORD
@@ -55,13 +61,6 @@ def mark(database_url: str) -> int:
     return int(row[0])
 
 
-def _row(name: str, result: LoadResult) -> str:
-    return (
-        f"  {name:<34} {result.rate:>7.0f} req/s   p50 {result.percentile(0.5) * 1000:6.2f} ms"
-        f"   p99 {result.percentile(0.99) * 1000:6.2f} ms   errors {result.errors or 0}"
-    )
-
-
 async def test_search_for_a_rare_word_against_one_sessions_messages(database_url: str) -> None:
     started = time.perf_counter()
     await trio.to_thread.run_sync(fill, database_url)
@@ -74,34 +73,21 @@ async def test_search_for_a_rare_word_against_one_sessions_messages(database_url
         CHATD_ADMIN__TOKEN=TOKEN,
         CHATD_MAINTENANCE__INTERVAL_SECONDS="0",
     ) as (url, _process):
-        host = urlsplit(url).netloc
         async with httpx.AsyncClient(base_url=url) as client:
-            session = (await client.post("/api/chat/session", json={})).json()
-            auth = {"Authorization": f"Bearer {session['sessionToken']}"}
-            for n in range(20):
-                body = {"sessionId": session["sessionId"], "content": f"question {n}"}
-                assert (await client.post("/api/chat/send", json=body, headers=auth)).is_success
+            session = await baseline_session(client)
             answer = await client.get("/api/admin/search", params={"q": WORD}, headers=admin)
-        messages = request_bytes(
-            "GET", f"/api/chat/messages/{session['sessionId']}?page=1&limit=50", host, b"", auth
+        search = request_bytes(
+            "GET", f"/api/admin/search?q={WORD}", urlsplit(url).netloc, b"", admin
         )
-        search = request_bytes("GET", f"/api/admin/search?q={WORD}", host, b"", admin)
-        await run_load(url, lambda n: messages, connections=CONNECTIONS, duration=1.0)  # warm-up
-        before = await run_load(url, lambda n: messages, connections=CONNECTIONS, duration=SECONDS)
-        found = await run_load(url, lambda n: search, connections=CONNECTIONS, duration=SECONDS)
-        after = await run_load(url, lambda n: messages, connections=CONNECTIONS, duration=SECONDS)
+        measured = await measure_against_baseline(url, session, search)
 
-    baseline = max(before.percentile(0.99), after.percentile(0.99))
-    ratio = found.percentile(0.99) / baseline
     print(
         f"\n{MESSAGES:,} messages in {SESSIONS:,} conversations, {matching:,} holding"
         f" {WORD!r} ({matching / MESSAGES:.2%}): filled in {filled:.1f} s;"
         f" {CONNECTIONS} connections, {SECONDS:g} s each"
     )
-    print(_row("GET /api/chat/messages (1 session)", before))
-    print(_row(f"GET /api/admin/search?q={WORD}", found))
-    print(_row("GET /api/chat/messages (again)", after))
-    print(f"  ratio p99 search / p99 messages = {ratio:.2f}  (target <= {TARGET:g})")
+    print(measured.rows(f"GET /api/admin/search?q={WORD}"))
+    print(f"  ratio p99 search / p99 messages = {measured.ratio:.2f}  (target <= {TARGET:g})")
     assert 0 < matching <= MESSAGES // 100
     assert answer.status_code == 200, answer.text[:300]
     results = answer.json()["results"]
@@ -110,9 +96,7 @@ async def test_search_for_a_rare_word_against_one_sessions_messages(database_url
     assert all(WORD in "".join(s["text"] for s in hit["snippet"]) for hit in results)
     stamps = [hit["createdAt"] for hit in results]
     assert stamps == sorted(stamps, reverse=True)
-    assert not before.errors
-    assert not found.errors
-    assert not after.errors
+    assert not measured.errors
     # The target, not a tighter regression ceiling: the runs measured 1.26-1.33 (README), and
     # this ratio moved twofold with the machine's load in the analytics benchmark.
-    assert ratio <= TARGET
+    assert measured.ratio <= TARGET

@@ -234,7 +234,7 @@ async def test_filters_narrow_the_matches(searching: RunningChatd) -> None:
     assert await ids(since="2026-11-01T11:00:00+00:30", until="2026-11-03") == [failed]
     assert await ids(tag="Refund") == [bot, late, early]
     assert await ids(status="failed") == [failed]
-    assert await ids(status="bot_only") == [bot, late, failed, early]  # no handoff yet
+    assert await ids(status="bot_only") == [bot, late, failed, early]  # nobody asked for a person
     assert await ids(sender="user") == [late, failed, early]
     assert await ids(sender="bot") == [bot]
     assert await ids(shopper="ann@shop.EXAMPLE") == [bot, late, early]
@@ -350,7 +350,7 @@ BAD = [
     ({"q": "x", "since": "99999999d"}, "invalid_query", "since"),
     ({"q": "x", "tag": "-bad"}, "invalid_tag", "tag"),
     ({"q": "x", "status": "open"}, "invalid_query", "status"),
-    ({"q": "x", "sender": "agent"}, "invalid_query", "sender"),
+    ({"q": "x", "sender": "staff"}, "invalid_query", "sender"),
     ({"q": "x", "sort": "oldest"}, "invalid_query", "sort"),
     ({"q": "x", "page": "0"}, "invalid_query", "page"),
     ({"q": "x", "page": "-1"}, "invalid_query", "page"),
@@ -399,6 +399,9 @@ async def test_the_search_answer_matches_its_model(searching: RunningChatd) -> N
         "status",
         "sender",
         "shopper",
+        "handoff",
+        "state",
+        "agent",
         "sort",
         "page",
         "limit",

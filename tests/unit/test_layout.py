@@ -8,8 +8,8 @@ import chatd
 
 PACKAGE = Path(chatd.__file__).parent
 
-# What belongs at the top: the process tree, the settings, the error tree, logging, and how
-# settings become each component's config. Commands live in chatd/cli/, the rest in its area.
+# What belongs at the top: the process tree, the components it runs (built and wired once), the
+# settings, the error tree, logging, and how settings become each component's config. Commands live in chatd/cli/, the rest in its area.
 TOP_LEVEL = {
     "__init__.py",
     "__main__.py",
@@ -18,6 +18,7 @@ TOP_LEVEL = {
     "logs.py",
     "process.py",
     "settings.py",
+    "wiring.py",
 }
 
 
