@@ -21,6 +21,7 @@ from chatd.http.routes_events import events_routes
 from chatd.http.routes_files import UPLOAD_PATH, files_routes, upload_limit
 from chatd.http.routes_health import health_routes
 from chatd.http.routes_inbox import inbox_routes
+from chatd.http.routes_inbox_live import inbox_live_routes
 from chatd.http.routes_inbox_ws import inbox_ws_routes
 from chatd.http.routes_insights import insights_routes
 from chatd.http.routes_metrics import metrics_routes
@@ -49,6 +50,7 @@ def create_app(services: Services) -> QuartTrio:
     app.register_blueprint(admin_routes(services))
     app.register_blueprint(staff_routes(services))
     app.register_blueprint(inbox_routes(services))
+    app.register_blueprint(inbox_live_routes(services))
     app.register_blueprint(inbox_ws_routes(services))
     app.register_blueprint(insights_routes(services))
     app.register_blueprint(analytics_routes(services))
