@@ -23,10 +23,10 @@ from chatd.db.reads import ReadStore
 from chatd.errors import ClientError, DatabaseUnavailable
 from chatd.http.services import Services
 from chatd.realtime.hub import Event
+from chatd.realtime.router import STAFF_ONLY  # each names its agent
 
 log = structlog.get_logger(__name__)
 
-STAFF_ONLY = frozenset({"staff_signed_out", "conversation_read"})  # each names its agent
 STOP_TIMEOUT = 2.0  # seconds for the last "stopped typing" as the socket ends
 
 

@@ -406,8 +406,10 @@
       tone.stop(audio.currentTime + 0.25);
     } catch { /* no audio here */ }
     if ("Notification" in window && Notification.permission === "granted") {
-      const note = new Notification(title, { body: String(body || "").slice(0, 140), tag: sessionId });
-      note.onclick = () => { window.focus(); open(sessionId); note.close(); };
+      try { // some phones' browsers allow notifications only from a service worker: then none
+        const note = new Notification(title, { body: String(body || "").slice(0, 140), tag: sessionId });
+        note.onclick = () => { window.focus(); open(sessionId); note.close(); };
+      } catch { /* the beep was the alert */ }
     }
   }
 
