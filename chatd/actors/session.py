@@ -8,6 +8,7 @@ replies; anything else crashes the actor, and the registry restarts it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -17,7 +18,7 @@ import structlog
 import trio
 
 from chatd.actors.handle import Reply
-from chatd.core.conversation import ConversationChange
+from chatd.core.conversation import ConversationChange, ConversationState
 from chatd.core.csat import Ending
 from chatd.core.histogram import Histogram, HistogramSnapshot
 from chatd.core.messages import BotMessage, Message, MessageStatus, NewMessage, StreamedPart
@@ -232,7 +233,18 @@ class SessionActor:
         message = await self._takeover.change(self.session_id, command.change)
         self._hub.publish_message(message)
         log.info("conversation_changed", action=command.change.action, seq=message.seq)
+        to_state = command.change.to_state
+        if to_state in (ConversationState.HUMAN, ConversationState.BOT):
+            await self._hold_streams(to_state is ConversationState.HUMAN)
         return message
+
+    async def _hold_streams(self, held: bool) -> None:
+        """Held by an agent: a bot reply streaming now is withdrawn, here and in every process,
+        and none shows until the hand-back (chatd/realtime/streams.py)."""
+        self._hub.hold_streams(self.session_id, held)
+        note = {"type": "stream_hold", "sessionId": self.session_id, "held": held}
+        with contextlib.suppress(DatabaseUnavailable):  # a hint: a held reply is withdrawn
+            await self._messages.notify_event(note)  # at its end anyway (queue/outcomes.py)
 
     async def _on_agent_send(self, command: AgentSend) -> Message:
         message = await self._takeover.agent_message(

@@ -83,6 +83,8 @@ class ConversationOut(Out):
     lastSender: str | None
     lastContent: str | None
     lastAt: Timestamp | None
+    lastReadSeq: int = Field(0, description="the seq of the last message you have seen")
+    unread: int = Field(0, description="the shopper's messages after it (at most 100)")
 
 
 class Conversations(Out):

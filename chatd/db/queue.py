@@ -78,6 +78,7 @@ class StoredStream:
     settled: bool  # the job was completed by this call (False: its lease was lost)
     duplicates: int  # messages skipped: the same reply was stored before
     response_seconds: float | None = None  # since the message they answer was stored
+    held: bool = False  # not stored: an agent holds the conversation (the bot is not shown)
 
 
 class QueueStore:
@@ -213,11 +214,13 @@ class QueueStore:
                 raise AssertionError("store_bot_messages lost the same race twice")
         settled = bool(rows[0]["settled"])
         messages = [message_from_row(row) for row in rows if row["id"] is not None]
+        held = bool(rows[0]["held_by_agent"]) and not messages
         return StoredStream(
             messages,
             settled=settled,
-            duplicates=len(parts) - len(messages) if settled else 0,
+            duplicates=len(parts) - len(messages) if settled and not held else 0,
             response_seconds=rows[0]["response_seconds"] if messages else None,
+            held=held,
         )
 
     async def extend_lease(self, job: Job, lease_seconds: float) -> bool:

@@ -39,6 +39,8 @@ class InboxRow:
     last_sender: str | None
     last_content: str | None
     last_at: datetime | None
+    last_read_seq: int = 0  # how far the agent who asked has read it
+    unread: int = 0  # the shopper's messages after that (at most 100)
 
 
 class TakeoverStore:
@@ -101,18 +103,27 @@ class TakeoverStore:
         raise refusal(now, None)
 
     async def inbox(
-        self, states: tuple[ConversationState, ...], *, agent_id: str | None, limit: int
+        self,
+        states: tuple[ConversationState, ...],
+        *,
+        agent_id: str | None,
+        limit: int,
+        reader: str | None = None,  # the agent whose unread counts are given
     ) -> list[InboxRow]:
-        params = {"states": [s.value for s in states], "agent_id": agent_id, "limit": limit}
+        params = {
+            "states": [s.value for s in states],
+            "agent_id": agent_id,
+            "limit": limit,
+            "reader": reader,
+        }
         async with self._pool.connection() as conn:
             rows = await (await conn.execute(query("inbox_list"), params)).fetchall()
         return [inbox_row(row) for row in rows]
 
-    async def conversation(self, session_id: str) -> InboxRow | None:
+    async def conversation(self, session_id: str, reader: str | None = None) -> InboxRow | None:
+        params = {"session_id": session_id, "reader": reader}
         async with self._pool.connection() as conn:
-            row = await (
-                await conn.execute(query("inbox_conversation"), {"session_id": session_id})
-            ).fetchone()
+            row = await (await conn.execute(query("inbox_conversation"), params)).fetchone()
         return None if row is None else inbox_row(row)
 
     async def audit(self, session_id: str) -> list[AuditEntry]:
@@ -164,4 +175,6 @@ def inbox_row(row: Mapping[str, Any]) -> InboxRow:
         row["last_sender"],
         row["last_content"],
         row["last_at"],
+        row["last_read_seq"],
+        row["unread"],
     )

@@ -22,6 +22,7 @@ from chatd.http.routes_events import events_routes
 from chatd.http.routes_files import UPLOAD_PATH, files_routes, upload_limit
 from chatd.http.routes_health import health_routes
 from chatd.http.routes_inbox import inbox_routes
+from chatd.http.routes_inbox_live import inbox_live_routes
 from chatd.http.routes_inbox_tools import STAFF_UPLOAD_PATH, inbox_tools_routes
 from chatd.http.routes_inbox_ws import inbox_ws_routes
 from chatd.http.routes_insights import insights_routes
@@ -56,6 +57,7 @@ def create_app(services: Services) -> QuartTrio:
     app.register_blueprint(admin_routes(services))
     app.register_blueprint(staff_routes(services))
     app.register_blueprint(inbox_routes(services))
+    app.register_blueprint(inbox_live_routes(services))
     app.register_blueprint(inbox_ws_routes(services))
     app.register_blueprint(inbox_tools_routes(services))
     app.register_blueprint(canned_routes(services))

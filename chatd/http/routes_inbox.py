@@ -72,7 +72,9 @@ def inbox_routes(services: Services) -> Blueprint:
         me = await agent()
         args = parse_query(InboxQuery, request.args)
         holder = me.id if args.view == "mine" else None
-        rows = await services.takeover.inbox(VIEWS[args.view], agent_id=holder, limit=args.limit)
+        rows = await services.takeover.inbox(
+            VIEWS[args.view], agent_id=holder, limit=args.limit, reader=me.id
+        )
         return wire(Conversations(conversations=[conversation_out(r) for r in rows]))
 
     @bp.get("/conversations/<session_id>")
@@ -85,9 +87,9 @@ def inbox_routes(services: Services) -> Blueprint:
         )
     )
     async def conversation(session_id: str) -> dict[str, Any]:
-        await agent()
+        me = await agent()
         session_id = parse_id(session_id, "sessionId")
-        row = await found(session_id)
+        row = await found(session_id, me.id)
         messages = await services.messages.recent(session_id, limit=HISTORY)
         audit = await services.takeover.audit(session_id)
         return wire(
@@ -107,8 +109,8 @@ def inbox_routes(services: Services) -> Blueprint:
             )
         )
 
-    async def found(session_id: str) -> InboxRow:
-        row = await services.takeover.conversation(session_id)
+    async def found(session_id: str, reader: str | None = None) -> InboxRow:
+        row = await services.takeover.conversation(session_id, reader)
         if row is None:
             raise NotFound(f"no conversation {session_id!r}", code="conversation_not_found")
         return row
@@ -209,4 +211,6 @@ def conversation_out(row: InboxRow) -> ConversationOut:
         lastSender=row.last_sender,
         lastContent=row.last_content,
         lastAt=iso(row.last_at) if row.last_at else None,
+        lastReadSeq=row.last_read_seq,
+        unread=row.unread,
     )

@@ -22,6 +22,7 @@ from chatd.core.replies import BotReply, InvalidReply, parse_reply_body, reply_k
 from chatd.db.queue import Job, QueueStore, Settle
 from chatd.queue.sender import Attempt
 from chatd.queue.stream_reader import StreamReader
+from chatd.realtime.hub import TAKEN_OVER
 from chatd.realtime.relay import StreamRelay
 
 
@@ -136,6 +137,8 @@ class Outcomes:
         await self._relay.flush()  # every piece reaches every process before the reply
         settle = Settle(job, JobStatus.COMPLETED, attempt.status, None)
         stored = await self._actors.store_stream(job.message_id, parts, settle)
+        if stored.held:  # an agent took over meanwhile: what streamed is shown no more
+            await self.withdraw(reader, TAKEN_OVER)
         if self.lease_held(stored.settled):
             reader.stored(parts)
             self.delivered += 1

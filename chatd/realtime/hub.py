@@ -24,6 +24,7 @@ EXPIRY_PERIOD = 5.0  # seconds between looks for abandoned streams
 
 # The staff inbox's feed: every session's events, for signed-in agents (not an id: no session's).
 INBOX_FEED = "inbox"
+TAKEN_OVER = "taken_over"  # message_stream_end's reason: an agent took the conversation over
 
 
 class SlowConsumer(Exception):
@@ -249,6 +250,15 @@ class Hub:
         self.streams.withdraw(message_id, trio.current_time())
         self.publish(session_id, Event(end_event(session_id, message_id, reason)))
 
+    def hold_streams(self, session_id: str, held: bool) -> None:
+        """An agent took the conversation (`held`): its streamed replies are withdrawn and no
+        new one shows; or it was handed back (not `held`): they show again."""
+        if not held:
+            self.streams.release(session_id)
+            return
+        for stream in self.streams.hold(session_id, trio.current_time()):
+            self.publish(session_id, Event(end_event(session_id, stream.message_id, TAKEN_OVER)))
+
     def stream_stored(self, message_id: str) -> None:
         """A message is stored (notified; maybe never read here): if it was a stream, it ended."""
         self.streams.drop(message_id)
@@ -267,7 +277,8 @@ class Hub:
                 self.publish(stream.session_id, Event(event))
 
     def publish_inbox(self, event: Event) -> None:
-        """An event for staff only (an internal note): the inbox's feed, never a session's."""
+        """An event for staff only (an internal note, an agent's sign-ins ended): the inbox's
+        feed, never a session's."""
         feed = self._feeds.get(INBOX_FEED)
         if feed is not None:
             for subscriber in list(feed.subscribers.values()):

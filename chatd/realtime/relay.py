@@ -78,6 +78,8 @@ class StreamRelay:
         self._hub.publish_pieces(
             session_id, message_id, reply_to, attempt, index, texts, local=True
         )
+        if self._hub.streams.is_gone(message_id):  # withdrawn (an agent took over): for no one
+            return
         item = self._open.get(message_id)
         if item is None:
             item = {

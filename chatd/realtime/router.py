@@ -106,6 +106,10 @@ class EventRouter:
                     staff_notes.append(note["noteId"])
             elif note["type"] == "stream":
                 self._stream(note["items"])
+            elif note["type"] in STAFF_ONLY:
+                self._hub.publish_inbox(Event(note))
+            elif note["type"] == "stream_hold":  # every process keeps every session's streams
+                self._hub.hold_streams(note["sessionId"], note["held"])
             elif note["type"] == "new_message":
                 self._hub.stream_stored(note["messageId"])
                 # Most were published by this process's actor already: those need no read.
@@ -153,7 +157,18 @@ class EventRouter:
                 self._hub.publish_message(message)
 
 
-KINDS = ("new_message", "message_status", "bot_typing", "typing", "stream", "note")
+# Not for shoppers: for the inbox's sockets of the agent named (routes_inbox_ws.py).
+STAFF_ONLY = ("staff_signed_out", "conversation_read")
+KINDS = (
+    "new_message",
+    "message_status",
+    "bot_typing",
+    "typing",
+    "stream",
+    "stream_hold",
+    "note",
+    *STAFF_ONLY,
+)
 
 
 def parse_notification(payload: str) -> dict[str, Any] | None:
@@ -170,7 +185,15 @@ def parse_notification(payload: str) -> dict[str, Any] | None:
         if not isinstance(items, list) or not all(_stream_item(item) for item in items):
             return None
         return note
+    if note["type"] == "staff_signed_out":  # for the inbox's sockets (no session's)
+        return note if isinstance(note.get("agentId"), str) else None
     if not isinstance(note.get("sessionId"), str):
+        return None
+    if note["type"] == "stream_hold":
+        return note if isinstance(note.get("held"), bool) else None
+    if note["type"] == "conversation_read" and not (
+        isinstance(note.get("agentId"), str) and type(note.get("lastReadSeq")) is int
+    ):
         return None
     if note["type"] == "new_message" and not (
         isinstance(note.get("messageId"), str) and type(note.get("seq")) is int

@@ -9,6 +9,11 @@ client a snapshot of each. An entry goes when its reply is stored (the new_messa
 when it is withdrawn (message_stream_end), when a later attempt at the same message starts
 streaming, or at the latest `ttl` seconds after it began (its reader died).
 
+While an agent holds a conversation, no bot reply is shown (DESIGN.md): taking it over holds its
+streams here, in every process (a notification), withdrawing those under way and ignoring any
+that begins before the hand-back releases it (a job n8n had before the takeover may still
+answer); a hold lasts at most `ttl`, as long as such a stream could.
+
 Pieces of a stream read elsewhere come in batches by notification, and a notification can be
 lost: a stream that skips pieces is kept as incomplete, and no snapshot is given of it.
 """
@@ -80,6 +85,7 @@ class LiveStreams:
         # Streams withdrawn or replaced, until their time is up: pieces of them still on their
         # way (their reader has not noticed yet) must not bring them back.
         self._gone: dict[str, float] = {}
+        self._held: dict[str, float] = {}  # sessions an agent holds: until when streams are shut
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -102,6 +108,9 @@ class LiveStreams:
         if message_id in self._gone:
             return events
         stream = self._by_id.get(message_id)
+        if stream is None and self._held.get(session_id, -1.0) > now:
+            self._gone[message_id] = now + self._ttl  # begun while an agent holds it: not shown
+            return events
         if stream is None:
             if index == 0:  # a new attempt's first piece: an earlier attempt's are moot
                 events.extend(self._supersede(session_id, reply_to, attempt, now))
@@ -139,6 +148,23 @@ class LiveStreams:
             self.withdraw(stream.message_id, now)
         return [end_event(session_id, s.message_id, "superseded") for s in stale]
 
+    def hold(self, session_id: str, now: float) -> list[LiveStream]:
+        """An agent took the conversation over: its streams are withdrawn (returned, for their
+        clients to be told) and no new one is shown until `release`."""
+        self._held[session_id] = now + self._ttl
+        streams = list(self._by_session.get(session_id, {}).values())
+        for stream in streams:
+            self.withdraw(stream.message_id, now)
+        return streams
+
+    def release(self, session_id: str) -> None:
+        """Handed back to the bot: its replies stream again."""
+        self._held.pop(session_id, None)
+
+    def is_gone(self, message_id: str) -> bool:
+        """Withdrawn (or never shown: begun while held); its later pieces change nothing."""
+        return message_id in self._gone
+
     def drop(self, message_id: str) -> bool:
         """Stored: forget it. False if it was not here."""
         return self._drop(message_id) is not None
@@ -164,11 +190,15 @@ class LiveStreams:
             self._drop(stream.message_id)
         for message_id in [m for m, until in self._gone.items() if until <= now]:
             del self._gone[message_id]
+        for session_id in [s for s, until in self._held.items() if until <= now]:
+            del self._held[session_id]
         return gone
 
     def heard_gap(self) -> None:
         """Notifications may have been lost (LISTEN reconnected): streams read elsewhere may
-        miss pieces, so none of them is given as a snapshot any more."""
+        miss pieces, so none of them is given as a snapshot any more. A hand-back may have been
+        missed too: holds are forgotten (a held reply is withdrawn when it ends, not stored)."""
+        self._held.clear()
         for stream in self._by_id.values():
             if not stream.local:
                 stream.complete = False

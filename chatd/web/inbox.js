@@ -4,6 +4,8 @@
 // data goes in with textContent or DOM attributes; replies are Markdown (markdown.js).
 // The composer writes a reply (to the shopper) or an internal note (staff only, shown yellow);
 // canned responses, files and the admins' canned-response editor are in inbox-tools.js.
+// Unread counts are the server's (per agent: the same on every device); the agent's typing goes
+// to the shopper over the socket; alerts (a beep and a notification) are the agent's choice.
 "use strict";
 
 (() => {
@@ -17,7 +19,7 @@
   let retry = 0;
   let mode = "reply"; // the composer writes a "reply" (to the shopper) or a "note" (staff only)
   const conversations = new Map(); // sessionId -> conversation (as the API lists it)
-  const unread = new Map(); // sessionId -> messages since the agent last looked
+  const unread = new Map(); // sessionId -> the shopper's messages since the agent last looked
   const shown = new Set(); // seqs shown in the open conversation
 
   // --- the API ---------------------------------------------------------------------------
@@ -105,14 +107,25 @@
 
   async function load() {
     const open = await api("/api/inbox/conversations?view=open&limit=200");
-    for (const c of open.conversations) conversations.set(c.sessionId, c);
+    for (const c of open.conversations) keep(c);
     if (view === "closed") await loadClosed();
     renderList();
   }
 
   async function loadClosed() {
     const closed = await api("/api/inbox/conversations?view=closed&limit=200");
-    for (const c of closed.conversations) conversations.set(c.sessionId, c);
+    for (const c of closed.conversations) keep(c);
+  }
+
+  /** A conversation as the server has it, with this agent's unread count. */
+  function keep(c) {
+    const before = conversations.get(c.sessionId);
+    conversations.set(c.sessionId, c);
+    if (c.sessionId === openId && !document.hidden) markRead(c.sessionId);
+    else unread.set(c.sessionId, c.unread || 0);
+    if (c.state === "waiting" && (!before || before.state !== "waiting") && loaded) {
+      ring(c.sessionId, "A shopper asks for a person", c.handoffReason || c.lastContent || who(c));
+    }
   }
 
   function inView(c, name) {
@@ -137,12 +150,15 @@
         el("button", { type: "button", class: `item${c.sessionId === openId ? " current" : ""}`,
           "data-testid": "conversation", "data-session": c.sessionId, onclick: () => open(c.sessionId) },
         el("span", { class: "who", text: who(c) }),
-        count ? el("span", { class: "unread", "data-testid": "unread", text: String(count) }) : null,
+        count ? el("span", { class: "unread", "data-testid": "unread" }, count > 99 ? "99+" : String(count),
+          el("span", { class: "visually-hidden", text: " unread" })) : null,
         el("span", { class: `badge ${c.state}`, text: c.state === "human" ? `${c.agentName}` : c.state }),
         el("span", { class: "last", text: c.lastContent || "" })));
     });
     $("list").replaceChildren(...items);
     $("list-empty").hidden = items.length > 0;
+    const total = [...unread.values()].reduce((a, b) => a + b, 0);
+    document.title = total ? `(${total}) chatd inbox` : "chatd inbox";
   }
 
   function who(c) { return c.guestEmail || c.userId || `Guest ${c.sessionId.slice(0, 8)}`; }
@@ -165,8 +181,8 @@
   // --- one conversation ------------------------------------------------------------------
 
   async function open(sessionId) {
+    if (openId !== sessionId) stopTyping();
     openId = sessionId;
-    unread.delete(sessionId);
     const detail = await api(`/api/inbox/conversations/${sessionId}`);
     conversations.set(sessionId, detail.conversation);
     shown.clear();
@@ -175,6 +191,7 @@
     for (const m of detail.messages) addMessage(m);
     renderAudit(detail.audit);
     loadNotes(sessionId);
+    markRead(sessionId);
     document.body.classList.add("reading");
     $("conversation").hidden = false;
     renderConversation();
@@ -285,7 +302,7 @@
   async function act(path, body) {
     try {
       const changed = await api(`/api/inbox/conversations/${openId}/${path}`, { method: "POST", body });
-      conversations.set(openId, changed.conversation);
+      keep(changed.conversation);
       if (changed.message) addMessage(changed.message);
       renderConversation();
       renderList();
@@ -299,7 +316,7 @@
   $("hand-back").addEventListener("click", () => act("hand-back"));
   $("close").addEventListener("click", () => act("close"));
   $("transfer-to").addEventListener("change", (e) => { if (e.target.value) act("transfer", { agentId: e.target.value }); e.target.value = ""; });
-  $("back").addEventListener("click", () => { document.body.classList.remove("reading"); openId = null; $("conversation").hidden = true; renderList(); });
+  $("back").addEventListener("click", () => { stopTyping(); document.body.classList.remove("reading"); openId = null; $("conversation").hidden = true; renderList(); });
 
   $("composer").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -321,6 +338,7 @@
       const { message } = await api(`/api/inbox/conversations/${openId}/messages`, { method: "POST", body });
       input.value = "";
       if (tools) tools.clear();
+      stopTyping();
       addMessage(message);
     } catch (e) {
       notice(e.message);
@@ -335,7 +353,7 @@
   async function refresh(sessionId) {
     try {
       const detail = await api(`/api/inbox/conversations/${sessionId}`);
-      conversations.set(sessionId, detail.conversation);
+      keep(detail.conversation);
       if (sessionId === openId) { renderConversation(); renderAudit(detail.audit); }
       renderList();
     } catch {
@@ -347,11 +365,18 @@
     const id = event.sessionId;
     if (event.type === "typing" && id === openId) { $("typing").hidden = !event.isTyping; return; }
     if (event.type === "note") { if (id === openId) addNote(event.note); return; }
+    if (event.type === "conversation_read") { readElsewhere(event); return; }
     if (event.type !== "new_message") return;
     const m = event.message;
     const known = conversations.get(id);
+    if (known && m.seq > (known.lastSeq || 0)) known.lastSeq = m.seq;
+    const looking = id === openId && !document.hidden;
     if (id === openId) { addMessage(m); if (m.senderType === "user") $("typing").hidden = true; }
-    else if (m.senderType === "user") unread.set(id, (unread.get(id) || 0) + 1);
+    if (m.senderType === "user") {
+      if (looking) markRead(id);
+      else unread.set(id, (unread.get(id) || 0) + 1);
+      if (!looking && known && known.state === "human" && known.agentId === me.id) ring(id, `${who(known)} wrote`, m.content);
+    }
     // A change of who answers, or the end of the chat (also the shopper's, or the admin page's).
     const changed = m.metadata && (m.metadata.conversation || m.metadata.event === "session_closed");
     const audited = id === openId && m.senderType === "agent"; // a reply is in the audit trail
@@ -365,7 +390,7 @@
   function connect() {
     const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/inbox/ws`);
     socket = ws;
-    ws.onopen = () => { retry = 0; $("live").textContent = "Live"; load(); };
+    ws.onopen = () => { retry = 0; $("live").textContent = "Live"; load().then(() => { loaded = true; }); };
     ws.onmessage = (e) => { try { onEvent(JSON.parse(e.data)); } catch { /* not ours */ } };
     ws.onclose = (e) => {
       if (socket !== ws) return;
@@ -374,6 +399,105 @@
       setTimeout(() => { if (socket === ws && me) connect(); }, Math.min(10000, 500 * 2 ** retry++));
     };
   }
+
+  // --- read marks: unread counts kept on the server -------------------------------------
+
+  let readTimer = 0;
+  /** Seen up to the newest message shown (a moment later, once for a burst). */
+  function markRead(sessionId) {
+    unread.set(sessionId, 0);
+    clearTimeout(readTimer);
+    readTimer = setTimeout(async () => {
+      if (sessionId !== openId || !shown.size) return;
+      const lastSeq = Math.max(...shown);
+      await api(`/api/inbox/conversations/${sessionId}/read`, { method: "POST", body: { lastSeq } }).catch(() => null);
+    }, 300);
+    renderList();
+  }
+
+  /** Read on another of this agent's devices. */
+  function readElsewhere(event) {
+    const c = conversations.get(event.sessionId);
+    if (!c) return;
+    if (event.lastReadSeq >= (c.lastSeq || 0)) { unread.set(c.sessionId, 0); renderList(); }
+    else refresh(c.sessionId);
+  }
+
+  document.addEventListener("visibilitychange", () => { if (!document.hidden && openId) markRead(openId); });
+
+  // --- the agent's typing, shown to the shopper -------------------------------------------
+
+  let typingAt = 0; // when "typing" last went out (again at most every 3 s while it goes on)
+  let typingIn = null; // the conversation it went out for
+  let typingTimer = 0;
+
+  function typingFrame(sessionId, isTyping) {
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "typing", sessionId, isTyping }));
+  }
+
+  $("reply").addEventListener("input", () => {
+    if (!openId || $("reply").disabled) return;
+    const now = Date.now();
+    if (typingIn !== openId || now - typingAt > 3000) { typingFrame(openId, true); typingAt = now; typingIn = openId; }
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(stopTyping, 4000); // paused: stopped
+  });
+  $("reply").addEventListener("blur", () => { if (!$("reply").value.trim()) stopTyping(); });
+
+  function stopTyping() {
+    clearTimeout(typingTimer);
+    if (typingIn) typingFrame(typingIn, false);
+    typingIn = null;
+    typingAt = 0;
+  }
+
+  // --- alerts: a beep and a browser notification, when the agent is not looking -----------
+
+  const ALERTS = "chatd.inbox.alerts";
+  let loaded = false; // the lists are in: conversations found from now on are new
+  let audio = null;
+
+  function alertsOn() { return localStorage.getItem(ALERTS) === "on"; }
+
+  function showAlerts() {
+    const box = $("alerts");
+    box.checked = alertsOn();
+    $("alerts-note").textContent = box.checked && "Notification" in window && Notification.permission === "denied"
+      ? "Notifications are blocked by the browser; the sound still plays." : "";
+  }
+
+  $("alerts").addEventListener("change", async (e) => {
+    localStorage.setItem(ALERTS, e.target.checked ? "on" : "off");
+    if (e.target.checked) {
+      audio = audio || (window.AudioContext ? new AudioContext() : null); // made in a click: allowed to play
+      if ("Notification" in window && Notification.permission === "default") await Notification.requestPermission();
+    }
+    showAlerts();
+  });
+
+  /** A short beep (WebAudio, no file) and a notification that opens the conversation. */
+  function ring(sessionId, title, body) {
+    if (!alertsOn() || (!document.hidden && sessionId === openId)) return;
+    try {
+      audio = audio || new AudioContext();
+      const tone = audio.createOscillator();
+      const gain = audio.createGain();
+      tone.frequency.value = 880;
+      gain.gain.setValueAtTime(0.15, audio.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.25);
+      tone.connect(gain).connect(audio.destination);
+      tone.start();
+      tone.stop(audio.currentTime + 0.25);
+    } catch { /* no audio here */ }
+    if ("Notification" in window && Notification.permission === "granted") {
+      try { // some phones' browsers allow notifications only from a service worker: then none
+        const note = new Notification(title, { body: String(body || "").slice(0, 140), tag: sessionId });
+        note.onclick = () => { window.focus(); open(sessionId); note.close(); };
+      } catch { /* the beep was the alert */ }
+    }
+  }
+
+  showAlerts();
 
   // What inbox-tools.js builds on: the API (with the CSRF token), and the open conversation.
   window.chatdInbox = { api, el, notice, me: () => me, openId: () => openId,

@@ -33,6 +33,7 @@
     input: "Type a message",
     send: "Send",
     typing: "The assistant is typing",
+    agentTyping: "{name} is typing…",
     offline: "You are offline. Messages will be sent when you are back.",
     disconnected: "Connection lost. Reconnecting…",
     pending: "Sending…",
@@ -573,7 +574,13 @@
       else if (event.type === "message_status") {
         const message = this.messages.get(event.messageId);
         if (message) { message.status = event.status; this.render(); }
-      } else if (event.type === "bot_typing") { this.botTyping = !!event.isTyping; this.render(); }
+      } else if (event.type === "bot_typing") { // from an agent: their name; gone if no news for 10 s
+        this.botTyping = !!event.isTyping;
+        this.typist = event.agentName;
+        clearTimeout(this.typingTimer);
+        if (this.typist) this.typingTimer = setTimeout(() => this.onEvent({ type: "bot_typing" }), 10000);
+        this.render();
+      }
       else if (event.type === "message_delta") this.piece(event, false);
       else if (event.type === "message_stream") this.piece(event, true);
       else if (event.type === "message_stream_end") { if (this.streams.delete(event.messageId)) this.render(); }
@@ -583,8 +590,10 @@
 
     /** A piece of a streamed reply (a delta), or all of it so far (a snapshot: a join, or a
      * poll). Deltas come in order within one connection; one at or below the last is a repeat. */
-    piece({ messageId: id, index, text }, snapshot) {
+    piece({ messageId: id, index, text, replyTo }, snapshot) {
       if (typeof id !== "string" || !Number.isInteger(index) || typeof text !== "string" || this.messages.has(id)) return;
+      const asked = this.messages.get(replyTo); // n8n has it and answers: "Sent", not "Sending…"
+      if (asked && asked.status === "pending") { asked.status = "sent"; this.render(); }
       let s = this.streams.get(id);
       if (!snapshot && index !== (s ? s.index + 1 : 0)) return;
       if (!s) this.streams.set(id, s = { text: "", index: -1 });
@@ -933,7 +942,8 @@
       ui.file.accept = this.option("accept") || ACCEPT;
       ui.drop.textContent = t.drop;
       ui.typing.hidden = !this.botTyping;
-      ui.typing.lastChild.textContent = this.botTyping ? t.typing : "";
+      ui.typing.lastChild.textContent = this.botTyping ? (this.typist ? fmt(t.agentTyping, { name: this.typist }) : t.typing) : "";
+      ui.typing.lastChild.className = this.botTyping && this.typist ? "who" : "sr";
       this.csat.render();
       const offline = !navigator.onLine;
       const lost = this.session && !this.connected && (offline || this.failures > 0 || this.everConnected);
@@ -1153,6 +1163,7 @@ a { color: var(--accent); }
   border-radius: 10px; text-decoration: none; color: var(--fg); background: var(--bg); }
 .card span { font-size: 12px; color: var(--muted); }
 .typing { padding: 0 14px 8px; }
+.typing .who { margin-left: 8px; font-size: 13px; color: var(--muted); }
 .dots { display: inline-flex; gap: 4px; padding: 10px 12px; background: var(--bot); border-radius: 14px; }
 .dots i { width: 7px; height: 7px; border-radius: 50%; background: var(--muted); animation: blink 1.2s infinite; }
 .dots i:nth-child(2) { animation-delay: .2s; } .dots i:nth-child(3) { animation-delay: .4s; }

@@ -87,18 +87,28 @@ SELECT m.* FROM m
 
 -- name: inbox_list
 -- One of the inbox's lists, most recent activity first, through idx_chat_sessions_inbox:
--- sessions in `states` (held by `agent_id` when given), each with its newest message; live
--- ones, except in the closed list (ended sessions, until cleanup deletes them).
+-- sessions in `states` (held by `agent_id` when given), each with its newest message and how
+-- many of the shopper's messages `reader` (an agent) has not read (at most 100: a page's rows,
+-- each a short walk of the messages' (session_id, seq) index); live ones, except in the closed
+-- list (ended sessions, until cleanup deletes them).
 SELECT s.id, s.user_id, s.guest_email, s.metadata, s.user_context, s.conversation_state,
        s.agent_id, a.name AS agent_name, s.handoff_reason, s.state_changed_at, s.created_at,
        s.updated_at, s.last_seq, last.sender_type AS last_sender,
-       left(last.content, 140) AS last_content, last.created_at AS last_at
+       left(last.content, 140) AS last_content, last.created_at AS last_at,
+       coalesce(r.last_read_seq, 0) AS last_read_seq, unread.n AS unread
   FROM chat_sessions s
   LEFT JOIN chat_agents a ON a.id = s.agent_id
   LEFT JOIN LATERAL (SELECT sender_type, content, created_at FROM chat_messages c
                       WHERE c.session_id = s.id
                       ORDER BY c.seq DESC
                       LIMIT 1) AS last ON true
+  LEFT JOIN chat_agent_reads r ON r.agent_id = %(reader)s AND r.session_id = s.id
+  CROSS JOIN LATERAL (SELECT count(*) AS n
+                        FROM (SELECT 1 FROM chat_messages u
+                               WHERE u.session_id = s.id
+                                 AND u.seq > coalesce(r.last_read_seq, 0)
+                                 AND u.sender_type = 'user'
+                               LIMIT 100) AS x) AS unread
  WHERE s.conversation_state = ANY(%(states)s::text[])
    AND (s.conversation_state = 'closed' OR (s.status = 'active' AND s.expires_at > now()))
    AND (%(agent_id)s::text IS NULL OR s.agent_id = %(agent_id)s)
@@ -106,17 +116,26 @@ SELECT s.id, s.user_id, s.guest_email, s.metadata, s.user_context, s.conversatio
  LIMIT %(limit)s
 
 -- name: inbox_conversation
--- One conversation as the inbox lists it (a live update re-reads only the one that changed).
+-- One conversation as the inbox lists it (a live update re-reads only the one that changed), with
+-- `reader`'s unread count.
 SELECT s.id, s.user_id, s.guest_email, s.metadata, s.user_context, s.conversation_state,
        s.agent_id, a.name AS agent_name, s.handoff_reason, s.state_changed_at, s.created_at,
        s.updated_at, s.last_seq, last.sender_type AS last_sender,
-       left(last.content, 140) AS last_content, last.created_at AS last_at
+       left(last.content, 140) AS last_content, last.created_at AS last_at,
+       coalesce(r.last_read_seq, 0) AS last_read_seq, unread.n AS unread
   FROM chat_sessions s
   LEFT JOIN chat_agents a ON a.id = s.agent_id
   LEFT JOIN LATERAL (SELECT sender_type, content, created_at FROM chat_messages c
                       WHERE c.session_id = s.id
                       ORDER BY c.seq DESC
                       LIMIT 1) AS last ON true
+  LEFT JOIN chat_agent_reads r ON r.agent_id = %(reader)s AND r.session_id = s.id
+  CROSS JOIN LATERAL (SELECT count(*) AS n
+                        FROM (SELECT 1 FROM chat_messages u
+                               WHERE u.session_id = s.id
+                                 AND u.seq > coalesce(r.last_read_seq, 0)
+                                 AND u.sender_type = 'user'
+                               LIMIT 100) AS x) AS unread
  WHERE s.id = %(session_id)s
 
 -- name: conversation_audit

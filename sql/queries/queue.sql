@@ -215,6 +215,8 @@ WITH job AS (
      WHERE u.id = %(reply_to)s AND u.session_id = %(session_id)s AND u.status <> 'delivered'
 )
 SELECT m.*, (SELECT count(*) FROM job) AS settled,
+       (SELECT conversation_state = 'human' FROM chat_sessions
+         WHERE id = %(session_id)s) AS held_by_agent,
        (SELECT extract(epoch FROM now() - u.created_at)::float8 FROM chat_messages u
          WHERE u.id = %(reply_to)s) AS response_seconds
   FROM (SELECT 1) AS one LEFT JOIN m ON true
