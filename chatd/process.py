@@ -52,6 +52,7 @@ from chatd.component_config import (
 from chatd.core.urls import without_secrets
 from chatd.db.agents import AgentStore
 from chatd.db.conversations import ConversationStore
+from chatd.db.handoffs import HandoffStore, PresenceStore
 from chatd.db.limits import LimitStore
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore, QueueTarget
@@ -72,6 +73,7 @@ from chatd.http.tally import CallbackTally, WebSocketTally
 from chatd.logs import renders_json
 from chatd.ops.alerter import run_alerts
 from chatd.ops.gc_policy import run_gc_policy
+from chatd.ops.handoff_watch import HandoffWatch
 from chatd.ops.maintenance import run_maintenance
 from chatd.ops.metrics import Metrics
 from chatd.ops.sd_notify import Notifier
@@ -157,6 +159,9 @@ def build_services(settings: Settings, pool: Pool) -> Services:
     websockets, callbacks = WebSocketTally(), CallbackTally()
     owner, limits = Owner(), LimitStore(pool)
     live_connections = LiveConnections(limits, owner, settings.websocket.max_connections_per_ip)
+    presence, handoffs = PresenceStore(pool), HandoffStore(pool)
+    state = ServingState(settings)
+    handoff_watch = HandoffWatch(handoffs, presence, lambda: state.settings)
     metrics = Metrics(
         pool=pool,
         sessions=sessions,
@@ -167,6 +172,8 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         callbacks=callbacks,
         admissions=live_connections,
         attachments=attachments,
+        handoffs=handoffs,
+        handoff_watch=handoff_watch,
     )
     return Services(
         pool=pool,
@@ -196,9 +203,12 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         websockets=websockets,
         callbacks=callbacks,
         metrics=metrics,
-        state=ServingState(settings),
+        state=state,
         owner=owner,
         attachments=attachments,
+        presence=presence,
+        handoffs=handoffs,
+        handoff_watch=handoff_watch,
     )
 
 
@@ -328,6 +338,7 @@ async def run_services(
                     files=services.attachments.disk,
                 )
             )
+            background.start_soon(services.handoff_watch.run, settings.server.public_url or urls[0])
             background.start_soon(
                 partial(
                     run_alerts,
