@@ -66,8 +66,8 @@ def alert_text(availability: Availability, session_id: str, waited_seconds: floa
         return (
             f"A shopper has waited {waited} for a person (conversation {session_id}); open /inbox"
         )
-    why = "outside business hours" if not availability.open else "no agent is online"
-    return f"A shopper asked for a person and {why} (conversation {session_id}); open /inbox"
+    why = "outside business hours" if not availability.open else "while no agent is online"
+    return f"A shopper asked for a person {why} (conversation {session_id}); open /inbox"
 
 
 def _iso(value: datetime) -> str:

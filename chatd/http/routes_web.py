@@ -67,8 +67,8 @@ class Asset:
         return Response(self.body, content_type=self.content_type, headers=common)
 
 
-# The widget's files, joined in this order: widget.js uses the other two.
-WIDGET_PARTS = ("markdown.js", "csat.js", "widget.js")
+# The widget's files, joined in this order: widget.js uses the others.
+WIDGET_PARTS = ("markdown.js", "csat.js", "contact.js", "widget.js")
 
 
 def widget_source() -> bytes:
@@ -77,7 +77,7 @@ def widget_source() -> bytes:
     global scope."""
     parts = b"\n".join((WEB / name).read_bytes() for name in WIDGET_PARTS)
     return (
-        b"/* chatd widget: chatd/web/markdown.js + csat.js + widget.js */\n(() => {\n"
+        b"/* chatd widget: chatd/web/markdown.js + csat.js + contact.js + widget.js */\n(() => {\n"
         + parts
         + b"\n})();\n"
     )
@@ -266,6 +266,20 @@ def web_routes(*, demo: bool) -> Blueprint:
     )
     async def inbox_script() -> Response:
         return inbox_js.response(max_age=0, headers=ADMIN_HEADERS)
+
+    presence_js = Asset.load("inbox-presence.js")
+
+    @bp.get("/inbox-presence.js")
+    @documented(
+        Doc(
+            "The inbox page's line of agents online and business hours",
+            "pages",
+            "application/javascript",
+            also={304: "Not Modified: If-None-Match matched"},
+        )
+    )
+    async def inbox_presence_script() -> Response:
+        return presence_js.response(max_age=0, headers=ADMIN_HEADERS)
 
     @bp.get("/inbox.css")
     @documented(

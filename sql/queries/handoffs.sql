@@ -72,13 +72,13 @@ UPDATE chat_handoffs SET waiting_alerted_at = now()
 RETURNING id, session_id, extract(epoch FROM now() - requested_at)::float8 AS waited_seconds
 
 -- name: contact_email
--- The email a shopper leaves when nobody is there: kept as the session's email (the inbox shows
--- it) and in its context, with a system message that tells the shopper and updates the inbox.
+-- The email a shopper leaves when nobody is there: the session's email from now on (the inbox
+-- shows it; like the guestEmail given at the start, it is the shopper's word, so it stays out of
+-- user_context, which holds proven claims only), with a system message that tells the shopper
+-- and updates the inbox live.
 WITH s AS (
     UPDATE chat_sessions
-       SET guest_email = %(email)s,
-           user_context = user_context || jsonb_build_object('contactEmail', %(email)s::text),
-           last_seq = last_seq + 1, updated_at = now()
+       SET guest_email = %(email)s, last_seq = last_seq + 1, updated_at = now()
      WHERE id = %(session_id)s AND status = 'active' AND expires_at > now()
  RETURNING id, last_seq
 )

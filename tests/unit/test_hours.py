@@ -177,15 +177,15 @@ def test_settings_build_the_hours_and_name_a_bad_key() -> None:
     assert not settings.inbox.hours.is_open(berlin(2026, 12, 12, 12, 0))  # Saturday
     assert not settings.inbox.hours.is_open(berlin(2026, 12, 25, 12, 0))
     assert settings.inbox.hours.is_open(berlin(2026, 12, 13, 12, 0))  # Sunday: open all day
-    with pytest.raises(ConfigError, match="CHATD_INBOX__TUE.*not a range"):
+    with pytest.raises(ConfigError, match=r"CHATD_INBOX__TUE.*not a range"):
         load_settings(None, {"CHATD_INBOX__TUE": "9am-5pm"})
-    with pytest.raises(ConfigError, match="CHATD_INBOX__TIME_ZONE.*IANA"):
+    with pytest.raises(ConfigError, match=r"CHATD_INBOX__TIME_ZONE.*IANA"):
         load_settings(None, {"CHATD_INBOX__TIME_ZONE": "CEST"})
 
 
 def test_alert_email_needs_a_sender_and_recipients() -> None:
-    with pytest.raises(ConfigError, match="alert_email.host needs"):
+    with pytest.raises(ConfigError, match=r"alert_email\.host needs"):
         load_settings(None, {"CHATD_ALERT_EMAIL__HOST": "smtp.shop.example"})
-    with pytest.raises(ConfigError, match="password needs alert_email.username") as caught:
+    with pytest.raises(ConfigError, match=r"password needs alert_email\.username") as caught:
         load_settings(None, {"CHATD_ALERT_EMAIL__PASSWORD": "s3cret-value"})
     assert "s3cret-value" not in str(caught.value)
