@@ -6,17 +6,19 @@ follows their inbox sockets and expires; the handoff metrics move."""
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import trio
+from structlog.testing import capture_logs
 
 from chatd.core.staff import Role
 from tests.chat import Session, new_session, send
 from tests.integration.test_delivery import Pipeline, open_pipeline
-from tests.sink import Received, Reply
+from tests.sink import Received, Reply, Status
 from tests.smtp import SmtpSink, start_smtp
 from tests.staff import Staff, add_agent, sign_in
 from tests.ws import join, open_ws, receive_type
@@ -317,4 +319,35 @@ async def test_a_long_wait_is_alerted_once(
         assert "has waited" in found[1].json["text"]
         await trio.sleep(0.6)
         assert len([r for r in pipe.sink.requests if r.path == "/alerts"]) == 2
+    pipe.chatd.stop.set()
+
+
+async def test_failed_alerts_are_logged_counted_and_harmless(
+    nursery: trio.Nursery, database_url: str, smtp: SmtpSink
+) -> None:
+    pipe = await pipeline(nursery, database_url, smtp)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    settings = pipe.chatd.services.settings
+    pipe.chatd.services.state.settings = settings.model_copy(
+        update={"alert_email": settings.alert_email.model_copy(update={"port": closed_port})}
+    )
+    pipe.sink.behave(Status(500))  # the alerts webhook fails too
+    failed_post = 'channel="webhook",outcome="failed"'
+    failed_mail = 'channel="email",outcome="failed"'
+    async with pipe.chatd.client() as shopper:
+        with capture_logs() as logs:
+            for n in (1, 2):  # the watch goes on after failures
+                chat = await new_session(shopper)
+                await handoff(shopper, chat)
+                assert await judged(pipe, chat.id) is True
+                with trio.fail_after(10):
+                    while await metric(pipe, "chatd_handoff_alerts_total", failed_mail) < n:
+                        await trio.sleep(0.05)
+                assert await metric(pipe, "chatd_handoff_alerts_total", failed_post) == n
+    events = [e["event"] for e in logs]
+    assert events.count("handoff_alert_post_failed") == 2
+    assert events.count("alert_mail_failed") == 2
+    assert await metric(pipe, "chatd_nobody_there_notices_total") == 2
     pipe.chatd.stop.set()
