@@ -224,6 +224,7 @@ async def run_services(
                     files=services.attachments.disk,
                 )
             )
+            background.start_soon(services.handoff_watch.run, settings.server.public_url or urls[0])
             background.start_soon(
                 partial(
                     run_alerts,

@@ -29,6 +29,7 @@ from pydantic import (
 
 from chatd.core.csat import Ending, parse_ask_on
 from chatd.core.forwarded import ProxyTrust, parse_networks
+from chatd.core.hours import DAYS, BusinessHours, parse_day, parse_holidays, parse_zone
 from chatd.core.signing import decode_secret
 from chatd.core.urls import without_secrets
 from chatd.errors import ConfigError
@@ -265,9 +266,58 @@ class AdminSettings(_Section):
     token: str = ""  # empty: the admin API is closed
 
 
+ALWAYS = "00:00-24:00"
+
+
 class InboxSettings(_Section):
     # A signed-in browser unused this long is signed out (the staff inbox, /inbox).
     session_idle_seconds: float = Field(7200.0, gt=0)
+    # Business hours (chatd/core/hours.py): the shop's IANA time zone, each day's opening
+    # ranges ("09:00-12:00, 13:00-17:00", "00:00-24:00" or "closed"), holidays (YYYY-MM-DD, ...).
+    time_zone: str = "UTC"
+    mon: str = ALWAYS
+    tue: str = ALWAYS
+    wed: str = ALWAYS
+    thu: str = ALWAYS
+    fri: str = ALWAYS
+    sat: str = ALWAYS
+    sun: str = ALWAYS
+    holidays: str = ""
+    expected_reply: str = Field("a few hours", min_length=1, max_length=100)
+    presence_ttl_seconds: float = Field(60.0, ge=3)  # an agent's socket unheard of this long: gone
+    handoff_check_interval_seconds: float = Field(1.0, gt=0)
+    waiting_alert_seconds: float = Field(0.0, ge=0)  # 0: no alert for a long wait
+    _hours: BusinessHours | None = PrivateAttr(default=None)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        parse_zone(value)
+        return value
+
+    @field_validator("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    @classmethod
+    def _day(cls, value: str) -> str:
+        parse_day(value)
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _holidays(cls, value: str) -> str:
+        parse_holidays(value)
+        return value
+
+    @model_validator(mode="after")
+    def _build_hours(self) -> InboxSettings:
+        week = tuple(parse_day(getattr(self, day)) for day in DAYS)
+        zone = parse_zone(self.time_zone)
+        self._hours = BusinessHours(zone, week, parse_holidays(self.holidays))
+        return self
+
+    @property
+    def hours(self) -> BusinessHours:
+        assert self._hours is not None  # built by the validator above
+        return self._hours
 
 
 class MetricsSettings(_Section):
@@ -287,6 +337,33 @@ class AlertSettings(_Section):
     queue_delay_cooldown_seconds: float = Field(600.0, ge=0)
     response_time_seconds: float = Field(5.0, gt=0)
     response_time_cooldown_seconds: float = Field(300.0, ge=0)
+
+
+class AlertEmailSettings(_Section):
+    # Alerts about shoppers waiting for a person, also by email (the alerts webhook gets them too).
+    host: str = ""  # SMTP server; empty: no email
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str = ""  # empty: no AUTH
+    password: str = ""
+    sender: str = Field("", pattern=r"^(|[^\s@]+@[^\s@]+)$")
+    recipients: str = ""  # comma-separated addresses
+    timeout_seconds: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _complete(self) -> AlertEmailSettings:
+        if self.host and not (self.sender and self.to):
+            raise ValueError("alert_email.host needs alert_email.sender and alert_email.recipients")
+        if self.password and not self.username:
+            raise ValueError("alert_email.password needs alert_email.username")
+        for address in self.to:
+            if "@" not in address or any(c.isspace() for c in address):
+                raise ValueError(f"alert_email.recipients: {address!r} is not an email address")
+        return self
+
+    @property
+    def to(self) -> tuple[str, ...]:
+        return tuple(a.strip() for a in self.recipients.split(",") if a.strip())
 
 
 class MaintenanceSettings(_Section):
@@ -390,6 +467,7 @@ class Settings(_Section):
     inbox: InboxSettings = InboxSettings()
     metrics: MetricsSettings = MetricsSettings()
     alerts: AlertSettings = AlertSettings()
+    alert_email: AlertEmailSettings = AlertEmailSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     search: SearchSettings = SearchSettings()
     csat: CsatSettings = CsatSettings()
@@ -402,7 +480,15 @@ class Settings(_Section):
 
 # What SIGHUP (`systemctl reload chatd`) may change in a running chatd: what is read where it is
 # used. Loggers are cached on first use, so [log] is not among them.
-RELOADABLE = ("admin", "inbox", "metrics.token", "alerts", "maintenance", "csat")
+RELOADABLE = (
+    "admin",
+    "inbox",
+    "metrics.token",
+    "alerts",
+    "alert_email",
+    "maintenance",
+    "csat",
+)
 
 
 def reload_settings(current: Settings, new: Settings) -> tuple[Settings, list[str]]:
@@ -454,6 +540,7 @@ _SECRET_KEYS = frozenset(
         "basic_auth_password",
         "auth_header_value",
         "url_secret",
+        "password",
     }
 )
 

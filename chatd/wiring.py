@@ -11,6 +11,7 @@ from chatd.actors.session import SessionActor, SessionActorConfig, SessionComman
 from chatd.core.urls import without_secrets
 from chatd.db.agents import AgentStore
 from chatd.db.conversations import ConversationStore
+from chatd.db.handoffs import HandoffStore, PresenceStore
 from chatd.db.limits import LimitStore
 from chatd.db.messages import MessageStore, QueueTarget
 from chatd.db.notes import CannedStore, NoteStore
@@ -24,6 +25,7 @@ from chatd.http.address_limits import AddressLimit
 from chatd.http.routes_demo_bot import DEMO_WEBHOOK_PATH
 from chatd.http.services import Services, ServingState
 from chatd.http.tally import CallbackTally, WebSocketTally
+from chatd.ops.handoff_watch import HandoffWatch
 from chatd.ops.metrics import Metrics
 from chatd.realtime.admission import LiveConnections
 from chatd.realtime.hub import Hub
@@ -76,6 +78,9 @@ def build_services(settings: Settings, pool: Pool) -> Services:
     websockets, callbacks = WebSocketTally(), CallbackTally()
     owner, limits = Owner(), LimitStore(pool)
     live_connections = LiveConnections(limits, owner, settings.websocket.max_connections_per_ip)
+    presence, handoffs = PresenceStore(pool), HandoffStore(pool)
+    state = ServingState(settings)
+    handoff_watch = HandoffWatch(handoffs, presence, lambda: state.settings)
     metrics = Metrics(
         pool=pool,
         sessions=sessions,
@@ -86,6 +91,8 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         callbacks=callbacks,
         admissions=live_connections,
         attachments=attachments,
+        handoffs=handoffs,
+        handoff_watch=handoff_watch,
     )
     return Services(
         pool=pool,
@@ -117,7 +124,10 @@ def build_services(settings: Settings, pool: Pool) -> Services:
         websockets=websockets,
         callbacks=callbacks,
         metrics=metrics,
-        state=ServingState(settings),
+        state=state,
         owner=owner,
         attachments=attachments,
+        presence=presence,
+        handoffs=handoffs,
+        handoff_watch=handoff_watch,
     )

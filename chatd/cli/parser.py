@@ -37,13 +37,17 @@ webhookUrl at /api/n8n-chat ([n8n_chat] enabled = true). --config and --state-di
 after the command.
 
 Staff: the inbox at /inbox, where people take over a chat from the bot (accounts: chatd agent
-add); search, tags and a shopper's data on the admin page; charts at /admin/analytics.
+add), with business hours and who is online ([inbox]); outside hours or with nobody online a
+shopper is told when to expect an answer and may leave an email, and the staff are alerted
+(alerts.webhook_url, [alert_email] over SMTP); search, tags and a shopper's data on the admin
+page; charts at /admin/analytics.
 
 Operations: /livez, /readyz and /api/chat/health; /metrics (Prometheus; metrics.token,
 metrics.listen); the admin page at /admin with admin.token; alerts to alerts.webhook_url;
 periodic cleanup ([maintenance]). Under systemd (systemd/chatd.service) chatd speaks sd_notify
 (READY, WATCHDOG, STATUS, STOPPING), reads secrets from $CREDENTIALS_DIRECTORY, and reloads
-[admin], metrics.token, [alerts] and [maintenance] on SIGHUP (systemctl reload chatd).
+[admin], [inbox], metrics.token, [alerts], [alert_email] and [maintenance] on SIGHUP (systemctl
+reload chatd).
 
 Exit status: 0 done; 1 failed (e.g. PostgreSQL down); 2 bad usage or configuration (a key, a
 port or state directory in use, a database that refuses chatd): starting again will not help.

@@ -20,6 +20,7 @@ _EMAIL = re.compile(
     r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
+EMAIL = _EMAIL  # the same rule for every email a shopper gives (chatd/core/handoff_wire.py)
 
 Metadata = dict[str, Any]
 M = TypeVar("M", bound=BaseModel)

@@ -20,6 +20,7 @@ from chatd.http.routes_csat import csat_routes, staff_close_routes
 from chatd.http.routes_demo_bot import demo_bot_routes
 from chatd.http.routes_events import events_routes
 from chatd.http.routes_files import UPLOAD_PATH, files_routes, upload_limit
+from chatd.http.routes_handoff import handoff_routes
 from chatd.http.routes_health import health_routes
 from chatd.http.routes_inbox import inbox_routes
 from chatd.http.routes_inbox_live import inbox_live_routes
@@ -61,6 +62,7 @@ def create_app(services: Services) -> QuartTrio:
     app.register_blueprint(inbox_ws_routes(services))
     app.register_blueprint(inbox_tools_routes(services))
     app.register_blueprint(canned_routes(services))
+    app.register_blueprint(handoff_routes(services))
     app.register_blueprint(insights_routes(services))
     app.register_blueprint(analytics_routes(services))
     app.register_blueprint(n8n_chat_routes(services))

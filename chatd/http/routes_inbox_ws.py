@@ -21,6 +21,7 @@ from chatd.http.openapi import Doc, documented
 from chatd.http.services import Services
 from chatd.http.staff_auth import signed_in_agent
 from chatd.realtime.hub import INBOX_FEED, Closing, SlowConsumer, Subscriber
+from chatd.realtime.presence import keep_online
 
 RECHECK_SECONDS = 15.0
 BUFFER = 2_000  # events an agent's socket may fall behind before it is closed (4008)
@@ -52,6 +53,8 @@ def inbox_ws_routes(services: Services) -> Blueprint:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(typing.read_frames, nursery.cancel_scope)
+                ttl = services.settings.inbox.presence_ttl_seconds  # online while this is open
+                nursery.start_soon(keep_online, services.presence, subscriber.id, agent.id, ttl)
                 await _relay(services, subscriber, agent)
                 nursery.cancel_scope.cancel()
         finally:

@@ -68,8 +68,8 @@ class Asset:
         return Response(self.body, content_type=self.content_type, headers=common)
 
 
-# The widget's files, joined in this order: widget.js uses the other two.
-WIDGET_PARTS = ("markdown.js", "csat.js", "widget.js")
+# The widget's files, joined in this order: widget.js uses the others.
+WIDGET_PARTS = ("markdown.js", "csat.js", "contact.js", "widget.js")
 
 
 def widget_source() -> bytes:
@@ -78,7 +78,7 @@ def widget_source() -> bytes:
     global scope."""
     parts = b"\n".join((WEB / name).read_bytes() for name in WIDGET_PARTS)
     return (
-        b"/* chatd widget: chatd/web/markdown.js + csat.js + widget.js */\n(() => {\n"
+        b"/* chatd widget: chatd/web/markdown.js + csat.js + contact.js + widget.js */\n(() => {\n"
         + parts
         + b"\n})();\n"
     )
@@ -165,6 +165,8 @@ SERVED = (
     Served("/inbox-tools.js", "inbox_tools_script", "inbox-tools.js",
            "The inbox page's tools: canned responses, files, the admins' editor", 0,
            admin_headers),
+    Served("/inbox-presence.js", "inbox_presence_script", "inbox-presence.js",
+           "The inbox page's line of agents online and business hours", 0, admin_headers),
     Served("/inbox.css", "inbox_style", "inbox.css", "The inbox page's stylesheet", 0,
            admin_headers),
     Served("/admin/analytics", "analytics", "analytics.html",

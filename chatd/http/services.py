@@ -17,6 +17,7 @@ from chatd.actors.session import SessionCommand
 from chatd.core.wire import Limits
 from chatd.db.agents import AgentStore
 from chatd.db.conversations import ConversationStore
+from chatd.db.handoffs import HandoffStore, PresenceStore
 from chatd.db.listen import Listener
 from chatd.db.messages import MessageStore
 from chatd.db.notes import CannedStore, NoteStore
@@ -29,6 +30,7 @@ from chatd.files.attachments import Attachments
 from chatd.http.address_limits import AddressLimit
 from chatd.http.origins import RefusedOrigins
 from chatd.http.tally import CallbackTally, WebSocketTally
+from chatd.ops.handoff_watch import HandoffWatch
 from chatd.ops.metrics import Metrics
 from chatd.queue.dispatcher import Dispatcher
 from chatd.realtime.admission import LiveConnections
@@ -78,6 +80,9 @@ class Services:
     state: ServingState
     attachments: Attachments  # uploads, downloads, signed links
     owner: Owner  # this process's owner lock (the Listener holds it): chatd/db/owner.py
+    presence: PresenceStore  # agents online: one row per open inbox socket, with an expiry
+    handoffs: HandoffStore  # handoffs waiting for a person; the shopper's contact email
+    handoff_watch: HandoffWatch  # tells shoppers and alerts staff when nobody is there
     refused_origins: RefusedOrigins = field(default_factory=RefusedOrigins)  # logged, rate-limited
     _connection_ids: itertools.count[int] = field(default_factory=itertools.count)
     _process_tag: str = field(default_factory=lambda: secrets.token_hex(4))

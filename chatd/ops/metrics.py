@@ -27,6 +27,7 @@ from prometheus_client.utils import floatToGoString
 from chatd.actors.registry import SessionRegistry
 from chatd.actors.session import SessionTally
 from chatd.core.histogram import HistogramSnapshot
+from chatd.db.handoffs import HandoffFigures, HandoffStore
 from chatd.db.health import QueueSnapshot, queue_snapshot
 from chatd.db.listen import Listener
 from chatd.db.pool import Pool
@@ -34,12 +35,15 @@ from chatd.db.sessions import SessionStore
 from chatd.errors import DatabaseUnavailable
 from chatd.files.attachments import Attachments
 from chatd.http.tally import CallbackTally, WebSocketTally
+from chatd.ops.handoff_watch import HandoffWatch
 from chatd.queue.dispatcher import Dispatcher
 from chatd.realtime.admission import LiveConnections
 from chatd.realtime.hub import Hub
 from chatd.realtime.relay import StreamRelay
 
 SNAPSHOT_TIMEOUT_SECONDS = 3.0
+# Time to the first human reply after a handoff (seconds): from "at once" to a day of waiting.
+FIRST_REPLY_BOUNDS = (30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 4 * 3600.0, 86400.0)
 
 
 class Metrics(Collector):
@@ -55,8 +59,13 @@ class Metrics(Collector):
         callbacks: CallbackTally,
         admissions: LiveConnections,
         attachments: Attachments,
+        handoffs: HandoffStore,
+        handoff_watch: HandoffWatch,
     ) -> None:
         self.snapshot: QueueSnapshot | None = None  # None: the database did not answer
+        self.handoff_figures: HandoffFigures | None = None
+        self._handoffs = handoffs
+        self._handoff_watch = handoff_watch
         self._pool = pool
         self._sessions = sessions
         self._actors = actors
@@ -87,14 +96,17 @@ class Metrics(Collector):
         try:
             with trio.fail_after(SNAPSHOT_TIMEOUT_SECONDS):
                 self.snapshot = await queue_snapshot(self._pool)
+                self.handoff_figures = await self._handoffs.figures(FIRST_REPLY_BOUNDS)
         except (DatabaseUnavailable, trio.TooSlowError):
             self.snapshot = None
+            self.handoff_figures = None
 
     def render(self) -> bytes:
         return generate_latest(self._prometheus)
 
     def collect(self) -> Iterator[Metric]:
         yield from self._conversations()
+        yield from self._handoff_metrics()
         yield from self._queue()
         yield from self._dispatch()
         yield from self._connections()
@@ -123,6 +135,57 @@ class Metrics(Collector):
             "From a shopper's message stored to the bot's reply (or the fallback) stored.",
             actors.response_time,
             since,
+        )
+
+    def _handoff_metrics(self) -> Iterator[Metric]:
+        watch = self._handoff_watch.statistics()
+        yield _counter(
+            "chatd_nobody_there_notices",
+            "Shoppers told here that nobody could answer their handoff (outside business hours,"
+            " or no agent online).",
+            watch.notices,
+            self._since,
+        )
+        alerts = CounterMetricFamily(
+            "chatd_handoff_alerts",
+            "Alerts about waiting shoppers sent from here, by channel and outcome.",
+            labels=["channel", "outcome"],
+        )
+        for channel, outcome, count in (
+            ("webhook", "sent", watch.alerts_posted),
+            ("webhook", "failed", watch.alerts_failed),
+            ("email", "sent", watch.mails_sent),
+            ("email", "failed", watch.mails_failed),
+        ):
+            alerts.add_metric([channel, outcome], count)
+        yield alerts
+        figures = self.handoff_figures
+        if figures is None:
+            return
+        handoffs = CounterMetricFamily(
+            "chatd_handoffs",
+            "Handoffs to a person, by who asked: the shopper, the bot (a reply's handoff action),"
+            " an agent (taking a bot conversation at will). Cluster-wide, from the database.",
+            labels=["requested_by"],
+        )
+        for by, count in figures.requested.items():
+            handoffs.add_metric([by], count)
+        yield handoffs
+        yield _gauge(
+            "chatd_conversations_waiting",
+            "Conversations waiting for a person, nobody holding them yet (cluster-wide).",
+            figures.waiting,
+        )
+        yield _gauge(
+            "chatd_agents_online",
+            "Agents with the inbox open (cluster-wide; a killed process's expire).",
+            figures.agents_online,
+        )
+        yield _histogram(
+            "chatd_first_human_reply_seconds",
+            "From a handoff to the first reply of the agent who took it (cluster-wide).",
+            figures.first_reply,
+            self._since,
         )
 
     def _queue(self) -> Iterator[Metric]:

@@ -374,10 +374,11 @@
 
     build() {
       const sheet = new CSSStyleSheet();
-      sheet.replaceSync(CSS + chatdCsat.css);
+      sheet.replaceSync(CSS + chatdCsat.css + chatdContact.css);
       this.root.adoptedStyleSheets = [sheet];
       const ui = this.ui = {};
       const csat = this.csat = chatdCsat(this, el); // csat.js: End chat, and the rating prompt
+      this.contact = chatdContact(this, el); // contact.js: an email, when nobody can answer
       ui.bubble = el("button", { class: "bubble", part: "bubble", "data-testid": "chat-bubble",
         "aria-expanded": "false", "aria-controls": "window", onclick: () => this.open() });
       ui.bubble.append(icon("chat"));
@@ -1026,6 +1027,7 @@
       if (m.local) node.append(...files.map((a) => this.fileBox(a, "div")));
       else this.shown(node, m);
       if (!user) this.attachments(node, m.metadata || {});
+      if (!user) this.contact(node, m);
       if (quick.length) {
         node.append(el("div", { class: "quick", role: "group" }, ...quick.filter((q) => typeof q === "string").map((label) =>
           el("button", { type: "button", "data-testid": "quick-reply", text: label,

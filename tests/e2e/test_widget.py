@@ -604,5 +604,6 @@ async def test_a_markdown_reply_renders_and_screenshots(
 def test_widget_script_is_small() -> None:
     # As chatd serves it: markdown.js and widget.js, gzipped: 10.5 KB before Markdown and streams,
     # 18.6 KB before attachments (paperclip, drop, paste, tray, uploads, lightbox: +5.3 KB).
-    # csat.js (End chat and the rating prompt) adds 1.9 KB to the 23.6 KB of the attachments.
-    assert len(gzip.compress(widget_source(), 9)) < 26 * 1024
+    # csat.js (End chat and the rating prompt) adds 1.9 KB to the 23.6 KB of the attachments;
+    # contact.js (an email left when nobody can answer a handoff) 0.5 KB to those 25.6 KB.
+    assert len(gzip.compress(widget_source(), 9)) < 27 * 1024
