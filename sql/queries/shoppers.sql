@@ -46,7 +46,8 @@ RESET statement_timeout
 -- PostgreSQL would otherwise skip the indexes when few rows died. Every table the deletion
 -- reaches is named here (a test checks it against the schema).
 VACUUM (INDEX_CLEANUP ON) chat_sessions, chat_messages, chat_webhook_queue, chat_tags, chat_ratings,
-       chat_attachments, chat_attachment_chunks, chat_audit, chat_notes
+       chat_attachments, chat_attachment_chunks, chat_audit, chat_notes, chat_handoffs,
+       chat_agent_reads
 
 -- name: shopper_counts
 -- What a deletion would take, for its confirmation: their sessions and messages.
