@@ -16,6 +16,7 @@ import trio
 from chatd.cli.database import command_settings, open_command_pool
 from chatd.core.tags import RULE, normalise_tag
 from chatd.core.transcript import transcript_json, transcript_text
+from chatd.db.agents import AgentStore
 from chatd.db.cleanup import LABELS, CleanupProgress, CleanupSummary, FileDeleter, run_cleanup
 from chatd.db.export import EARLIEST, LATEST, ExportRange, Transcript, transcript_pages
 from chatd.db.leader import leadership
@@ -124,11 +125,18 @@ class _Progress:
 
 async def _export(args: argparse.Namespace, pool: Pool, language: str) -> int:
     narrowed = args.tag or args.rating or args.query or args.user_id or args.email
+    narrowed = narrowed or args.handoff or args.state or args.agent
     if args.since is None and not args.session and not narrowed:
         print(
             "chatd export: give --since WHEN (or --session, --tag, --rating, --query, --user-id,"
-            " --email)",
+            " --email, --handoff, --state, --agent)",
             file=sys.stderr,
+        )
+        return 2
+    agent = None
+    if args.agent is not None and (agent := await AgentStore(pool).named(args.agent)) is None:
+        print(
+            f"chatd export: --agent: no agent has the id or email {args.agent!r}", file=sys.stderr
         )
         return 2
     tag = None
@@ -145,6 +153,9 @@ async def _export(args: argparse.Namespace, pool: Pool, language: str) -> int:
         rating=args.rating,
         query=args.query.strip() or None if args.query else None,
         language=language,
+        handed_off=None if args.handoff is None else args.handoff == "yes",
+        state=args.state,
+        agent_id=None if agent is None else agent.id,
     )
     if spec.since >= spec.until:
         print("chatd export: --since must be before --until", file=sys.stderr)

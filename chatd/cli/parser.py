@@ -98,8 +98,8 @@ for a person, took, replied, transferred, handed back and closed, and when ([aud
 --format text). Staff's internal notes are never exported. A session is included when its lifetime
 (created to last updated) overlaps [--since, --until). WHEN is a date (2026-11-01, midnight UTC),
 a date and time (2026-11-01T10:00:00Z; without a zone, UTC) or a duration back from now (7d,
-12h, 30m). --tag, --rating, --query, --user-id and --email narrow it further (all must
-match); any of them, --since or --session is needed. Sessions are read page by page: any range fits in memory.
+12h, 30m). --tag, --rating, --query, --user-id, --email, --handoff, --state and --agent narrow
+it further (all must match); any of them, --since or --session is needed. Sessions are read page by page: any range fits in memory.
 """
 
 BENCH_DESCRIPTION = """\
@@ -338,6 +338,21 @@ def _ops(command: Command) -> None:
         metavar="WORDS",
         help="only conversations with a message matching this full-text search (search.language;"
         ' "a phrase", -not, or)',
+    )
+    export.add_argument(
+        "--handoff",
+        choices=["yes", "no"],
+        help="only conversations handed to a person at some point (yes), or never (no)",
+    )
+    export.add_argument(
+        "--state",
+        choices=["bot", "waiting", "human", "closed"],
+        help="only conversations in this state now (who answers them)",
+    )
+    export.add_argument(
+        "--agent",
+        metavar="ID_OR_EMAIL",
+        help="only conversations this agent took, answered, was passed, handed back or closed",
     )
     shopper = export.add_mutually_exclusive_group()
     shopper.add_argument("--user-id", metavar="ID", help="only this shopper's (by user id)")

@@ -165,6 +165,15 @@ async def test_export_refuses_bad_ranges_with_exit_2(
     backwards = await chatd("export", "--since", "2026-11-02", "--until", "2026-11-01", **run)
     assert backwards.returncode == 2
     assert b"--since must be before --until" in backwards.stderr
+    nobody = await chatd("export", "--agent", "nobody@shop.example", **run)
+    assert nobody.returncode == 2
+    assert b"--agent: no agent has the id or email 'nobody@shop.example'" in nobody.stderr
+    state = await chatd("export", "--state", "open", **run)
+    assert state.returncode == 2
+    assert b"argument --state: invalid choice: 'open'" in state.stderr
+    never = await chatd("export", "--handoff", "no", **run)  # no conversations: none exported
+    assert never.returncode == 0, never.stderr
+    assert b"0 session(s)" in never.stderr
 
 
 async def test_help_describes_cleanup_and_export(repo_root: Path) -> None:

@@ -10,8 +10,8 @@ from quart_trio import QuartTrio
 from chatd.db.pool import Pool, PoolConfig
 from chatd.http.asgi import create_app
 from chatd.http.openapi import Doc, Undocumented, documented, openapi_document, openapi_path
-from chatd.process import build_services
 from chatd.settings import load_settings
+from chatd.wiring import build_services
 
 URL = "postgresql://nobody@127.0.0.1:1/never"  # the pool is built, never opened
 
