@@ -17,13 +17,13 @@ TOP_LEVEL = {
     "errors.py",
     "logs.py",
     "process.py",
-    "settings.py",
     "wiring.py",
 }
 
 
 def test_top_level_holds_only_the_process_tree_and_its_shared_parts() -> None:
     assert {p.name for p in PACKAGE.glob("*.py")} == TOP_LEVEL
+    assert (PACKAGE / "settings" / "__init__.py").exists()  # a package: one module per concern
 
 
 def test_module_names_say_which_app_is_which() -> None:
