@@ -2,7 +2,7 @@
 
 A small, honest demo: it never offers a button that leads back to the same answer, makes up an
 order's status (the same for the same number, and says it is made up), and, asked for a person,
-hands the chat to the staff inbox (/inbox; README "Staff inbox"). Today's date comes in as an
+hands the chat to the staff inbox (/inbox; docs/inbox.md). Today's date comes in as an
 argument.
 """
 

@@ -78,8 +78,8 @@ class _Attachment(_Model):
 
 
 class _Action(_Model):
-    # "handoff": the bot asks for a person, the conversation waits for an agent (README, "Staff
-    # inbox"); its `reason` is shown to the staff. "tag": payload.tags label the conversation for
+    # "handoff": the bot asks for a person, the conversation waits for an agent (docs/inbox.md);
+    # its `reason` is shown to the staff. "tag": payload.tags label the conversation for
     # staff; the database takes such actions (and metadata.tags) out of the reply as it stores it
     # (sql/migrations/0009_insights.sql).
     type: Literal["redirect", "open_modal", "trigger_event", "handoff", "tag"]

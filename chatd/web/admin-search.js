@@ -2,12 +2,12 @@
 // filters, a conversation with its matching message highlighted and its tags (add, remove), the
 // tag list with counts (a tag lists its conversations), and a shopper's data on request (export,
 // delete after a confirmation). It builds its cards inside #insights when the dashboard shows,
-// and reads the admin token admin.js keeps in this tab. Data goes in as text or DOM nodes only,
-// never as HTML: messages, tags and emails are untrusted.
+// and calls the admin API through admin-session.js (the token it keeps for this tab). Data goes
+// in as text or DOM nodes only, never as HTML: messages, tags and emails are untrusted.
 "use strict";
 
 (() => {
-  const KEY = "chatd.admin.token";  // admin.js's
+  const session = window.chatdAdminSession;
   const PAGE_SIZE = 20;
   const $ = (id) => document.getElementById(id);
 
@@ -18,25 +18,8 @@
 
   // --- the API -----------------------------------------------------------------------------
 
-  async function api(path, options = {}) {
-    const token = sessionStorage.getItem(KEY) || "";
-    const headers = { Authorization: `Bearer ${token}`, ...(options.headers || {}) };
-    const response = await fetch(`/api/admin${path}`, { ...options, headers, cache: "no-store" });
-    if (response.ok) return response;
-    if (response.status === 401) {
-      $("sign-out").click();  // admin.js asks for the token again
-      throw new Error("signed out");
-    }
-    let error = null;
-    try {
-      error = (await response.json()).error;
-    } catch {
-      // not JSON: a proxy's page; the status says enough
-    }
-    throw new Error((error && error.message) || `HTTP ${response.status}`);
-  }
-
-  const getJSON = async (path) => (await api(path)).json();
+  // admin-session.js's (loaded before admin.js): a wrong or blocked token signs the page out.
+  const { api, getJSON } = session;
   const postJSON = (path, body) =>
     api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
 
@@ -364,13 +347,7 @@
     if (!who) return;
     try {
       const response = await postJSON("/shoppers/export", { ...who, format });
-      const blob = await response.blob();
-      const url = URL.createObjectURL(blob);
-      const link = el("a", { href: url, download: `shopper-data.${format === "text" ? "txt" : "json"}` });
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10000);
+      await session.download(response, `shopper-data.${format === "text" ? "txt" : "json"}`);
       say("insight-shopper-status", "Exported.");
     } catch (error) {
       say("insight-shopper-status", `Export failed: ${error.message}`, true);

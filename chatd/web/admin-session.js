@@ -1,5 +1,6 @@
-// The admin token for chatd's analytics page: kept in sessionStorage under the key admin.js uses
-// (this tab only), so signing in on either page holds for both; sent as a bearer token.
+// The admin token for chatd's operator pages (/admin, with admin-search.js, and the analytics
+// page): kept in sessionStorage (this tab only), so signing in on either page holds for both;
+// sent as a bearer token by api(), the one fetch helper of those pages.
 // A wrong token (401), a closed admin API or too many wrong tokens end the sign-in, and the
 // page is told why (onSignOut), so it can show its sign-in form with that message.
 "use strict";

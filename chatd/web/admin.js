@@ -1,58 +1,25 @@
-// chatd's admin page: asks for the admin token (kept in sessionStorage, this tab only), then
-// polls the admin API (/api/admin/*) and renders it. Every piece of data goes in with
+// chatd's admin page: asks for the admin token (kept for this tab by admin-session.js, loaded
+// before this file and shared with the analytics page), then polls the admin API (/api/admin/*)
+// and renders it. Every piece of data goes in with
 // textContent or DOM attributes, never as HTML: message contents and errors are untrusted.
 // Bot replies in a transcript are Markdown, rendered as the widget does (markdown.js, loaded
 // before this file), which builds DOM nodes too.
 "use strict";
 
 (() => {
-  const KEY = "chatd.admin.token";
+  const session = window.chatdAdminSession;
+  const { api, getJSON, AuthError } = session;
   const POLL_MS = 2000;
   const SESSIONS_POLL_MS = 5000;
   const SVG = "http://www.w3.org/2000/svg";
   const $ = (id) => document.getElementById(id);
 
-  let token = sessionStorage.getItem(KEY) || "";
   let pollTimer = 0;
   let sessionsTimer = 0;
   let searchTimer = 0;
   let openSession = null;
   let generation = 0;  // of the polling chains: a newer chain ends the older one
   let sessionsGeneration = 0;
-
-  class AuthError extends Error {}
-
-  // --- the API -----------------------------------------------------------------------------
-
-  async function api(path, options = {}) {
-    const headers = { Authorization: `Bearer ${token}`, ...(options.headers || {}) };
-    const response = await fetch(`/api/admin${path}`, { ...options, headers, cache: "no-store" });
-    if (response.ok) return response;
-    let error = null;
-    try {
-      error = (await response.json()).error;
-    } catch {
-      // not JSON: a proxy's page; the status says enough
-    }
-    if (response.status === 401) {
-      signOut("Wrong token. Enter the admin token again.");
-      throw new AuthError("wrong token");
-    }
-    if (error && error.code === "admin_disabled") {
-      signOut(error.message);
-      throw new AuthError(error.message);
-    }
-    if (error && error.code === "too_many_auth_failures") {
-      const wait = Math.ceil(Number(response.headers.get("Retry-After")) || 0);
-      const message = "Too many wrong tokens from this address. " +
-        (wait ? `Try again in ${wait} s.` : "Try again later.");
-      signOut(message);
-      throw new AuthError(message);
-    }
-    throw new Error((error && error.message) || `HTTP ${response.status}`);
-  }
-
-  const getJSON = async (path) => (await api(path)).json();
 
   // --- small DOM helpers -------------------------------------------------------------------
 
@@ -413,14 +380,7 @@
     if (!openSession) return;
     try {
       const response = await api(`/sessions/${encodeURIComponent(openSession)}/transcript?format=${kind}&download=1`);
-      const blob = await response.blob();
-      const match = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
-      const url = URL.createObjectURL(blob);
-      const link = el("a", { href: url, download: match ? match[1] : `chat.${kind === "text" ? "txt" : "json"}` });
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10000);
+      await session.download(response, `chat.${kind === "text" ? "txt" : "json"}`);
     } catch (error) {
       if (!(error instanceof AuthError)) announce(`Download failed: ${error.message}`);
     }
@@ -433,7 +393,7 @@
     const mine = ++generation;
     try {
       const [overview, dead] = await Promise.all([getJSON("/overview"), getJSON("/dead?limit=100")]);
-      if (!token) return;
+      if (!session.token) return;
       renderOverview(overview);
       renderDead(dead.deadLetters);
       $("refresh-status").textContent = `Updated ${new Date().toLocaleTimeString()}`;
@@ -441,7 +401,7 @@
       if (error instanceof AuthError) return;
       $("refresh-status").textContent = `Could not refresh: ${error.message}`;
     }
-    if (token && mine === generation) pollTimer = setTimeout(refresh, POLL_MS);
+    if (session.token && mine === generation) pollTimer = setTimeout(refresh, POLL_MS);
   }
 
   async function refreshSessions() {
@@ -453,7 +413,7 @@
       if (error instanceof AuthError) return;
       $("refresh-status").textContent = `Could not load sessions: ${error.message}`;
     }
-    if (token && mine === sessionsGeneration) sessionsTimer = setTimeout(refreshSessions, SESSIONS_POLL_MS);
+    if (session.token && mine === sessionsGeneration) sessionsTimer = setTimeout(refreshSessions, SESSIONS_POLL_MS);
   }
 
   async function signIn(event) {
@@ -463,14 +423,12 @@
       showAuthError("Enter the admin token.");
       return;
     }
-    token = value;
     try {
-      await getJSON("/overview");  // proves the token before the dashboard shows
+      await session.signIn(value, "/overview");  // proves the token before the dashboard shows
     } catch (error) {
       if (!(error instanceof AuthError)) showAuthError(`chatd did not answer: ${error.message}`);
       return;
     }
-    sessionStorage.setItem(KEY, token);
     $("token").value = "";
     start();
   }
@@ -490,10 +448,9 @@
     $("token").focus();
   }
 
-  function signOut(message) {
-    token = "";
+  // After admin-session.js has dropped the token (the button, or a wrong or blocked token).
+  function signedOut(message) {
     openSession = null;
-    sessionStorage.removeItem(KEY);
     clearTimeout(pollTimer);
     clearTimeout(sessionsTimer);
     $("dashboard").hidden = true;
@@ -511,7 +468,8 @@
 
   function init() {
     $("token-form").addEventListener("submit", signIn);
-    $("sign-out").addEventListener("click", () => signOut(""));
+    session.onSignOut(signedOut);
+    $("sign-out").addEventListener("click", () => session.signOut(""));
     $("retry-all").addEventListener("click", retryAll);
     $("session-search").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -530,7 +488,7 @@
       $("transcript-panel").hidden = true;
       $("sessions-title").focus();
     });
-    if (token) start();
+    if (session.token) start();
     else $("token").focus();
   }
 

@@ -384,7 +384,7 @@
       ui.bubble.append(icon("chat"));
       ui.title = el("h2", { id: "title" });
       ui.close = el("button", { class: "icon", "data-testid": "close-button", onclick: () => this.close() }, icon("close"));
-      // Staff inbox: ask for a person (POST /api/chat/handoff; README "Staff inbox").
+      // Staff inbox: ask for a person (POST /api/chat/handoff; docs/inbox.md).
       ui.person = el("button", { type: "button", class: "person", "data-testid": "talk-to-person",
         onclick: () => this.askPerson() });
       ui.list = el("ol", { class: "list" });

@@ -22,7 +22,7 @@ client (the load generator in this process for hello; for throughput `chatd benc
 over its run without its start-up), PostgreSQL and the sink, from /proc, and the share of one
 core each used.
 
-The scale-out figure (README): the same throughput run against two chatd processes on the same
+The scale-out figure (docs/performance.md): the same throughput run against two chatd processes on the same
 database (two bench processes, one per chatd), against one.
 """
 
@@ -175,7 +175,7 @@ async def test_end_to_end_messages_per_second_and_latency_at_half_rate(
 
 @pytest.mark.benchmark
 async def test_two_processes_against_one(database_url: str) -> None:
-    """The README's scale-out figure: throughput of 2 chatd processes on one database vs 1."""
+    """The scale-out figure of docs/performance.md: throughput of 2 chatd processes on one database vs 1."""
     async with bench_sink() as (sink, _):
         async with chatd_with_sink(database_url, sink) as (url, _process):
             one = await throughput(url)

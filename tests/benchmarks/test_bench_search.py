@@ -97,6 +97,6 @@ async def test_search_for_a_rare_word_against_one_sessions_messages(database_url
     stamps = [hit["createdAt"] for hit in results]
     assert stamps == sorted(stamps, reverse=True)
     assert not measured.errors
-    # The target, not a tighter regression ceiling: the runs measured 1.26-1.33 (README), and
+    # The target, not a tighter regression ceiling: the runs measured 1.26-1.33 (docs/performance.md), and
     # this ratio moved twofold with the machine's load in the analytics benchmark.
     assert measured.ratio <= TARGET

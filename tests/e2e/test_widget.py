@@ -62,7 +62,7 @@ def shop_page(chatd_url: str, attributes: str = "") -> str:
 
 
 def strict_csp(chatd_url: str) -> str:
-    """A shop's strict policy, as the README asks: images from chatd (signed file URLs) and
+    """A shop's strict policy, as docs/widget.md asks: images from chatd (signed file URLs) and
     blob: (a picked image's preview before it is sent)."""
     ws = chatd_url.replace("http://", "ws://")
     return (
