@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from quart import Blueprint, request
+from quart import Blueprint
 
 from chatd.core.availability import judge
 from chatd.core.handoff_wire import (
@@ -22,7 +22,7 @@ from chatd.http.auth import request_token_hash
 from chatd.http.body import json_body
 from chatd.http.openapi import Doc, documented
 from chatd.http.services import Services
-from chatd.http.staff_auth import signed_in_agent
+from chatd.http.staff_auth import request_agent
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +63,7 @@ def handoff_routes(services: Services) -> Blueprint:
         )
     )
     async def presence() -> Any:
-        await signed_in_agent(services, request.cookies, request.method, request.headers)
+        await request_agent(services)
         agents = await services.presence.online()
         inbox = services.settings.inbox
         now = datetime.now(UTC)

@@ -33,7 +33,7 @@ from chatd.errors import BadRequest, NotFound
 from chatd.http.body import json_body
 from chatd.http.openapi import Doc, documented
 from chatd.http.services import Services
-from chatd.http.staff_auth import signed_in_agent
+from chatd.http.staff_auth import request_agent, staff_blueprint
 
 log = structlog.get_logger(__name__)
 
@@ -47,16 +47,10 @@ VIEWS: dict[str, tuple[ConversationState, ...]] = {
 
 
 def inbox_routes(services: Services) -> Blueprint:
-    bp = Blueprint("inbox", __name__, url_prefix="/api/inbox")
+    bp = staff_blueprint("inbox", services, url_prefix="/api/inbox")
 
     async def agent() -> Agent:
-        found, _ = await signed_in_agent(services, request.cookies, request.method, request.headers)
-        return found
-
-    @bp.after_request
-    async def never_cache(response: Any) -> Any:
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return await request_agent(services)
 
     @bp.get("/conversations")
     @documented(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from quart import Blueprint, request
+from quart import Blueprint
 
 from chatd.core.ids import parse_id
 from chatd.core.inbox_live import ReadMark, ReadRequest
@@ -17,13 +17,13 @@ from chatd.errors import NotFound
 from chatd.http.body import json_body
 from chatd.http.openapi import Doc, documented
 from chatd.http.services import Services
-from chatd.http.staff_auth import signed_in_agent
+from chatd.http.staff_auth import request_agent, staff_blueprint
 
 log = structlog.get_logger(__name__)
 
 
 def inbox_live_routes(services: Services) -> Blueprint:
-    bp = Blueprint("inbox_live", __name__, url_prefix="/api/inbox")
+    bp = staff_blueprint("inbox_live", services, url_prefix="/api/inbox")
     reads = ReadStore(services.pool)
 
     @bp.post("/conversations/<session_id>/read")
@@ -37,7 +37,7 @@ def inbox_live_routes(services: Services) -> Blueprint:
         )
     )
     async def read(session_id: str) -> dict[str, Any]:
-        me, _ = await signed_in_agent(services, request.cookies, request.method, request.headers)
+        me = await request_agent(services)
         session_id = parse_id(session_id, "sessionId")
         body = await json_body(ReadRequest)
         mark = await reads.mark_read(me.id, session_id, body.lastSeq)

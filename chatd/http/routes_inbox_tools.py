@@ -21,7 +21,7 @@ from chatd.http.body import json_body
 from chatd.http.openapi import Doc, documented
 from chatd.http.routes_files import accepted, upload_boundary
 from chatd.http.services import Services
-from chatd.http.staff_auth import signed_in_agent
+from chatd.http.staff_auth import request_agent, staff_blueprint
 
 log = structlog.get_logger(__name__)
 
@@ -29,16 +29,10 @@ STAFF_UPLOAD_PATH = "/api/inbox/upload"
 
 
 def inbox_tools_routes(services: Services) -> Blueprint:
-    bp = Blueprint("inbox_tools", __name__, url_prefix="/api/inbox")
+    bp = staff_blueprint("inbox_tools", services, url_prefix="/api/inbox")
 
     async def agent() -> Agent:
-        found, _ = await signed_in_agent(services, request.cookies, request.method, request.headers)
-        return found
-
-    @bp.after_request
-    async def never_cache(response: Any) -> Any:
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return await request_agent(services)
 
     @bp.get("/conversations/<session_id>/notes")
     @documented(Doc("A conversation's internal notes, oldest first", "inbox", Notes, auth="staff"))

@@ -18,19 +18,19 @@ from chatd.errors import RateLimited, Unauthorized
 from chatd.http.body import client_ip, json_body
 from chatd.http.openapi import Doc, documented
 from chatd.http.services import Services
-from chatd.http.staff_auth import clear_staff_cookie, set_staff_cookie, signed_in_agent
+from chatd.http.staff_auth import (
+    clear_staff_cookie,
+    set_staff_cookie,
+    signed_in_agent,
+    staff_blueprint,
+)
 
 log = structlog.get_logger(__name__)
 
 
 def staff_routes(services: Services) -> Blueprint:
-    bp = Blueprint("staff", __name__, url_prefix="/api/staff")
+    bp = staff_blueprint("staff", services, url_prefix="/api/staff")
     failures = services.operator_auth_failures
-
-    @bp.after_request
-    async def never_cache(response: Response) -> Response:
-        response.headers["Cache-Control"] = "no-store"
-        return response
 
     @bp.post("/sign-in")
     @documented(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from quart import Response
+from quart import Blueprint, Response, request
 from werkzeug.datastructures import Headers
 from werkzeug.datastructures.structures import ImmutableMultiDict
 
@@ -42,6 +42,24 @@ async def signed_in_agent(
     if agent is None:
         raise Unauthorized("your sign-in has ended; sign in again", code="signed_out")
     return agent, token
+
+
+async def request_agent(services: Services) -> Agent:
+    """The signed-in agent of the HTTP request being served (as signed_in_agent)."""
+    agent, _ = await signed_in_agent(services, request.cookies, request.method, request.headers)
+    return agent
+
+
+def staff_blueprint(name: str, services: Services, url_prefix: str | None = None) -> Blueprint:
+    """A blueprint of staff endpoints: their answers are one agent's, so never cached."""
+    bp = Blueprint(name, __name__, url_prefix=url_prefix)
+
+    @bp.after_request
+    async def never_cache(response: Response) -> Response:
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return bp
 
 
 def require_admin(agent: Agent) -> None:
