@@ -548,6 +548,7 @@
         for (const [id, s] of this.streams) if (s.stale) this.streams.delete(id);
         this.render();
       }, STALE_MS);
+      for (const a of [...this.tray, ...this.outbox.flatMap((m) => m.files || [])]) if (a.offline) a.until = 0;
       this.render();
       this.flush();
     }
@@ -803,8 +804,10 @@
         this.note(fmt(t.uploaded, a));
       } else if (!status || status === 429 || status >= 500) { // the network, or chatd busy: again later
         const wait = Number(xhr.getResponseHeader("Retry-After")) * 1000 || backoff(a.tries = (a.tries || 0) + 1);
-        a.until = Date.now() + wait;
-        setTimeout(() => this.flush(), wait);
+        const due = a.until = Date.now() + wait;
+        a.offline = !status; // the network: retried at once when the connection is back (up)
+        // The timer clears its own wait: it may fire a moment before Date.now() reaches `due`.
+        setTimeout(() => { if (a.until === due) a.until = 0; this.flush(); }, wait);
       } else {
         // chatd's own words name what it found (the type, the size against its limit); a proxy's
         // bare 413 (its own body limit, below chatd's) is still "too big"
